@@ -1,0 +1,3 @@
+from infou_catalog.main import run
+
+run()

@@ -1,0 +1,55 @@
+"""catalog-service process: `python -m infou_catalog [serve|migrate|seed]`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from infou_catalog.grpc_api import CatalogServicer
+from infou_catalog.models import SCHEMA, outbox
+from infou_catalog.seed import SEED_DIR, apply_seed, load_seed
+from infou_catalog.settings import CatalogSettings
+from infou_libs.db import create_engine, session_factory, unit_of_work
+from infou_libs.grpc_server import Registration
+from infou_libs.runtime import Runtime, ServiceSpec, main, migrate
+from infou_libs.settings import CommonSettings
+from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def build(rt: Runtime) -> Sequence[Registration]:
+    return [
+        (
+            catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
+            CatalogServicer(rt.sessions),
+            catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+        )
+    ]
+
+
+async def seed_command(settings: CommonSettings) -> None:
+    """Migrates, then loads the seed files (idempotent)."""
+    await migrate(SPEC, settings)
+    seed_dir = settings.catalog_seed_dir if isinstance(settings, CatalogSettings) else None
+    seed = load_seed(seed_dir or SEED_DIR)
+    engine = create_engine(settings.database_url, SCHEMA, pool_size=1)
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            await apply_seed(session, seed)
+    finally:
+        await engine.dispose()
+
+
+SPEC = ServiceSpec(
+    name="catalog",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    commands={"seed": seed_command},
+)
+
+
+def run() -> None:
+    main(SPEC, CatalogSettings)

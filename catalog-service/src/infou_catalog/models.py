@@ -1,0 +1,89 @@
+"""catalog schema: levels, main topics, curated sub-topics (PRD §4.1, §4.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from infou_libs.db import make_base
+from infou_libs.outbox import outbox_tables
+
+SCHEMA = "catalog"
+Base = make_base(SCHEMA)
+outbox, processed_events = outbox_tables(Base.metadata)
+
+
+class Level(Base):
+    __tablename__ = "levels"
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    description: Mapped[str | None] = mapped_column(Text)
+    target_audience: Mapped[str | None] = mapped_column(Text)
+    characteristics: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    estimated_hours_per_week: Mapped[int | None] = mapped_column(Integer)
+    order_num: Mapped[int] = mapped_column(Integer, unique=True)
+
+
+class MainTopic(Base):
+    __tablename__ = "main_topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(30))
+    estimated_learning_time: Mapped[str | None] = mapped_column(String(30))
+    difficulty_range: Mapped[list[str]] = mapped_column(ARRAY(String(20)), default=list)
+    popularity_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
+    total_learners: Mapped[int] = mapped_column(Integer, default=0)
+    avg_completion_rate: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
+    generated_subtopic_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        Index("idx_main_topics_category_popularity", "category", popularity_score.desc()),
+    )
+
+
+class CuratedSubTopic(Base):
+    __tablename__ = "curated_sub_topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    main_topic_id: Mapped[int] = mapped_column(ForeignKey("main_topics.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    learning_outcomes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    prerequisites: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    levels: Mapped[list[str]] = mapped_column(ARRAY(String(20)), default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
+    usage_count: Mapped[int] = mapped_column(Integer, default=0)
+    avg_rating: Mapped[Decimal] = mapped_column(Numeric(2, 1), default=Decimal("0"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("main_topic_id", "slug", name="unique_main_curated_slug"),
+        Index("idx_curated_subtopics_main_usage", "main_topic_id", usage_count.desc()),
+    )

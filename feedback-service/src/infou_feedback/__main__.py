@@ -1,0 +1,3 @@
+from infou_feedback.main import run
+
+run()

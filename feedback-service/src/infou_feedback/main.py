@@ -1,0 +1,34 @@
+"""feedback-service process: `python -m infou_feedback [serve|migrate]`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from infou_feedback.grpc_api import FeedbackServicer
+from infou_feedback.models import SCHEMA, outbox
+from infou_feedback.settings import FeedbackSettings
+from infou_libs.grpc_server import Registration
+from infou_libs.runtime import Runtime, ServiceSpec, main
+from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def build(rt: Runtime) -> Sequence[Registration]:
+    return [
+        (
+            feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
+            FeedbackServicer(rt.sessions),
+            feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
+        )
+    ]
+
+
+SPEC = ServiceSpec(
+    name="feedback", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+)
+
+
+def run() -> None:
+    main(SPEC, FeedbackSettings)

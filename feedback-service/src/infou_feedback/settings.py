@@ -1,0 +1,9 @@
+"""feedback-service settings (prefix INFOU_)."""
+
+from __future__ import annotations
+
+from infou_libs.settings import CommonSettings
+
+
+class FeedbackSettings(CommonSettings):
+    service_name: str = "feedback"

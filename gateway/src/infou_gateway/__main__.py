@@ -1,0 +1,3 @@
+from infou_gateway.main import run
+
+run()

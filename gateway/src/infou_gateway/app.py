@@ -1,0 +1,89 @@
+"""The FastAPI application: the public REST/WebSocket contract in front of the gRPC services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.responses import Response
+
+from infou_gateway import errors
+from infou_gateway.cache import ResponseCache
+from infou_gateway.clients import ServiceClients
+from infou_gateway.events import cache_invalidation_consumer
+from infou_gateway.observability import record_request
+from infou_gateway.routes import health, levels
+from infou_gateway.settings import GatewaySettings
+from infou_gateway.state import GatewayState
+from infou_libs.db import asyncpg_url
+from infou_libs.logging import get_logger
+from infou_libs.messaging import DurableConsumer, connect, ensure_streams
+from infou_libs.messaging import close as close_nats
+
+log = get_logger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clients = ServiceClients(settings)
+        cache = ResponseCache(
+            Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
+            enabled=settings.cache_enabled,
+        )
+        db = create_async_engine(asyncpg_url(settings.database_url), poolclass=pool.NullPool)
+        nc = None
+        consumer: DurableConsumer | None = None
+        try:
+            nc = await connect(settings.nats_url, "infou-gateway")
+            js = nc.jetstream()
+            await ensure_streams(js)
+            consumer = cache_invalidation_consumer(js, cache)
+            await consumer.start()
+        except Exception as exc:  # the gateway serves without NATS; /health names it
+            log.error("nats_unavailable_at_start", error=str(exc))
+        app.state.gateway = GatewayState(settings, clients, cache, nc, db)
+        log.info("gateway_ready", port=settings.port)
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            if nc is not None:
+                await close_nats(nc)
+            await clients.close()
+            await cache.redis.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="InfoU API",
+        version=settings.version,
+        description="Personalised LLM-written curricula at five levels, generated in the background.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
+    app.middleware("http")(record_request)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(levels.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health")
+    return app

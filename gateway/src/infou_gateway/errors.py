@@ -1,0 +1,92 @@
+"""The one place where failures become HTTP: gRPC status → HTTP status and a JSON body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from infou_libs.logging import get_logger
+
+log = get_logger(__name__)
+
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.OUT_OF_RANGE: 410,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+}
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    error.update(extra)
+    return {"error": error}
+
+
+def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
+    for k, v in exc.trailing_metadata() or ():
+        if k == key:
+            return str(v)
+    return ""
+
+
+def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
+    status = GRPC_TO_HTTP.get(exc.code(), 502)
+    code = _trailer(exc, ERROR_CODE_KEY) or exc.code().name
+    field = _trailer(exc, ERROR_FIELD_KEY) or None
+    message = exc.details() or exc.code().name
+    if status >= 500:
+        log.warning("upstream_error", grpc_code=exc.code().name, error=message)
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            code, message = "SERVICE_UNAVAILABLE", "a backend service is unavailable"
+        elif status == 502:
+            code, message = "UPSTREAM_ERROR", "a backend service failed"
+    return JSONResponse(error_body(code, message, field), status_code=status)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def on_grpc_error(_request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        return grpc_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ()))
+        details = [
+            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", ""))}
+            for e in errors
+        ]
+        body = error_body("VALIDATION_ERROR", f"{field}: {first.get('msg')}", field, details=details)
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def on_unhandled(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error=str(exc))
+        return JSONResponse(error_body("INTERNAL_ERROR", "internal error"), status_code=500)

@@ -1,0 +1,31 @@
+"""Gateway settings (prefix INFOU_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from infou_libs.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    service_name: str = "gateway"
+    version: str = "2.0.0"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    catalog_addr: str = "127.0.0.1:50051"
+    session_addr: str = "127.0.0.1:50052"
+    generation_addr: str = "127.0.0.1:50053"
+    feedback_addr: str = "127.0.0.1:50054"
+    realtime_addr: str = "127.0.0.1:50055"
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+    health_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
+    cache_enabled: bool = True
+
+    def service_addresses(self) -> dict[str, str]:
+        return {
+            "catalog": self.catalog_addr,
+            "session": self.session_addr,
+            "generation": self.generation_addr,
+            "feedback": self.feedback_addr,
+            "realtime": self.realtime_addr,
+        }

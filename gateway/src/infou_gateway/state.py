@@ -1,0 +1,31 @@
+"""What the gateway holds while it runs, reachable from routes through FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from nats.aio.client import Client as NATS
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infou_gateway.cache import ResponseCache
+from infou_gateway.clients import ServiceClients
+from infou_gateway.settings import GatewaySettings
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    clients: ServiceClients
+    cache: ResponseCache
+    nc: NATS | None
+    db: AsyncEngine
+
+
+def _state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+State = Annotated[GatewayState, Depends(_state)]

@@ -1,0 +1,3 @@
+from infou_generation.main import run
+
+run()

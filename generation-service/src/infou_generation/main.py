@@ -1,0 +1,43 @@
+"""generation-service process: `python -m infou_generation [serve|migrate]`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from infou_generation.grpc_api import GenerationServicer
+from infou_generation.models import SCHEMA, outbox
+from infou_generation.settings import GenerationSettings
+from infou_generation.workers import WorkerPresence
+from infou_libs.grpc_server import Registration
+from infou_libs.runtime import Runtime, ServiceSpec, main
+from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def build(rt: Runtime) -> Sequence[Registration]:
+    settings = rt.settings
+    assert isinstance(settings, GenerationSettings)
+    presence = WorkerPresence(
+        rt.sessions, settings.worker_concurrency, settings.worker_heartbeat_seconds
+    )
+    rt.tasks.append(asyncio.create_task(presence.run(), name="worker-presence"))
+    rt.closers.append(presence.leave)
+    return [
+        (
+            generation_pb2_grpc.add_GenerationServiceServicer_to_server,
+            GenerationServicer(rt.sessions, rt.js, settings),
+            generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
+        )
+    ]
+
+
+SPEC = ServiceSpec(
+    name="generation", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+)
+
+
+def run() -> None:
+    main(SPEC, GenerationSettings)

@@ -1,0 +1,52 @@
+"""`infou`: the project's command line (run the stack, make migrations)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+SERVICES = ("catalog", "session", "generation", "feedback", "realtime")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="infou", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start engines and every service; Ctrl-C stops all")
+    up.add_argument("--port", type=int, default=None, help="gateway port (default 8000)")
+    up.add_argument("--data-dir", type=Path, default=None, help="engine data (default .infou)")
+    rev = sub.add_parser("revision", help="autogenerate an Alembic revision for a service")
+    rev.add_argument("service", choices=SERVICES)
+    rev.add_argument("-m", "--message", required=True)
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        from infou_libs.logging import configure_logging
+        from infou_libs.stack import run_up
+
+        configure_logging("stack", json=False)
+        sys.exit(run_up(port=args.port, data_dir=args.data_dir))
+    if args.command == "revision":
+        _revision(args.service, args.message)
+
+
+def _revision(service: str, message: str) -> None:
+    """Compares the service's models with its migrations on a throw-away embedded database."""
+    from infou_libs import engines, migrations
+
+    module = importlib.import_module(f"infou_{service}.main")
+    spec = module.SPEC
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = engines.start_postgres(Path(tmp) / "pg", fast=True)
+        try:
+            url = asyncio.run(engines.ensure_database(pg.url, "infou"))
+            migrations.revision(spec.migrations_dir, url, spec.schema, message)
+        finally:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()

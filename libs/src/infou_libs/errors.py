@@ -1,0 +1,66 @@
+"""Domain errors: raised by services, turned into gRPC status by one interceptor."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DomainError(Exception):
+    """Base of every error a use case may raise on purpose."""
+
+    status = grpc.StatusCode.INTERNAL
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class NotFound(DomainError):
+    status = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
+
+
+class InvalidArgument(DomainError):
+    status = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
+
+
+class AlreadyExists(DomainError):
+    status = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
+
+
+class Unauthenticated(DomainError):
+    status = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
+
+
+class FailedPrecondition(DomainError):
+    status = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
+
+
+class Gone(DomainError):
+    """The resource existed but has expired (HTTP 410)."""
+
+    status = grpc.StatusCode.OUT_OF_RANGE
+    code = "GONE"
+
+
+class BudgetExceeded(DomainError):
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "LLM_BUDGET_EXCEEDED"
+
+
+class RateLimited(DomainError):
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RATE_LIMITED"
+
+
+# Trailing-metadata keys that carry the error's machine-readable parts to the gateway.
+ERROR_CODE_KEY = "infou-error-code"
+ERROR_FIELD_KEY = "infou-error-field"

@@ -1,0 +1,274 @@
+"""NATS and JetStream: connection, streams, publishing with ids, durable pull consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from google.protobuf.message import Message
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from infou_libs.logging import get_logger
+from infou_libs.metrics import EVENTS_CONSUMED
+from infou_libs.telemetry import extract_context, inject_headers, tracer
+
+log = get_logger(__name__)
+
+EVENT_ID_HEADER = "Infou-Event-Id"
+MSG_ID_HEADER = "Nats-Msg-Id"
+EVENTS_STREAM = "EVENTS"
+JOBS_STREAM = "JOBS"
+# A retry happens after these many seconds; len() + 1 deliveries at most (3 retries).
+RETRY_BACKOFF_SECONDS: tuple[float, ...] = (1.0, 4.0, 16.0)
+
+STREAMS: tuple[StreamConfig, ...] = (
+    StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=["events.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * 24 * 3600,
+        duplicate_window=120,
+        discard=DiscardPolicy.OLD,
+    ),
+    StreamConfig(
+        name=JOBS_STREAM,
+        subjects=["jobs.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120,
+    ),
+)
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connects with endless reconnects; every state change is logged."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc))
+
+    async def on_disconnect() -> None:
+        log.warning("nats_disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected")
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+async def close(nc: NATS, timeout: float = 5.0) -> None:
+    """Drains the connection (in-flight messages finish), closing it hard after `timeout`."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Declares the EVENTS and JOBS streams (idempotent; updates a changed config)."""
+    for config in STREAMS:
+        assert config.name is not None
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    payload: Message | bytes,
+    *,
+    event_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Publishes to JetStream; the event id doubles as Nats-Msg-Id for de-duplication."""
+    event_id = event_id or new_event_id()
+    data = payload if isinstance(payload, bytes) else payload.SerializeToString()
+    all_headers = inject_headers(headers)
+    all_headers[EVENT_ID_HEADER] = event_id
+    all_headers[MSG_ID_HEADER] = event_id
+    await js.publish(subject, data, headers=all_headers)
+
+
+def event_id_of(msg: Msg) -> str:
+    headers = msg.headers or {}
+    return headers.get(EVENT_ID_HEADER) or headers.get(MSG_ID_HEADER) or ""
+
+
+class PermanentError(Exception):
+    """A message that can never succeed: terminated at once, not retried."""
+
+
+Handler = Callable[[Msg], Awaitable[None]]
+ExhaustedHandler = Callable[[Msg, BaseException], Awaitable[None]]
+
+
+@dataclass
+class DurableConsumer:
+    """A durable pull consumer: ack on success, delayed NAK with backoff, TERM when exhausted."""
+
+    js: JetStreamContext
+    stream: str
+    durable: str
+    subjects: Sequence[str]
+    handler: Handler
+    on_exhausted: ExhaustedHandler | None = None
+    concurrency: int = 1
+    ack_wait: float = 30.0
+    backoff: tuple[float, ...] = RETRY_BACKOFF_SECONDS
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _sub: JetStreamContext.PullSubscription | None = None
+
+    @property
+    def max_deliver(self) -> int:
+        return len(self.backoff) + 1
+
+    def config(self) -> ConsumerConfig:
+        subjects = list(self.subjects)
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            max_ack_pending=max(64, self.concurrency * 4),
+        )
+
+    async def start(self) -> None:
+        sub = await self.js.pull_subscribe(
+            subject=self.subjects[0] if len(self.subjects) == 1 else "",
+            durable=self.durable,
+            stream=self.stream,
+            config=self.config(),
+        )
+        self._sub = sub
+        for i in range(self.concurrency):
+            self._tasks.append(asyncio.create_task(self._loop(sub), name=f"{self.durable}-{i}"))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sub.unsubscribe(), 2.0)
+            self._sub = None
+
+    async def _loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(1, timeout=1.0)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer_fetch_failed", consumer=self.durable, error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                await self._handle(msg)
+
+    async def _handle(self, msg: Msg) -> None:
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        keepalive = asyncio.create_task(self._keep_in_progress(msg))
+        span_ctx = extract_context(msg.headers)
+        try:
+            with tracer(__name__).start_as_current_span(
+                f"consume {msg.subject}", context=span_ctx
+            ):
+                await self.handler(msg)
+        except asyncio.CancelledError:
+            # Shutdown mid-job: leave the message un-acked; JetStream redelivers it.
+            raise
+        except PermanentError as exc:
+            EVENTS_CONSUMED.labels(self.durable, "failed").inc()
+            log.error("message_rejected", consumer=self.durable, subject=msg.subject, error=str(exc))
+            await msg.term()
+            if self.on_exhausted:
+                await self.on_exhausted(msg, exc)
+        except Exception as exc:
+            EVENTS_CONSUMED.labels(self.durable, "failed").inc()
+            if delivered >= self.max_deliver:
+                log.error(
+                    "message_retries_exhausted",
+                    consumer=self.durable,
+                    subject=msg.subject,
+                    delivered=delivered,
+                    error=str(exc),
+                )
+                await msg.term()
+                if self.on_exhausted:
+                    await self.on_exhausted(msg, exc)
+            else:
+                delay = self.backoff[min(delivered - 1, len(self.backoff) - 1)]
+                log.warning(
+                    "message_retry_scheduled",
+                    consumer=self.durable,
+                    subject=msg.subject,
+                    delivered=delivered,
+                    retry_in_s=delay,
+                    error=str(exc),
+                )
+                await msg.nak(delay=delay)
+        else:
+            await msg.ack()
+        finally:
+            keepalive.cancel()
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        # Long LLM calls outlive ack_wait; tell JetStream the job is alive.
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
+async def pending_messages(js: JetStreamContext, stream: str) -> int:
+    """Messages stored in a stream (for a work queue: jobs not yet done)."""
+    info = await js.stream_info(stream)
+    return int(info.state.messages)
+
+
+def headers_of(msg: Msg) -> dict[str, Any]:
+    return dict(msg.headers or {})

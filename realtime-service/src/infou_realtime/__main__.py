@@ -1,0 +1,3 @@
+from infou_realtime.main import run
+
+run()

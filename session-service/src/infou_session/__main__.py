@@ -1,0 +1,3 @@
+from infou_session.main import run
+
+run()
