@@ -17,7 +17,8 @@ def test_free_text_loses_embedded_personal_data() -> None:
     assert "kim.minsu" not in masked
     assert "1234-5678" not in masked
     assert "abcdefghijklmnop" not in masked
-    assert "mail" in masked and "call" in masked
+    assert "mail" in masked
+    assert "call" in masked
 
 
 def test_nested_structures_are_masked() -> None:
@@ -28,8 +29,11 @@ def test_nested_structures_are_masked() -> None:
 def test_log_line_is_json_with_prd_fields_and_masked(capsys) -> None:
     configure_logging("gateway", "INFO", json=True)
     get_logger("t").info(
-        "feedback_received", endpoint="/articles/1/feedback", session_id="sess_1",
-        comments="제 이메일은 a@b.com 입니다", duration_ms=12,
+        "feedback_received",
+        endpoint="/articles/1/feedback",
+        session_id="sess_1",
+        comments="제 이메일은 a@b.com 입니다",
+        duration_ms=12,
     )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     record = json.loads(line)

@@ -24,7 +24,9 @@ def _tables(schema: str) -> tuple[MetaData, Table, Table, Table]:
     return md, outbox, processed, counter
 
 
-async def _make_schema(database_url: str, schema: str) -> tuple[async_sessionmaker[AsyncSession], Table, Table, Table]:
+async def _make_schema(
+    database_url: str, schema: str
+) -> tuple[async_sessionmaker[AsyncSession], Table, Table, Table]:
     md, outbox, processed, counter = _tables(schema)
     engine = create_engine(database_url, schema, pool_size=2)
     async with engine.begin() as conn:
@@ -42,7 +44,9 @@ async def nats(nats_url: str) -> AsyncIterator[tuple]:
     await nc.close()
 
 
-async def test_event_flows_once_from_one_schema_to_another(database_url: str, nats_url: str, nats) -> None:
+async def test_event_flows_once_from_one_schema_to_another(
+    database_url: str, nats_url: str, nats
+) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.session_created"
@@ -64,17 +68,22 @@ async def test_event_flows_once_from_one_schema_to_another(database_url: str, na
     await relay.start()
     try:
         # A rolled-back use case leaves no event behind.
-        with pytest.raises(RuntimeError):
+        async def failing_use_case() -> None:
             async with unit_of_work(producer) as s:
                 await add_event(s, outbox, subject, events_pb2.SessionCreated(session_id="sess_x"))
                 raise RuntimeError("use case failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_use_case()
         async with unit_of_work(producer) as s:
             event_id = await add_event(
                 s, outbox, subject, events_pb2.SessionCreated(session_id="sess_1")
             )
         # The same event delivered again (a relay crash before marking it sent) changes nothing.
         await asyncio.sleep(0.2)
-        await publish(js, subject, events_pb2.SessionCreated(session_id="sess_1"), event_id=event_id)
+        await publish(
+            js, subject, events_pb2.SessionCreated(session_id="sess_1"), event_id=event_id
+        )
 
         async def value() -> int:
             async with consumer_sessions() as s:
@@ -114,8 +123,13 @@ async def test_failing_handler_is_retried_then_reported(nats) -> None:
         exhausted.set_result(str(exc))
 
     consumer = DurableConsumer(
-        js, EVENTS_STREAM, f"flaky-{suffix}", [subject], handler,
-        on_exhausted=on_exhausted, backoff=(0.1, 0.2, 0.3),
+        js,
+        EVENTS_STREAM,
+        f"flaky-{suffix}",
+        [subject],
+        handler,
+        on_exhausted=on_exhausted,
+        backoff=(0.1, 0.2, 0.3),
     )
     await consumer.start()
     try:

@@ -17,13 +17,18 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from infou_libs.db import make_base
+from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "catalog"
-Base = make_base(SCHEMA)
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
 outbox, processed_events = outbox_tables(Base.metadata)
 
 
@@ -53,7 +58,9 @@ class MainTopic(Base):
     total_learners: Mapped[int] = mapped_column(Integer, default=0)
     avg_completion_rate: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     generated_subtopic_count: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -78,7 +85,9 @@ class CuratedSubTopic(Base):
     quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
     avg_rating: Mapped[Decimal] = mapped_column(Numeric(2, 1), default=Decimal("0"))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

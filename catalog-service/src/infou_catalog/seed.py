@@ -81,7 +81,7 @@ class CatalogSeed(BaseModel):
     @model_validator(mode="after")
     def _unique(self) -> CatalogSeed:
         for what, keys in (
-            ("level code", [lv.code for lv in self.levels]),
+            ("level code", [str(lv.code) for lv in self.levels]),
             ("level order", [str(lv.order) for lv in self.levels]),
             ("main topic slug", [t.slug for t in self.main_topics]),
             ("sub-topic slug", [s.slug for t in self.main_topics for s in t.sub_topics]),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_feedback import service
 from infou_feedback.models import SessionAnalytics
+from infou_libs.errors import Unimplemented
+from infou_libs.grpc_server import Context
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 
 
@@ -34,8 +35,18 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         self._sessions = sessions
 
     async def GetAnalytics(
-        self, request: feedback_pb2.GetAnalyticsRequest, context: grpc.aio.ServicerContext
+        self, request: feedback_pb2.GetAnalyticsRequest, context: Context
     ) -> feedback_pb2.SessionAnalytics:
         async with self._sessions() as session:
             analytics = await service.session_analytics(session, request.session_id)
         return analytics_to_proto(analytics)
+
+    async def SubmitFeedback(
+        self, request: feedback_pb2.SubmitFeedbackRequest, context: Context
+    ) -> feedback_pb2.Feedback:
+        raise Unimplemented("SubmitFeedback is not built yet (issue #6, feedback)")
+
+    async def RecordProgress(
+        self, request: feedback_pb2.RecordProgressRequest, context: Context
+    ) -> feedback_pb2.ProgressEntry:
+        raise Unimplemented("RecordProgress is not built yet (issue #6, feedback)")

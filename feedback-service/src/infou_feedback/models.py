@@ -6,13 +6,18 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import DateTime, Integer, Numeric, String, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from infou_libs.db import make_base
+from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "feedback"
-Base = make_base(SCHEMA)
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
 outbox, processed_events = outbox_tables(Base.metadata)
 
 

@@ -67,7 +67,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(
         title="InfoU API",
         version=settings.version,
-        description="Personalised LLM-written curricula at five levels, generated in the background.",
+        description="Personalised LLM-written curricula at five levels, written in the background.",
         lifespan=lifespan,
     )
     app.add_middleware(

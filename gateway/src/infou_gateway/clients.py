@@ -19,7 +19,7 @@ from infou_protos.realtime.v1 import realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
 
 
-class _ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc,type-arg]
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:
@@ -43,7 +43,8 @@ class ServiceClients:
         self.deadline = settings.grpc_deadline_seconds
         self.channels: dict[str, grpc.aio.Channel] = {
             name: grpc.aio.insecure_channel(
-                addr, interceptors=[*aio_client_interceptors(), _ClientMetrics()]
+                addr,
+                interceptors=[*aio_client_interceptors(), _ClientMetrics()],  # type: ignore[no-untyped-call,list-item]
             )
             for name, addr in settings.service_addresses().items()
         }
@@ -60,8 +61,10 @@ class ServiceClients:
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         except grpc.aio.AioRpcError:
             return "unavailable"
-        return "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not_serving"
+        return (
+            "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not_serving"
+        )
 
     async def close(self) -> None:
         for channel in self.channels.values():
-            await channel.close()
+            await channel.close(grace=None)

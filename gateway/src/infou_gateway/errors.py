@@ -39,9 +39,10 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
 
 
 def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    for k, v in exc.trailing_metadata() or ():
-        if k == key:
-            return str(v)
+    metadata: Any = exc.trailing_metadata() or ()
+    for item in metadata:
+        if item[0] == key:
+            return str(item[1])
     return ""
 
 
@@ -59,7 +60,7 @@ def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
     return JSONResponse(error_body(code, message, field), status_code=status)
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+def _field_of(loc: Any) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
@@ -75,10 +76,11 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_of(first.get("loc", ()))
         details = [
-            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", ""))}
-            for e in errors
+            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in errors
         ]
-        body = error_body("VALIDATION_ERROR", f"{field}: {first.get('msg')}", field, details=details)
+        body = error_body(
+            "VALIDATION_ERROR", f"{field}: {first.get('msg')}", field, details=details
+        )
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infou_gateway.cache import ResponseCache
@@ -19,7 +19,7 @@ class GatewayState:
     settings: GatewaySettings
     clients: ServiceClients
     cache: ResponseCache
-    nc: NATS | None
+    nc: NatsClient | None
     db: AsyncEngine
 
 

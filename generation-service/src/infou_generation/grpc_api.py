@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import grpc
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import service
 from infou_generation.settings import GenerationSettings
+from infou_libs.errors import Unimplemented
+from infou_libs.grpc_server import Context
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
 
@@ -23,7 +24,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self._settings = settings
 
     async def GetEngineStatus(
-        self, request: generation_pb2.GetEngineStatusRequest, context: grpc.aio.ServicerContext
+        self, request: generation_pb2.GetEngineStatusRequest, context: Context
     ) -> generation_pb2.EngineStatus:
         async with self._sessions() as session:
             status = await service.engine_status(
@@ -37,3 +38,18 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             workers_alive=status.workers_alive,
             pending_jobs=status.pending_jobs,
         )
+
+    async def RequestSubTopics(
+        self, request: generation_pb2.RequestSubTopicsRequest, context: Context
+    ) -> generation_pb2.RequestSubTopicsResponse:
+        raise Unimplemented("RequestSubTopics is not built yet (issue #4, generation engine)")
+
+    async def GetSubTopicGeneration(
+        self, request: generation_pb2.GetSubTopicGenerationRequest, context: Context
+    ) -> generation_pb2.SubTopicGeneration:
+        raise Unimplemented("GetSubTopicGeneration is not built yet (issue #4, generation engine)")
+
+    async def GetGeneratedSubTopics(
+        self, request: generation_pb2.GetGeneratedSubTopicsRequest, context: Context
+    ) -> generation_pb2.GetGeneratedSubTopicsResponse:
+        raise Unimplemented("GetGeneratedSubTopics is not built yet (issue #4, generation engine)")

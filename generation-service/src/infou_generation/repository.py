@@ -29,6 +29,8 @@ async def forget_worker(session: AsyncSession, worker_id: str) -> None:
 async def count_alive(session: AsyncSession, fresh_within: dt.timedelta) -> int:
     cutoff = func.now() - fresh_within
     count = await session.scalar(
-        select(func.count()).select_from(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at > cutoff)
+        select(func.count())
+        .select_from(WorkerHeartbeat)
+        .where(WorkerHeartbeat.last_seen_at > cutoff)
     )
     return int(count or 0)

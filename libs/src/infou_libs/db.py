@@ -7,8 +7,12 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,15 +26,6 @@ NAMING_CONVENTION = {
 def schema_metadata(schema: str) -> MetaData:
     """MetaData for one service: its schema and the project's constraint naming convention."""
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
-
-
-def make_base(schema: str) -> type[DeclarativeBase]:
-    """A declarative base whose tables all live in the given schema."""
-
-    class Base(DeclarativeBase):
-        metadata = schema_metadata(schema)
-
-    return Base
 
 
 def asyncpg_url(url: str) -> str:

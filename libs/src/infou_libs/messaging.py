@@ -11,7 +11,7 @@ from typing import Any
 
 import nats
 from google.protobuf.message import Message
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -58,7 +58,7 @@ STREAMS: tuple[StreamConfig, ...] = (
 )
 
 
-async def connect(url: str, name: str) -> NATS:
+async def connect(url: str, name: str) -> NatsClient:
     """Connects with endless reconnects; every state change is logged."""
 
     async def on_error(exc: Exception) -> None:
@@ -82,7 +82,7 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
-async def close(nc: NATS, timeout: float = 5.0) -> None:
+async def close(nc: NatsClient, timeout: float = 5.0) -> None:
     """Drains the connection (in-flight messages finish), closing it hard after `timeout`."""
     try:
         await asyncio.wait_for(nc.drain(), timeout)
@@ -198,7 +198,7 @@ class DurableConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise
@@ -214,16 +214,16 @@ class DurableConsumer:
         keepalive = asyncio.create_task(self._keep_in_progress(msg))
         span_ctx = extract_context(msg.headers)
         try:
-            with tracer(__name__).start_as_current_span(
-                f"consume {msg.subject}", context=span_ctx
-            ):
+            with tracer(__name__).start_as_current_span(f"consume {msg.subject}", context=span_ctx):
                 await self.handler(msg)
         except asyncio.CancelledError:
             # Shutdown mid-job: leave the message un-acked; JetStream redelivers it.
             raise
         except PermanentError as exc:
             EVENTS_CONSUMED.labels(self.durable, "failed").inc()
-            log.error("message_rejected", consumer=self.durable, subject=msg.subject, error=str(exc))
+            log.error(
+                "message_rejected", consumer=self.durable, subject=msg.subject, error=str(exc)
+            )
             await msg.term()
             if self.on_exhausted:
                 await self.on_exhausted(msg, exc)

@@ -23,7 +23,9 @@ EVENTS_CONSUMED = Counter(
     ["consumer", "outcome"],
 )
 OUTBOX_PENDING = Gauge("infou_outbox_pending", "Outbox rows not yet relayed", ["service"])
-DEPENDENCY_UP = Gauge("infou_dependency_up", "1 when a dependency answers, 0 when not", ["dependency"])
+DEPENDENCY_UP = Gauge(
+    "infou_dependency_up", "1 when a dependency answers, 0 when not", ["dependency"]
+)
 
 
 def start_metrics_server(port: int) -> int:

@@ -224,13 +224,18 @@ class OutboxRelay:
             ).all()
             for row in rows:
                 await publish(
-                    self._js, row.subject, bytes(row.payload), event_id=row.event_id,
+                    self._js,
+                    row.subject,
+                    bytes(row.payload),
+                    event_id=row.event_id,
                     headers=dict(row.headers or {}),
                 )
                 EVENTS_PUBLISHED.labels(row.subject).inc()
             if rows:
                 await session.execute(
-                    update(o).where(o.c.id.in_([r.id for r in rows])).values(published_at=func.now())
+                    update(o)
+                    .where(o.c.id.in_([r.id for r in rows]))
+                    .values(published_at=func.now())
                 )
             pending = await session.scalar(
                 select(func.count()).select_from(o).where(o.c.published_at.is_(None))

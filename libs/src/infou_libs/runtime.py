@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nats.aio.client import Client as NATS
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -37,7 +37,7 @@ class Runtime:
     settings: CommonSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    nc: NATS
+    nc: NatsClient
     js: JetStreamContext
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -53,7 +53,9 @@ class ServiceSpec:
     outbox: Table
     build: Callable[[Runtime], Awaitable[Sequence[Registration]]]
     consumers: Callable[[Runtime], Sequence[DurableConsumer]] = lambda _rt: ()
-    commands: dict[str, Callable[[CommonSettings], Awaitable[None]]] = field(default_factory=dict)
+    commands: dict[str, Callable[[CommonSettings], Coroutine[Any, Any, None]]] = field(
+        default_factory=dict
+    )
 
 
 async def migrate(spec: ServiceSpec, settings: CommonSettings) -> None:
@@ -64,7 +66,9 @@ async def migrate(spec: ServiceSpec, settings: CommonSettings) -> None:
 async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event) -> None:
     """Runs the service until `stop` is set, then shuts down in reverse order."""
     await migrate(spec, settings)
-    engine = create_engine(settings.database_url, spec.schema, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url, spec.schema, pool_size=settings.database_pool_size
+    )
     nc = await connect(settings.nats_url, f"infou-{spec.name}")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -115,7 +119,9 @@ async def _watch_dependencies(rt: Runtime, server: GrpcServer, interval: float =
         await asyncio.sleep(interval)
 
 
-def main(spec: ServiceSpec, settings_cls: type[CommonSettings], argv: Sequence[str] | None = None) -> None:
+def main(
+    spec: ServiceSpec, settings_cls: type[CommonSettings], argv: Sequence[str] | None = None
+) -> None:
     """`python -m infou_<name> [serve|migrate|<command>]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "serve"

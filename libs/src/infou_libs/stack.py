@@ -63,6 +63,7 @@ class Stack:
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
     _supervisor: asyncio.Task[None] | None = None
+    _background: set[asyncio.Future[None]] = field(default_factory=set)
 
     @property
     def gateway_url(self) -> str:
@@ -83,16 +84,27 @@ class Stack:
         for name in SERVICES:
             port = engines.free_port()
             addrs[name] = f"127.0.0.1:{port}"
-            self._add(ChildSpec(name, [sys.executable, "-m", f"infou_{name}"], env | {
-                "INFOU_GRPC_PORT": str(port),
-                "INFOU_METRICS_PORT": str(engines.free_port()),
-                "INFOU_SERVICE_NAME": name,
-            }))
-        gateway_env = env | {f"INFOU_{n.upper()}_ADDR": a for n, a in addrs.items()} | {
-            "INFOU_PORT": str(self.gateway_port),
-            "INFOU_HOST": "127.0.0.1",
-            "INFOU_SERVICE_NAME": "gateway",
-        }
+            self._add(
+                ChildSpec(
+                    name,
+                    [sys.executable, "-m", f"infou_{name}"],
+                    env
+                    | {
+                        "INFOU_GRPC_PORT": str(port),
+                        "INFOU_METRICS_PORT": str(engines.free_port()),
+                        "INFOU_SERVICE_NAME": name,
+                    },
+                )
+            )
+        gateway_env = (
+            env
+            | {f"INFOU_{n.upper()}_ADDR": a for n, a in addrs.items()}
+            | {
+                "INFOU_PORT": str(self.gateway_port),
+                "INFOU_HOST": "127.0.0.1",
+                "INFOU_SERVICE_NAME": "gateway",
+            }
+        )
         self._add(ChildSpec("gateway", [sys.executable, "-m", "infou_gateway"], gateway_env))
         for spec in self.extra_children:
             self._add(ChildSpec(spec.name, spec.args, gateway_env | spec.env))
@@ -191,10 +203,11 @@ class Stack:
                 delay = min(30.0, 2 ** (child.restarts - 1))
                 self._say("stack", f"restarting {child.spec.name} in {delay:.0f}s")
                 child.process = None
-                asyncio.get_running_loop().call_later(
-                    delay, lambda c=child: asyncio.ensure_future(self._respawn(c))
-                )
+                asyncio.get_running_loop().call_later(delay, self._schedule_respawn, child)
             await asyncio.sleep(0.5)
+
+    def _schedule_respawn(self, child: Child) -> None:
+        self._background.add(asyncio.ensure_future(self._respawn(child)))
 
     async def _respawn(self, child: Child) -> None:
         if not self._stopping and child.process is None:

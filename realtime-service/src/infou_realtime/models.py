@@ -5,13 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from infou_libs.db import make_base
+from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "realtime"
-Base = make_base(SCHEMA)
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
 outbox, processed_events = outbox_tables(Base.metadata)
 
 
@@ -24,8 +29,12 @@ class WebsocketConnection(Base):
     gateway_id: Mapped[str | None] = mapped_column(String(100))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
-    connected_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    last_ping_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    connected_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_ping_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     disconnect_reason: Mapped[str | None] = mapped_column(String(50))
 

@@ -25,7 +25,9 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     ]
 
 
-SPEC = ServiceSpec(name="session", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build)
+SPEC = ServiceSpec(
+    name="session", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+)
 
 
 def run() -> None:

@@ -8,13 +8,18 @@ from typing import Any
 
 from sqlalchemy import DateTime, Index, Integer, Numeric, String, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from infou_libs.db import make_base
+from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "session"
-Base = make_base(SCHEMA)
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
 outbox, processed_events = outbox_tables(Base.metadata)
 
 ACTIVE_STATUSES = ("initializing", "generating", "ready", "active")
@@ -44,11 +49,11 @@ class LearningSession(Base):
     generation_total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     generation_cost_usd: Mapped[Decimal] = mapped_column(Numeric(8, 4), default=Decimal("0"))
     generation_duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    __table_args__ = (
-        Index("idx_learning_sessions_status_created", "status", created_at.desc()),
-    )
+    __table_args__ = (Index("idx_learning_sessions_status_created", "status", created_at.desc()),)

@@ -38,10 +38,18 @@ async def health(state: State) -> JSONResponse:
     results = await asyncio.gather(
         _bounded(ping(state.db), timeout, False),
         _bounded(state.cache.ping(), timeout, False),
-        _bounded(clients.generation.GetEngineStatus(
-            generation_pb2.GetEngineStatusRequest(), timeout=timeout), timeout, None),
-        _bounded(clients.session.GetSessionStats(
-            session_pb2.GetSessionStatsRequest(), timeout=timeout), timeout, None),
+        _bounded(
+            clients.generation.GetEngineStatus(
+                generation_pb2.GetEngineStatusRequest(), timeout=timeout
+            ),
+            timeout,
+            None,
+        ),
+        _bounded(
+            clients.session.GetSessionStats(session_pb2.GetSessionStatsRequest(), timeout=timeout),
+            timeout,
+            None,
+        ),
         *(_bounded(clients.health(name, timeout), timeout, "unavailable") for name in names),
     )
     db_up, redis_up, engine, stats = results[:4]
@@ -78,5 +86,3 @@ async def health(state: State) -> JSONResponse:
         degraded=degraded,
     )
     return JSONResponse(body.model_dump(), status_code=503 if degraded else 200)
-
-

@@ -24,7 +24,9 @@ async def list_levels(state: State) -> Any:
         return {
             "levels": [
                 MessageToDict(
-                    level, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+                    level,
+                    preserving_proto_field_name=True,
+                    always_print_fields_with_no_presence=True,
                 )
                 for level in reply.levels
             ]
