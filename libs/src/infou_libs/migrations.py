@@ -21,6 +21,7 @@ _MIGRATION_LOCK = 72_114_001
 def alembic_config(migrations_dir: Path, database_url: str, schema: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
     cfg.set_main_option("version_locations", str(migrations_dir / "versions"))
     cfg.attributes["database_url"] = database_url

@@ -59,6 +59,8 @@ class Stack:
     echo: bool = True
     restart: bool = True
     extra_children: list[ChildSpec] = field(default_factory=list)
+    database_name: str = DATABASE_NAME
+    log_file: Path | None = None
     embedded: list[engines.EmbeddedServer] = field(default_factory=list)
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
@@ -73,7 +75,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._start_engines)
         assert self.database_url is not None
-        self.database_url = await engines.ensure_database(self.database_url, DATABASE_NAME)
+        self.database_url = await engines.ensure_database(self.database_url, self.database_name)
         env = self._base_env()
         self._say("stack", f"database {mask_url(self.database_url)}")
         self._say("stack", f"nats     {self.nats_url}")
@@ -178,6 +180,9 @@ class Stack:
             self._say(name, line.decode(errors="replace").rstrip())
 
     def _say(self, name: str, text: str) -> None:
+        if self.log_file is not None:
+            with self.log_file.open("a", encoding="utf-8") as out:
+                out.write(f"{name:<10}| {text}\n")
         if not self.echo:
             return
         color = _COLORS[hash(name) % len(_COLORS)] if sys.stdout.isatty() else ""
