@@ -177,7 +177,9 @@ class ListMainTopicsRequest(_message.Message):
     popular: _builtins.bool
     """order by popularity_score"""
     limit: _builtins.int
+    """0: 20; 1..100"""
     page: _builtins.int
+    """0: 1; 1-based"""
     def __init__(
         self,
         *,
@@ -335,6 +337,7 @@ class ListCuratedSubTopicsRequest(_message.Message):
     level: _builtins.str
     """empty: every level"""
     limit: _builtins.int
+    """0: 20; 1..100"""
     def __init__(
         self,
         *,
@@ -372,6 +375,8 @@ Global___ListCuratedSubTopicsResponse: _TypeAlias = ListCuratedSubTopicsResponse
 
 @_typing.final
 class GetCuratedSubTopicsRequest(_message.Message):
+    """Unknown ids are left out of the reply (the caller compares); at most 100 ids."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int

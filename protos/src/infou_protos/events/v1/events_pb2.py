@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#infou_protos/events/v1/events.proto\x12\x0finfou.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n\x0e\x43\x61talogChanged\x12\x16\n\x0emain_topic_ids\x18\x01 \x03(\x05\x12\x16\n\x0elevels_changed\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x01\n\x0eSessionCreated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x1d\n\x15\x63urated_sub_topic_ids\x18\x03 \x03(\x05\x12\x1f\n\x17generated_sub_topic_ids\x18\x04 \x03(\x05\x12\r\n\x05level\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12SubTopicsGenerated\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x14GenerateSubTopicsJob\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"+\n\x15GenerateCurriculumJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\"<\n\x12GenerateArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\"b\n\x11\x43onvertArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_level\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xb3\x01\n\x11\x46\x65\x65\x64\x62\x61\x63kSubmitted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x1c\n\x14\x64ifficulty_perceived\x18\x04 \x01(\t\x12\x17\n\x0fprevious_rating\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x10ProgressRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\ntime_spent\x18\x04 \x01(\x05\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0fSessionProgress\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#infou_protos/events/v1/events.proto\x12\x0finfou.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0e\x43\x61talogChanged\x12\x16\n\x0emain_topic_ids\x18\x01 \x03(\x05\x12\x16\n\x0elevels_changed\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10main_topic_slugs\x18\x05 \x03(\t\"\xbb\x01\n\x0eSessionCreated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x1d\n\x15\x63urated_sub_topic_ids\x18\x03 \x03(\x05\x12\x1f\n\x17generated_sub_topic_ids\x18\x04 \x03(\x05\x12\r\n\x05level\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12SubTopicsGenerated\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x14GenerateSubTopicsJob\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"+\n\x15GenerateCurriculumJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\"<\n\x12GenerateArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\"b\n\x11\x43onvertArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_level\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xe8\x01\n\x11\x46\x65\x65\x64\x62\x61\x63kSubmitted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x1c\n\x14\x64ifficulty_perceived\x18\x04 \x01(\t\x12\x17\n\x0fprevious_rating\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmain_topic_id\x18\x07 \x01(\x05\x12\x1c\n\x14\x63urated_sub_topic_id\x18\x08 \x01(\x05\"\x8f\x01\n\x10ProgressRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\ntime_spent\x18\x04 \x01(\x05\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x17SessionAnalyticsUpdated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x17\n\x0f\x63ompletion_rate\x18\x03 \x01(\x01\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0fSessionProgress\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'infou_protos.events.v1.even
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CATALOGCHANGED']._serialized_start=90
-  _globals['_CATALOGCHANGED']._serialized_end=219
-  _globals['_SESSIONCREATED']._serialized_start=222
-  _globals['_SESSIONCREATED']._serialized_end=409
-  _globals['_SUBTOPICSGENERATED']._serialized_start=412
-  _globals['_SUBTOPICSGENERATED']._serialized_end=542
-  _globals['_GENERATESUBTOPICSJOB']._serialized_start=544
-  _globals['_GENERATESUBTOPICSJOB']._serialized_end=589
-  _globals['_GENERATECURRICULUMJOB']._serialized_start=591
-  _globals['_GENERATECURRICULUMJOB']._serialized_end=634
-  _globals['_GENERATEARTICLEJOB']._serialized_start=636
-  _globals['_GENERATEARTICLEJOB']._serialized_end=696
-  _globals['_CONVERTARTICLEJOB']._serialized_start=698
-  _globals['_CONVERTARTICLEJOB']._serialized_end=796
-  _globals['_FEEDBACKSUBMITTED']._serialized_start=799
-  _globals['_FEEDBACKSUBMITTED']._serialized_end=978
-  _globals['_PROGRESSRECORDED']._serialized_start=981
-  _globals['_PROGRESSRECORDED']._serialized_end=1124
-  _globals['_SESSIONPROGRESS']._serialized_start=1126
-  _globals['_SESSIONPROGRESS']._serialized_end=1214
+  _globals['_CATALOGCHANGED']._serialized_end=245
+  _globals['_SESSIONCREATED']._serialized_start=248
+  _globals['_SESSIONCREATED']._serialized_end=435
+  _globals['_SUBTOPICSGENERATED']._serialized_start=438
+  _globals['_SUBTOPICSGENERATED']._serialized_end=568
+  _globals['_GENERATESUBTOPICSJOB']._serialized_start=570
+  _globals['_GENERATESUBTOPICSJOB']._serialized_end=615
+  _globals['_GENERATECURRICULUMJOB']._serialized_start=617
+  _globals['_GENERATECURRICULUMJOB']._serialized_end=660
+  _globals['_GENERATEARTICLEJOB']._serialized_start=662
+  _globals['_GENERATEARTICLEJOB']._serialized_end=722
+  _globals['_CONVERTARTICLEJOB']._serialized_start=724
+  _globals['_CONVERTARTICLEJOB']._serialized_end=822
+  _globals['_FEEDBACKSUBMITTED']._serialized_start=825
+  _globals['_FEEDBACKSUBMITTED']._serialized_end=1057
+  _globals['_PROGRESSRECORDED']._serialized_start=1060
+  _globals['_PROGRESSRECORDED']._serialized_end=1203
+  _globals['_SESSIONANALYTICSUPDATED']._serialized_start=1206
+  _globals['_SESSIONANALYTICSUPDATED']._serialized_end=1348
+  _globals['_SESSIONPROGRESS']._serialized_start=1350
+  _globals['_SESSIONPROGRESS']._serialized_end=1438
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,8 @@ class CatalogChanged(_message.Message):
     Subjects: events.<context>.<fact> (durable), jobs.<kind> (work queue),
     progress.session.<id> (core NATS). The event id and traceparent travel in headers.
 
-    events.catalog.changed: curated data changed; caches of these topics are stale.
+    events.catalog.changed: curated data or its statistics changed; caches of these topics
+    (the main-topic list, each topic's detail and curated sub-topic lists) are stale.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -34,12 +35,18 @@ class CatalogChanged(_message.Message):
     LEVELS_CHANGED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_SLUGS_FIELD_NUMBER: _builtins.int
     levels_changed: _builtins.bool
     reason: _builtins.str
+    """seed | session_created | subtopics_generated | feedback | analytics"""
     @_builtins.property
     def main_topic_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def main_topic_slugs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """same topics as main_topic_ids, for slug-keyed caches"""
+
     def __init__(
         self,
         *,
@@ -47,10 +54,11 @@ class CatalogChanged(_message.Message):
         levels_changed: _builtins.bool = ...,
         reason: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        main_topic_slugs: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["levels_changed", b"levels_changed", "main_topic_ids", b"main_topic_ids", "occurred_at", b"occurred_at", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["levels_changed", b"levels_changed", "main_topic_ids", b"main_topic_ids", "main_topic_slugs", b"main_topic_slugs", "occurred_at", b"occurred_at", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -58,7 +66,9 @@ Global___CatalogChanged: _TypeAlias = CatalogChanged  # noqa: Y015
 
 @_typing.final
 class SessionCreated(_message.Message):
-    """events.session.created"""
+    """events.session.created: catalog adds 1 to the topic's total_learners and 1 to the
+    usage_count of each curated sub-topic (ids de-duplicated within one event).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -97,7 +107,9 @@ Global___SessionCreated: _TypeAlias = SessionCreated  # noqa: Y015
 
 @_typing.final
 class SubTopicsGenerated(_message.Message):
-    """events.generation.subtopics_generated"""
+    """events.generation.subtopics_generated: catalog adds `count` to the topic's
+    subtopic_count.generated.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -224,7 +236,12 @@ Global___ConvertArticleJob: _TypeAlias = ConvertArticleJob  # noqa: Y015
 
 @_typing.final
 class FeedbackSubmitted(_message.Message):
-    """events.feedback.submitted"""
+    """events.feedback.submitted: one learner's (= one session's) rating of one article.
+    A later event for the same (session_id, article_id) replaces the earlier rating.
+    catalog maps rating like -> 5, dislike -> 1 into the curated sub-topic's avg_rating
+    (1.0-5.0); it keeps the latest rating per (session_id, article_id) itself, so a replaced
+    rating never counts twice, even when the event it replaced was never seen.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -234,14 +251,22 @@ class FeedbackSubmitted(_message.Message):
     DIFFICULTY_PERCEIVED_FIELD_NUMBER: _builtins.int
     PREVIOUS_RATING_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    CURATED_SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     rating: _builtins.str
+    """like | dislike"""
     difficulty_perceived: _builtins.str
     previous_rating: _builtins.str
     """set when a rating replaced an earlier one"""
+    main_topic_id: _builtins.int
+    curated_sub_topic_id: _builtins.int
+    """0 when the article belongs to a generated sub-topic"""
     @_builtins.property
-    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """orders replacements; set it"""
+
     def __init__(
         self,
         *,
@@ -251,10 +276,12 @@ class FeedbackSubmitted(_message.Message):
         difficulty_perceived: _builtins.str = ...,
         previous_rating: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        main_topic_id: _builtins.int = ...,
+        curated_sub_topic_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "difficulty_perceived", b"difficulty_perceived", "occurred_at", b"occurred_at", "previous_rating", b"previous_rating", "rating", b"rating", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "curated_sub_topic_id", b"curated_sub_topic_id", "difficulty_perceived", b"difficulty_perceived", "main_topic_id", b"main_topic_id", "occurred_at", b"occurred_at", "previous_rating", b"previous_rating", "rating", b"rating", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -293,6 +320,43 @@ class ProgressRecorded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProgressRecorded: _TypeAlias = ProgressRecorded  # noqa: Y015
+
+@_typing.final
+class SessionAnalyticsUpdated(_message.Message):
+    """events.feedback.session_analytics_updated: a session's completion rate changed.
+    catalog keeps the latest rate per session; a topic's avg_completion_rate is the mean over
+    its sessions that reported one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    COMPLETION_RATE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    main_topic_id: _builtins.int
+    completion_rate: _builtins.float
+    """0.0 - 1.0"""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """orders updates; set it"""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        main_topic_id: _builtins.int = ...,
+        completion_rate: _builtins.float = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_rate", b"completion_rate", "main_topic_id", b"main_topic_id", "occurred_at", b"occurred_at", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionAnalyticsUpdated: _TypeAlias = SessionAnalyticsUpdated  # noqa: Y015
 
 @_typing.final
 class SessionProgress(_message.Message):
