@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from infou_catalog.events import statistics_consumers
 from infou_catalog.grpc_api import CatalogServicer
 from infou_catalog.models import SCHEMA, outbox
 from infou_catalog.seed import SEED_DIR, apply_seed, load_seed
@@ -18,7 +19,16 @@ from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
+def _seed_dir(settings: CommonSettings) -> Path:
+    seed_dir = settings.catalog_seed_dir if isinstance(settings, CatalogSettings) else None
+    return seed_dir or SEED_DIR
+
+
 async def build(rt: Runtime) -> Sequence[Registration]:
+    if not isinstance(rt.settings, CatalogSettings) or rt.settings.catalog_seed_on_start:
+        seed = load_seed(_seed_dir(rt.settings))
+        async with unit_of_work(rt.sessions) as session:
+            await apply_seed(session, seed)
     return [
         (
             catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
@@ -31,8 +41,7 @@ async def build(rt: Runtime) -> Sequence[Registration]:
 async def seed_command(settings: CommonSettings) -> None:
     """Migrates, then loads the seed files (idempotent)."""
     await migrate(SPEC, settings)
-    seed_dir = settings.catalog_seed_dir if isinstance(settings, CatalogSettings) else None
-    seed = load_seed(seed_dir or SEED_DIR)
+    seed = load_seed(_seed_dir(settings))
     engine = create_engine(settings.database_url, SCHEMA, pool_size=1)
     try:
         async with unit_of_work(session_factory(engine)) as session:
@@ -47,6 +56,7 @@ SPEC = ServiceSpec(
     migrations_dir=MIGRATIONS,
     outbox=outbox,
     build=build,
+    consumers=lambda rt: statistics_consumers(rt.js, rt.sessions),
     commands={"seed": seed_command},
 )
 

@@ -1,4 +1,4 @@
-"""catalog schema: levels, main topics, curated sub-topics (PRD §4.1, §4.6)."""
+"""catalog schema: levels, main topics, curated sub-topics (PRD §4.1, §4.6) and their statistics."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -23,6 +24,9 @@ from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "catalog"
+# The fixed vocabularies of the catalog: level codes in learning order, and topic categories.
+LEVEL_CODES = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
+CATEGORIES = ("tech", "business", "science", "humanities", "language", "arts", "life")
 
 
 class Base(DeclarativeBase):
@@ -58,6 +62,11 @@ class MainTopic(Base):
     total_learners: Mapped[int] = mapped_column(Integer, default=0)
     avg_completion_rate: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     generated_subtopic_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Running sums behind avg_completion_rate (one latest value per session, SessionCompletion).
+    completion_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    completion_total: Mapped[Decimal] = mapped_column(
+        Numeric(14, 4), default=Decimal("0"), server_default="0"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -85,6 +94,9 @@ class CuratedSubTopic(Base):
     quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
     avg_rating: Mapped[Decimal] = mapped_column(Numeric(2, 1), default=Decimal("0"))
+    # Running sums behind avg_rating (one latest rating per session and article, CuratedRating).
+    rating_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
@@ -95,4 +107,37 @@ class CuratedSubTopic(Base):
     __table_args__ = (
         UniqueConstraint("main_topic_id", "slug", name="unique_main_curated_slug"),
         Index("idx_curated_subtopics_main_usage", "main_topic_id", usage_count.desc()),
+    )
+
+
+class CuratedRating(Base):
+    """The latest rating one session gave one article of a curated sub-topic."""
+
+    __tablename__ = "curated_ratings"
+
+    session_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    article_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    curated_sub_topic_id: Mapped[int] = mapped_column(
+        ForeignKey("curated_sub_topics.id", ondelete="CASCADE"), index=True
+    )
+    score: Mapped[int] = mapped_column(SmallInteger)
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class SessionCompletion(Base):
+    """The latest completion rate one session reported, counted in its topic's average."""
+
+    __tablename__ = "session_completions"
+
+    session_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    main_topic_id: Mapped[int] = mapped_column(
+        ForeignKey("main_topics.id", ondelete="CASCADE"), index=True
+    )
+    completion_rate: Mapped[Decimal] = mapped_column(Numeric(5, 4))
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_catalog import repository
-from infou_catalog.events import CATALOG_CHANGED
-from infou_catalog.models import CuratedSubTopic, Level, MainTopic, outbox
+from infou_catalog.events import announce_change
+from infou_catalog.models import CATEGORIES, LEVEL_CODES, CuratedSubTopic, Level, MainTopic
 from infou_libs.logging import get_logger
-from infou_libs.outbox import add_event
-from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
 
 SEED_DIR = Path(__file__).parent / "seed"
-LEVEL_CODES = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
-CATEGORIES = ("tech", "business", "science", "humanities", "language", "arts", "life")
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 
@@ -59,10 +53,17 @@ class MainTopicSeed(BaseModel):
     slug: str = Field(pattern=SLUG_PATTERN, max_length=50)
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(min_length=1)
-    category: Literal["tech", "business", "science", "humanities", "language", "arts", "life"]
+    category: str
     estimated_learning_time: str = Field(min_length=1, max_length=30)
     difficulty_range: list[str] = Field(min_length=2, max_length=2)
     sub_topics: list[SubTopicSeed] = Field(min_length=1)
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, category: str) -> str:
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown category {category!r}; one of {list(CATEGORIES)}")
+        return category
 
     @model_validator(mode="after")
     def _ordered_range(self) -> MainTopicSeed:
@@ -115,7 +116,13 @@ def _assign(row: Any, values: dict[str, Any]) -> bool:
 
 
 async def apply_seed(session: AsyncSession, seed: CatalogSeed) -> dict[str, int]:
-    """Upserts levels, topics and sub-topics; announces what changed through the outbox."""
+    """Upserts levels, topics and sub-topics; announces what changed through the outbox.
+
+    Rows are matched by code or slug, so re-running never duplicates and a changed file updates
+    rows in place. Statistics columns are never touched. Rows no longer in the files stay
+    (sessions may refer to them).
+    """
+    await repository.lock_seed(session)
     counts = {"levels_changed": 0, "topics_changed": 0, "sub_topics_changed": 0}
     existing_levels = await repository.levels_by_code(session)
     for lv in seed.levels:
@@ -126,8 +133,9 @@ async def apply_seed(session: AsyncSession, seed: CatalogSeed) -> dict[str, int]
             counts["levels_changed"] += 1
     await session.flush()
 
-    changed_topic_ids: set[int] = set()
+    changed_topics: dict[int, MainTopic] = {}
     topics = await repository.topics_by_slug(session)
+    topics_by_id = {topic.id: topic for topic in topics.values()}
     subs = await repository.sub_topics_by_slug(session)
     for t in seed.main_topics:
         topic = topics.get(t.slug)
@@ -137,9 +145,10 @@ async def apply_seed(session: AsyncSession, seed: CatalogSeed) -> dict[str, int]
             session.add(topic)
             counts["topics_changed"] += 1
             await session.flush()
+            changed_topics[topic.id] = topic
         elif _assign(topic, values):
             counts["topics_changed"] += 1
-            changed_topic_ids.add(topic.id)
+            changed_topics[topic.id] = topic
         for position, s in enumerate(t.sub_topics):
             sub = subs.get(s.slug)
             values = s.model_dump(exclude={"slug"}) | {
@@ -149,25 +158,22 @@ async def apply_seed(session: AsyncSession, seed: CatalogSeed) -> dict[str, int]
             if sub is None:
                 session.add(CuratedSubTopic(slug=s.slug, **values))
                 counts["sub_topics_changed"] += 1
-                changed_topic_ids.add(topic.id)
-            elif _assign(sub, values):
-                counts["sub_topics_changed"] += 1
-                changed_topic_ids.add(topic.id)
+                changed_topics[topic.id] = topic
+            else:
+                previous_topic = topics_by_id.get(sub.main_topic_id)
+                if _assign(sub, values):
+                    counts["sub_topics_changed"] += 1
+                    changed_topics[topic.id] = topic
+                    if previous_topic is not None:  # moved: its old topic changed too
+                        changed_topics[previous_topic.id] = previous_topic
     await session.flush()
 
-    if changed_topic_ids or counts["levels_changed"] or counts["topics_changed"]:
-        now = Timestamp()
-        now.FromDatetime(dt.datetime.now(dt.UTC))
-        await add_event(
+    if changed_topics or counts["levels_changed"]:
+        await announce_change(
             session,
-            outbox,
-            CATALOG_CHANGED,
-            events_pb2.CatalogChanged(
-                main_topic_ids=sorted(changed_topic_ids),
-                levels_changed=counts["levels_changed"] > 0,
-                reason="seed",
-                occurred_at=now,
-            ),
+            changed_topics.values(),
+            reason="seed",
+            levels_changed=counts["levels_changed"] > 0,
         )
     log.info("catalog_seeded", **counts)
     return counts
