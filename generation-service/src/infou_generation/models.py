@@ -1,10 +1,23 @@
-"""generation schema: worker liveness now; providers, ledger and content cache with their issue."""
+"""generation schema: worker liveness, the LLM cost ledger and the daily budget."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
-from sqlalchemy import DateTime, Integer, String, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
@@ -34,3 +47,71 @@ class WorkerHeartbeat(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+LLM_CALL_STATUSES = ("ok", "rate_limited", "error", "invalid_output", "budget_refused")
+
+
+class LLMCall(Base):
+    """The cost ledger: one row per provider call (and per call refused for budget)."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('ok', 'rate_limited', 'error', 'invalid_output', 'budget_refused')",
+            name="status",
+        ),
+        Index("ix_llm_calls_created_at", "created_at"),
+        Index("ix_llm_calls_session_id", "session_id"),
+        Index("ix_llm_calls_generation_id", "generation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(100))
+    task: Mapped[str] = mapped_column(String(30))
+    attempt: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cached_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    latency_ms: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    generation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class LLMBudgetDay(Base):
+    """Spend and open reservations of one budget day; reservations are conditional updates."""
+
+    __tablename__ = "llm_budget_days"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    limit_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    spent_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
+    reserved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
+    warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class LLMBudgetReservation(Base):
+    """Money held for a call in flight; an expired one (its process died) is given back."""
+
+    __tablename__ = "llm_budget_reservations"
+    __table_args__ = (Index("ix_llm_budget_reservations_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    amount_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    provider: Mapped[str] = mapped_column(String(20))
+    task: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

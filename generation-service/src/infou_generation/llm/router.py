@@ -1,0 +1,499 @@
+"""The router: picks providers for a task, and around every call reserves budget, waits for the
+rate limiter, retries with backoff, falls back to the next provider and writes the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infou_generation import ledger
+from infou_generation.budget import DailyBudget, Reservation
+from infou_generation.ledger import CallStatus, LedgerEntry
+from infou_generation.llm import jsonschema, metrics
+from infou_generation.llm.providers.anthropic import AnthropicProvider
+from infou_generation.llm.providers.base import Provider, Repair
+from infou_generation.llm.providers.offline import OfflineProvider
+from infou_generation.llm.providers.openai_compat import OpenAICompatibleProvider
+from infou_generation.llm.ratelimit import ProviderLimiter
+from infou_generation.llm.tokens import estimate_input_tokens, estimate_tokens
+from infou_generation.llm.types import (
+    TASK_KINDS,
+    BudgetExceededError,
+    Completion,
+    InvalidOutputError,
+    LLMError,
+    LLMRequest,
+    LLMResult,
+    ProviderName,
+    ProviderUnavailableError,
+    RateLimitedError,
+    TaskKind,
+    TokenUsage,
+)
+from infou_generation.settings import GenerationSettings, LLMProviderConfig
+from infou_libs.db import unit_of_work
+from infou_libs.logging import get_logger
+
+log = get_logger(__name__)
+
+OnRateLimited = Callable[[str, float], Awaitable[None]]
+
+# Client-side waits shorter than this are not worth telling the learner about.
+_NOTIFY_AFTER_S = 1.0
+
+
+def price(config: LLMProviderConfig, usage: TokenUsage) -> Decimal:
+    """What the tokens cost at the provider's table prices (cached input at its own price)."""
+    cached_price = config.cached_input_usd_per_token
+    if cached_price is None:
+        cached_price = config.input_usd_per_token
+    fresh = max(usage.input_tokens - usage.cached_tokens, 0)
+    return (
+        fresh * config.input_usd_per_token
+        + usage.cached_tokens * cached_price
+        + usage.output_tokens * config.output_usd_per_token
+    )
+
+
+def parse_answer(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The answer as a schema-valid object, or None and what is wrong with it."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        # JSON mode models sometimes fence their answer.
+        stripped = stripped.strip("`").removeprefix("json").strip()
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    if not isinstance(value, dict):
+        return None, "the answer is not a JSON object"
+    errors = jsonschema.validate(value, schema)
+    if errors:
+        more = f" (and {len(errors) - 8} more)" if len(errors) > 8 else ""
+        return None, "; ".join(errors[:8]) + more
+    return value, None
+
+
+@dataclass
+class _Spend:
+    """Everything one generate() call was billed, over every attempt and provider."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = field(default_factory=Decimal)
+
+    def add(self, usage: TokenUsage, cost: Decimal) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cached_tokens += usage.cached_tokens
+        self.cost_usd += cost
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    max_rate_limit_wait_s: float = 60.0
+    request_timeout_s: float = 120.0
+
+    def backoff(self, retry: int) -> float:
+        """Exponential with ±20% jitter, so that many callers do not come back together."""
+        delay = min(self.backoff_max_s, self.backoff_base_s * (2.0**retry))
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+
+
+class LLMRouter:
+    """Generates structured output for a task through its providers, in order."""
+
+    def __init__(
+        self,
+        providers: Mapping[ProviderName, Provider],
+        configs: Mapping[ProviderName, LLMProviderConfig],
+        routes: Mapping[TaskKind, Sequence[ProviderName]],
+        budget: DailyBudget,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.providers = dict(providers)
+        self.configs = dict(configs)
+        self.routes = {task: list(names) for task, names in routes.items()}
+        self.budget = budget
+        self._sessions = sessions
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self.limiters = {
+            name: ProviderLimiter(
+                configs[name].requests_per_minute, configs[name].tokens_per_minute
+            )
+            for name in self.providers
+        }
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    async def generate(
+        self, request: LLMRequest, *, on_rate_limited: OnRateLimited | None = None
+    ) -> LLMResult:
+        """A schema-valid answer from the first provider that gives one; LLMError otherwise."""
+        started = time.monotonic()
+        route = self.routes.get(request.task) or []
+        if not route:
+            raise LLMError(f"no LLM provider is routed for task {request.task!r}")
+        spend = _Spend()
+        last_error: LLMError | None = None
+        # After a budget refusal only providers whose call is estimated cheaper are tried.
+        ceiling: Decimal | None = None
+        for name in route:
+            estimate = self._estimate(name, request, None)
+            if ceiling is not None and estimate >= ceiling:
+                continue
+            try:
+                data, completion = await self._through(name, request, spend, on_rate_limited)
+            except BudgetExceededError as exc:
+                ceiling = estimate if ceiling is None else min(ceiling, estimate)
+                last_error = exc
+                continue
+            except LLMError as exc:
+                last_error = exc
+                log.warning(
+                    "llm_provider_failed",
+                    llm_provider=name,
+                    task=request.task,
+                    error=exc.message,
+                    session_id=request.session_id,
+                )
+                continue
+            return LLMResult(
+                data=data,
+                provider=name,
+                model=completion.model,
+                input_tokens=spend.input_tokens,
+                output_tokens=spend.output_tokens,
+                cached_tokens=spend.cached_tokens,
+                cost_usd=spend.cost_usd,
+                latency_ms=_ms_since(started),
+            )
+        assert last_error is not None
+        raise last_error
+
+    def _estimate(self, name: ProviderName, request: LLMRequest, repair: Repair | None) -> Decimal:
+        """The most this call can cost: estimated input, and every allowed output token."""
+        return price(self.configs[name], self._predicted(request, repair))
+
+    @staticmethod
+    def _predicted(request: LLMRequest, repair: Repair | None) -> TokenUsage:
+        input_tokens = estimate_input_tokens(request)
+        if repair is not None:
+            input_tokens += estimate_tokens(repair.previous_output) + estimate_tokens(
+                repair.problem
+            )
+            input_tokens += 100
+        return TokenUsage(input_tokens, request.max_output_tokens, 0)
+
+    async def _through(
+        self,
+        name: ProviderName,
+        request: LLMRequest,
+        spend: _Spend,
+        on_rate_limited: OnRateLimited | None,
+    ) -> tuple[dict[str, Any], Completion]:
+        """One provider: retries on rate limits and outages, one repair turn for a bad answer."""
+        provider = self.providers[name]
+        config = self.configs[name]
+        retries = 0
+        attempt = 0
+        repair: Repair | None = None
+        while True:
+            attempt += 1
+            predicted = self._predicted(request, repair)
+            estimate = price(config, predicted)
+            reservation = await self._reserve(name, provider.model, request, estimate, attempt)
+            booked = predicted.input_tokens + predicted.output_tokens
+            await self._wait_for_limiter(name, booked, request, on_rate_limited)
+            started = time.monotonic()
+            try:
+                completion, error = await self._call(provider, request, repair)
+            except BaseException:
+                # Cancelled mid-call: give the hold back rather than keep it until it expires.
+                if reservation is not None:
+                    await asyncio.shield(self._release(reservation))
+                raise
+            latency_ms = _ms_since(started)
+
+            if error is not None:
+                usage = error.billed
+                self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
+                status: CallStatus = (
+                    "rate_limited" if isinstance(error, RateLimitedError) else "error"
+                )
+                await self._finish(
+                    reservation,
+                    self._entry(name, provider.model, request, status, usage, latency_ms, attempt),
+                    error=error.message,
+                )
+                spend.add(usage, price(config, usage))
+                delay = self._retry_delay(error, retries)
+                if delay is None:
+                    raise error
+                if isinstance(error, RateLimitedError):
+                    metrics.LLM_RATE_LIMIT_WAITS.labels(name, "provider").inc()
+                    metrics.LLM_RATE_LIMIT_WAIT_SECONDS.labels(name, "provider").inc(delay)
+                    await _notify(on_rate_limited, name, delay)
+                await self._sleep(delay)
+                retries += 1
+                continue
+
+            assert completion is not None
+            usage = completion.usage
+            self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
+            data, problem = parse_answer(completion.text, request.json_schema)
+            status = "ok" if data is not None else "invalid_output"
+            await self._finish(
+                reservation,
+                self._entry(name, completion.model, request, status, usage, latency_ms, attempt),
+                error=problem,
+            )
+            spend.add(usage, price(config, usage))
+            if data is not None:
+                return data, completion
+            assert problem is not None
+            if provider.repairable and repair is None:
+                repair = Repair(completion.text, problem)
+                continue
+            raise InvalidOutputError(f"{name}: {problem}", provider=name, billed=usage)
+
+    async def _call(
+        self, provider: Provider, request: LLMRequest, repair: Repair | None
+    ) -> tuple[Completion | None, LLMError | None]:
+        try:
+            async with asyncio.timeout(self.policy.request_timeout_s):
+                return await provider.complete(request, repair), None
+        except TimeoutError:
+            return None, ProviderUnavailableError(
+                f"{provider.name}: no complete answer within {self.policy.request_timeout_s}s",
+                provider=provider.name,
+            )
+        except LLMError as exc:
+            return None, exc
+        except httpx2.HTTPError as exc:
+            return None, ProviderUnavailableError(
+                f"{provider.name}: {type(exc).__name__}", provider=provider.name
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            # A bug or an SDK surprise: not worth retrying on this provider.
+            log.exception("llm_provider_crashed", llm_provider=provider.name)
+            return None, LLMError(f"{provider.name}: {type(exc).__name__}", provider=provider.name)
+
+    def _retry_delay(self, error: LLMError, retries: int) -> float | None:
+        """How long to wait before trying this provider again; None: move on."""
+        if not isinstance(error, RateLimitedError | ProviderUnavailableError):
+            return None
+        if retries >= self.policy.max_retries:
+            return None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            if error.retry_after > self.policy.max_rate_limit_wait_s:
+                return None
+            return error.retry_after
+        return self.policy.backoff(retries)
+
+    async def _reserve(
+        self,
+        name: ProviderName,
+        model: str,
+        request: LLMRequest,
+        estimate: Decimal,
+        attempt: int,
+    ) -> Reservation | None:
+        if estimate <= 0:
+            return None
+        try:
+            return await self.budget.reserve(estimate, provider=name, task=request.task)
+        except BudgetExceededError as exc:
+            entry = self._entry(name, model, request, "budget_refused", TokenUsage(), 0, attempt)
+            await self._finish(None, entry, error=f"needs about ${estimate:.6f}")
+            raise exc from None
+
+    async def _wait_for_limiter(
+        self,
+        name: ProviderName,
+        tokens: int,
+        request: LLMRequest,
+        on_rate_limited: OnRateLimited | None,
+    ) -> None:
+        wait = self.limiters[name].take(tokens)
+        if wait <= 0:
+            return
+        metrics.LLM_RATE_LIMIT_WAITS.labels(name, "client").inc()
+        metrics.LLM_RATE_LIMIT_WAIT_SECONDS.labels(name, "client").inc(wait)
+        log.info("llm_rate_limit_wait", llm_provider=name, wait_s=round(wait, 3), task=request.task)
+        if wait >= _NOTIFY_AFTER_S:
+            await _notify(on_rate_limited, name, wait)
+        await self._sleep(wait)
+
+    def _entry(
+        self,
+        name: ProviderName,
+        model: str,
+        request: LLMRequest,
+        status: CallStatus,
+        usage: TokenUsage,
+        latency_ms: int,
+        attempt: int,
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            provider=name,
+            model=model,
+            task=request.task,
+            status=status,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=price(self.configs[name], usage),
+            latency_ms=latency_ms,
+            attempt=attempt,
+            session_id=request.session_id,
+            generation_id=request.generation_id,
+        )
+
+    async def _finish(
+        self, reservation: Reservation | None, entry: LedgerEntry, *, error: str | None
+    ) -> None:
+        """Settles the hold and writes the ledger row together, in a transaction of their own."""
+        if error is not None:
+            entry = LedgerEntry(**{**entry.__dict__, "error": error})
+        ledger.observe(entry)
+        log.info(
+            "llm_call",
+            llm_provider=entry.provider,
+            model=entry.model,
+            task=entry.task,
+            status=entry.status,
+            attempt=entry.attempt,
+            tokens_used=entry.input_tokens + entry.output_tokens,
+            cost_usd=str(entry.cost_usd),
+            duration_ms=entry.latency_ms,
+            session_id=entry.session_id,
+            generation_id=entry.generation_id,
+            error=error,
+        )
+        try:
+            async with unit_of_work(self._sessions) as session:
+                if reservation is not None:
+                    await self.budget.settle(session, reservation, entry.cost_usd)
+                await ledger.record(session, entry)
+        except Exception as exc:
+            # The answer is worth more than its ledger row; an unsettled hold expires by itself.
+            log.error("llm_ledger_write_failed", error=str(exc), llm_provider=entry.provider)
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self.budget.release(reservation)
+        except Exception as exc:
+            log.error("llm_budget_release_failed", error=str(exc))
+
+
+async def _notify(callback: OnRateLimited | None, provider: str, wait_s: float) -> None:
+    if callback is None:
+        return
+    try:
+        await callback(provider, wait_s)
+    except Exception as exc:
+        log.warning("llm_rate_limit_notify_failed", llm_provider=provider, error=str(exc))
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def build_router(
+    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession]
+) -> LLMRouter:
+    """The router for these settings: providers that are configured, routed per task."""
+    routes = {task: settings.route(task) for task in TASK_KINDS}
+    names = {name for names in routes.values() for name in names}
+    providers = {name: _provider(settings, name) for name in names}
+    configs = {name: settings.provider_config(name) for name in names}
+    policy = RetryPolicy(
+        max_retries=settings.llm_max_retries,
+        backoff_base_s=settings.llm_backoff_base_s,
+        backoff_max_s=settings.llm_backoff_max_s,
+        max_rate_limit_wait_s=settings.llm_max_rate_limit_wait_s,
+        request_timeout_s=settings.llm_request_timeout_s,
+    )
+    budget = DailyBudget(
+        sessions,
+        settings.daily_budget_usd,
+        warn_ratio=settings.llm_budget_warn_ratio,
+        timezone=settings.llm_budget_timezone,
+        # A hold covers one call: its limiter wait and its timeout, with room to spare.
+        hold_seconds=settings.llm_request_timeout_s + settings.llm_max_rate_limit_wait_s + 300,
+    )
+    return LLMRouter(providers, configs, routes, budget, sessions, policy)
+
+
+def _provider(settings: GenerationSettings, name: ProviderName) -> Provider:
+    config = settings.provider_config(name)
+    timeout = httpx2.Timeout(settings.llm_request_timeout_s, connect=settings.llm_connect_timeout_s)
+    headers = dict(settings.llm_extra_headers) or None
+    if name == "openai":
+        return OpenAICompatibleProvider(
+            "openai",
+            AsyncOpenAI(
+                api_key=settings.openai_api_key.get_secret_value(),
+                base_url=settings.openai_base_url or None,
+                timeout=timeout,
+                max_retries=0,  # the router retries, so that every attempt is seen and priced
+                default_headers=headers,
+            ),
+            config.model,
+            stream=settings.llm_stream,
+            send_temperature=config.send_temperature,
+        )
+    if name == "local":
+        return OpenAICompatibleProvider(
+            "local",
+            AsyncOpenAI(
+                # Local servers mostly ignore the key, but the SDK wants one.
+                api_key=settings.local_llm_api_key.get_secret_value() or "local",
+                base_url=settings.local_llm_base_url,
+                timeout=timeout,
+                max_retries=0,
+                default_headers=headers,
+            ),
+            config.model,
+            stream=settings.llm_stream,
+            output_mode="json_object"
+            if settings.local_llm_output == "json_object"
+            else "json_schema",
+            send_temperature=config.send_temperature,
+            legacy_max_tokens=True,
+        )
+    if name == "anthropic":
+        return AnthropicProvider(
+            AsyncAnthropic(
+                api_key=settings.anthropic_api_key.get_secret_value(),
+                base_url=settings.anthropic_base_url or None,
+                timeout=timeout,
+                max_retries=0,
+                default_headers=headers,
+            ),
+            config.model,
+            stream=settings.llm_stream,
+        )
+    return OfflineProvider()
