@@ -79,6 +79,7 @@ async def test_main_topic_pages_cover_everything_once(catalog: Stub) -> None:
     ("request_", "field"),
     [
         (catalog_pb2.ListMainTopicsRequest(category="astrology"), "category"),
+        (catalog_pb2.ListMainTopicsRequest(category="tech\x00"), "category"),
         (catalog_pb2.ListMainTopicsRequest(limit=101), "limit"),
         (catalog_pb2.ListMainTopicsRequest(limit=-1), "limit"),
         (catalog_pb2.ListMainTopicsRequest(page=-3), "page"),
@@ -115,6 +116,8 @@ async def test_main_topic_detail_by_slug_and_id(catalog: Stub) -> None:
     ("request_", "code", "field"),
     [
         (catalog_pb2.GetMainTopicRequest(slug="no-such-topic"), grpc.StatusCode.NOT_FOUND, "slug"),
+        (catalog_pb2.GetMainTopicRequest(slug="ai-ml\x00"), grpc.StatusCode.NOT_FOUND, "slug"),
+        (catalog_pb2.GetMainTopicRequest(slug="x" * 5000), grpc.StatusCode.NOT_FOUND, "slug"),
         (catalog_pb2.GetMainTopicRequest(id=999_999), grpc.StatusCode.NOT_FOUND, "id"),
         (catalog_pb2.GetMainTopicRequest(), grpc.StatusCode.INVALID_ARGUMENT, "slug"),
     ],
@@ -155,6 +158,16 @@ async def test_curated_sub_topics_by_level(catalog: Stub) -> None:
             "main_slug",
         ),
         (catalog_pb2.ListCuratedSubTopicsRequest(), grpc.StatusCode.INVALID_ARGUMENT, "main_slug"),
+        (
+            catalog_pb2.ListCuratedSubTopicsRequest(main_slug="AI-ML"),
+            grpc.StatusCode.NOT_FOUND,
+            "main_slug",
+        ),
+        (
+            catalog_pb2.ListCuratedSubTopicsRequest(main_slug="ai-ml", level="expert\x00"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "level",
+        ),
         (
             catalog_pb2.ListCuratedSubTopicsRequest(main_slug="ai-ml", level="wizard"),
             grpc.StatusCode.INVALID_ARGUMENT,

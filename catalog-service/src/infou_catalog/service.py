@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,6 +24,12 @@ from infou_libs.errors import InvalidArgument, NotFound
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
+
+# Anything else cannot name a row, so it is answered without a query (and never reaches the
+# database, which would reject e.g. a NUL byte with an error rather than "not found").
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+LEVEL_CODE = re.compile(r"[a-z_]{1,20}")
+MAX_SLUG_LENGTH = 100
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -57,6 +64,10 @@ class MainTopicWithSubTopics:
 
 async def list_levels(session: AsyncSession) -> Sequence[Level]:
     return await repository.list_levels(session)
+
+
+def _is_slug(value: str) -> bool:
+    return len(value) <= MAX_SLUG_LENGTH and SLUG.fullmatch(value) is not None
 
 
 def _limit(limit: int) -> int:
@@ -98,7 +109,7 @@ async def get_main_topic(
 ) -> MainTopicWithSubTopics:
     """One topic with its curated sub-topics in curated order."""
     if slug:
-        topic = await repository.main_topic_by_slug(session, slug)
+        topic = await repository.main_topic_by_slug(session, slug) if _is_slug(slug) else None
         field = "slug"
     elif topic_id:
         topic = await repository.main_topic_by_id(session, topic_id)
@@ -118,10 +129,12 @@ async def list_curated_sub_topics(
     if not main_slug:
         raise InvalidArgument("main_slug is required", field="main_slug")
     limit = _limit(limit)
-    topic = await repository.main_topic_by_slug(session, main_slug)
+    topic = await repository.main_topic_by_slug(session, main_slug) if _is_slug(main_slug) else None
     if topic is None:
         raise NotFound("no main topic with this slug", field="main_slug")
-    if level and not await repository.level_exists(session, level):
+    if level and not (
+        LEVEL_CODE.fullmatch(level) and await repository.level_exists(session, level)
+    ):
         raise InvalidArgument("unknown level code; see GET /levels", field="level")
     return await repository.curated_of_topic(session, topic.id, level=level or None, limit=limit)
 

@@ -18,13 +18,24 @@ CACHE_ERRORS = Counter("infou_cache_errors_total", "Cache operations that failed
 
 LEVELS_KEY = "lv:all:v1"
 LEVELS_TTL = 3600
-MAIN_TOPICS_KEY = "mt:all:v1"
+MAIN_TOPICS_KEY = "mt:all:v1"  # a hash: one field per query variant (category, page, ...)
 MAIN_TOPICS_TTL = 3600
+MAIN_TOPIC_TTL = 3600
 CURATED_TTL = 1800
 
 
-def curated_key(main_id: int, level: str) -> str:
+def main_topic_key(slug: str) -> str:
+    """One topic's detail (beyond PRD §5.2, which keys only the list)."""
+    return f"mt:s:{slug}:v1"
+
+
+def curated_key(main_id: int, level: str | None) -> str:
     return f"st:c:{main_id}:{level or 'all'}:v1"
+
+
+def curated_pattern(main_id: int) -> str:
+    """Every level's curated list of one topic."""
+    return f"st:c:{main_id}:*:v1"
 
 
 class ResponseCache:
@@ -39,11 +50,13 @@ class ResponseCache:
         ttl: int,
         load: Callable[[], Awaitable[Any]],
         field: str | None = None,
+        store_if: Callable[[Any], bool] | None = None,
     ) -> Any:
         """The cached JSON value, or `load()` stored for `ttl` seconds.
 
         With `field`, the key is a hash and each field a variant (e.g. a page of a list), so one
-        DEL invalidates every variant.
+        DEL invalidates every variant. `store_if` keeps values not worth a slot (an empty page
+        far past the end) out of the cache.
         """
         if not self.enabled:
             return await load()
@@ -58,6 +71,8 @@ class ResponseCache:
             return json.loads(raw)
         CACHE_REQUESTS.labels(area, "miss").inc()
         value = await load()
+        if store_if is not None and not store_if(value):
+            return value
         try:
             data = json.dumps(value, ensure_ascii=False)
             if field:

@@ -41,3 +41,59 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# ── catalog (PRD §3.2, §3.3) ──────────────────────────────────────────────────────────
+
+
+class SubTopicCount(BaseModel):
+    curated: int
+    generated: int
+
+
+class MainTopic(BaseModel):
+    id: int = Field(examples=[1])
+    slug: str = Field(examples=["ai-ml"])
+    name: str = Field(examples=["인공지능 & 머신러닝"])
+    description: str
+    category: str = Field(examples=["tech"])
+    popularity_score: float = Field(examples=[0.95], description="0-1, from live statistics")
+    total_learners: int
+    avg_completion_rate: float = Field(examples=[0.73])
+    estimated_learning_time: str = Field(examples=["4-6주"])
+    difficulty_range: list[str] = Field(examples=[["absolute_beginner", "expert"]])
+    subtopic_count: SubTopicCount
+
+
+class PageMeta(BaseModel):
+    total: int
+    page: int
+    per_page: int
+
+
+class MainTopicList(BaseModel):
+    items: list[MainTopic]
+    meta: PageMeta
+
+
+class CuratedSubTopic(BaseModel):
+    id: str = Field(examples=["curated_1"])
+    main_topic_id: int
+    slug: str = Field(examples=["transformers-architecture"])
+    name: str
+    description: str
+    source_type: str = Field(examples=["curated"])
+    quality_score: float
+    usage_count: int
+    avg_rating: float = Field(examples=[4.3], description="1-5 (like = 5, dislike = 1); 0 unrated")
+    learning_outcomes: list[str]
+    prerequisites: list[str] = Field(default_factory=list)
+    levels: list[str] = Field(default_factory=list, description="the levels it suits")
+
+
+class CuratedSubTopicList(BaseModel):
+    items: list[CuratedSubTopic]
+
+
+class MainTopicDetail(MainTopic):
+    sub_topics: list[CuratedSubTopic] = Field(description="its curated sub-topics, in order")
