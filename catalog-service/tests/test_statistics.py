@@ -195,6 +195,7 @@ async def test_ratings_average_latest_rating_per_article(
         ),
     )
     await deliver(js, FEEDBACK_SUBMITTED, rated("s7", "meh", 4))
+    await deliver(js, FEEDBACK_SUBMITTED, rated("s" * 60, "like", 4))  # id longer than stored
     # s3's like is the sentinel: when it shows, everything before it was handled.
     await deliver(js, FEEDBACK_SUBMITTED, rated("s3", "like", 5))
     expected = round((1 + 1 + 5) / 3, 1)

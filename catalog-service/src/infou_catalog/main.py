@@ -25,10 +25,11 @@ def _seed_dir(settings: CommonSettings) -> Path:
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:
-    if not isinstance(rt.settings, CatalogSettings) or rt.settings.catalog_seed_on_start:
-        seed = load_seed(_seed_dir(rt.settings))
-        async with unit_of_work(rt.sessions) as session:
-            await apply_seed(session, seed)
+    # `serve` loads the seed files too (idempotent, one replica at a time): a new release's
+    # content is live as soon as it runs, without a separate step.
+    seed = load_seed(_seed_dir(rt.settings))
+    async with unit_of_work(rt.sessions) as session:
+        await apply_seed(session, seed)
     return [
         (
             catalog_pb2_grpc.add_CatalogServiceServicer_to_server,

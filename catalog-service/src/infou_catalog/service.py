@@ -34,6 +34,7 @@ MAX_SLUG_LENGTH = 100
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_IDS = 100
+MAX_ID_LENGTH = 50  # session and article ids, as stored (PRD §4.3 VARCHAR(50))
 
 # Feedback ratings on the 1-5 scale of avg_rating (PRD §3.3 shows e.g. 4.3).
 RATING_SCORES = {"like": 5, "dislike": 1}
@@ -257,6 +258,11 @@ async def record_subtopics_generated(
     return topics
 
 
+def _require_id(field: str, value: str) -> None:
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{field} must be 1-{MAX_ID_LENGTH} characters", field=field)
+
+
 def _is_stale(stored: dt.datetime | None, incoming: dt.datetime | None) -> bool:
     # An update older than the one stored arrived late; without timestamps, the last one wins.
     return stored is not None and incoming is not None and incoming < stored
@@ -291,8 +297,8 @@ async def record_rating(
     score = RATING_SCORES.get(rating)
     if score is None:
         raise InvalidArgument(f"unknown rating {rating!r}; like or dislike", field="rating")
-    if not session_id or not article_id:
-        raise InvalidArgument("session_id and article_id are required", field="session_id")
+    _require_id("session_id", session_id)
+    _require_id("article_id", article_id)
     if curated_sub_topic_id <= 0:
         return []  # a generated sub-topic's article: not the catalog's to rate
     sub = await repository.curated_by_id(session, curated_sub_topic_id)
@@ -345,8 +351,7 @@ async def record_completion(
     """
     if not 0.0 <= completion_rate <= 1.0 or math.isnan(completion_rate):
         raise InvalidArgument("completion_rate must be within 0.0-1.0", field="completion_rate")
-    if not session_id:
-        raise InvalidArgument("session_id is required", field="session_id")
+    _require_id("session_id", session_id)
     rate = _quantize(completion_rate, "0.0001")
     stored = await repository.get_completion(session, session_id)
     if stored is not None and _is_stale(stored.occurred_at, occurred_at):

@@ -10,4 +10,3 @@ from infou_libs.settings import CommonSettings
 class CatalogSettings(CommonSettings):
     service_name: str = "catalog"
     catalog_seed_dir: Path | None = None  # default: the data files shipped in the package
-    catalog_seed_on_start: bool = True  # `serve` loads the seed files (idempotent) before serving
