@@ -78,7 +78,7 @@ class GenerationSettings(CommonSettings):
     openai_model: str = "gpt-4.1"
     anthropic_api_key: SecretStr = SecretStr("")
     anthropic_base_url: str = ""
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     local_llm_base_url: str = ""
     local_llm_api_key: SecretStr = SecretStr("")
     local_llm_model: str = "llama-3-70b"

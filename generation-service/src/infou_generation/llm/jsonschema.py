@@ -178,9 +178,9 @@ def minimal_instance(schema: Schema, root: Schema | None = None) -> Any:
         items = schema.get("items", {"type": "string"})
         return [minimal_instance(items, root) for _ in range(count)]
     if kind == "string":
-        length = max(int(schema.get("minLength", 1)), 1)
-        text = ("예시 " * length)[:length].strip() or "예시"
-        return text.ljust(length, "예")
+        low = int(schema.get("minLength", 0))
+        high = int(schema.get("maxLength", 10**6))
+        return "예시 텍스트".ljust(low, "가")[: max(high, low, 1)]
     if kind == "integer":
         return int(schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1))
     if kind == "number":
