@@ -182,7 +182,7 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
         if early is not None:
             return early
     prompt = _prompt_text(body)
-    answer = _answer(schema_name, schema, prompt)
+    answer = _answer(schema_name, schema, _prompt_text(body, roles=("user",)))
     text = json.dumps(answer, ensure_ascii=False)
     if fault is not None and fault.scenario == "malformed_json":
         text = text[: max(len(text) // 2, 1)] + ' "unterminated'
@@ -301,14 +301,18 @@ def _anthropic_schema(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]
     return "", None
 
 
-def _prompt_text(body: dict[str, Any]) -> str:
+def _prompt_text(
+    body: dict[str, Any], roles: tuple[str, ...] = ("system", "user", "assistant")
+) -> str:
     parts: list[str] = []
-    system = body.get("system")
+    system = body.get("system") if "system" in roles else None
     if isinstance(system, str):
         parts.append(system)
     elif isinstance(system, list):
         parts.extend(str(block.get("text", "")) for block in system if isinstance(block, dict))
     for message in body.get("messages", []):
+        if message.get("role") not in roles:
+            continue
         content = message.get("content")
         if isinstance(content, str):
             parts.append(content)
@@ -317,17 +321,28 @@ def _prompt_text(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _answer(schema_name: str, schema: dict[str, Any] | None, prompt: str) -> Any:
+def _answer(schema_name: str, schema: dict[str, Any] | None, user_text: str) -> Any:
     task = schema_name.removeprefix("infou_")
-    found = _TASK_CONTEXT.search(prompt)
+    context = _task_context(user_text)
     composer = load_composer() if task in TASK_KINDS else None
-    if found and composer is not None:
+    if context is not None and composer is not None:
         try:
-            context = json.loads(found.group(1))
             return composer.compose(task, context)
         except Exception:  # noqa: S110 (a context the composer cannot use: fall back below)
             pass
     return jsonschema.minimal_instance(schema) if schema else {}
+
+
+def _task_context(text: str) -> dict[str, Any] | None:
+    """The last <task_context> block that holds a JSON object (instructions may name the tag)."""
+    for found in reversed(list(_TASK_CONTEXT.finditer(text))):
+        try:
+            value = json.loads(found.group(1))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 @dataclass(frozen=True)

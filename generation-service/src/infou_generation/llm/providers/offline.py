@@ -34,9 +34,10 @@ def load_composer() -> ModuleType | None:
 
 
 def offline_model() -> str:
+    """What the composer calls itself ("offline-<version>")."""
     composer = load_composer()
-    version = getattr(composer, "VERSION", None) or "1"
-    return f"offline-{version}"
+    model = getattr(composer, "OFFLINE_MODEL", None)
+    return str(model) if model else "offline-unversioned"
 
 
 class OfflineProvider:
