@@ -301,3 +301,36 @@ async def test_the_fake_server_answers_our_prompts_with_composed_content(
     result = await router.generate(request)
     assert result.provider == "anthropic"
     assert result.data == offline.compose("subtopics", SUBTOPICS_CONTEXT)
+
+
+async def test_a_rejected_request_is_not_retried_but_handed_on(
+    routers: Callable[..., LLMRouter],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await fake_llm.arm("server_error", times=-1, api="openai", status=401)
+    request = make_request()
+    result = await routers("openai", "anthropic").generate(request)
+    assert result.provider == "anthropic"
+    assert (await fake_llm.stats())["requests"] == {"openai": 1, "anthropic": 1}
+    assert await statuses(generation_sessions, request.session_id) == [
+        ("openai", "error"),
+        ("anthropic", "ok"),
+    ]
+
+
+async def test_a_cancelled_generation_gives_its_hold_back(
+    routers: Callable[..., LLMRouter], fake_llm: FakeLLMControl
+) -> None:
+    await fake_llm.arm("timeout", times=1, hang_s=10)
+    router = routers("openai", llm_request_timeout_s=30)
+    task = asyncio.create_task(router.generate(make_request()))
+    for _ in range(100):
+        if (await fake_llm.stats())["total"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (await router.budget.status()).reserved_usd > 0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await router.budget.status()).reserved_usd == 0

@@ -225,12 +225,12 @@ class LLMRouter:
             estimate = price(config, predicted)
             reservation = await self._reserve(name, provider.model, request, estimate, attempt)
             booked = predicted.input_tokens + predicted.output_tokens
-            await self._wait_for_limiter(name, booked, request, on_rate_limited)
-            started = time.monotonic()
             try:
+                await self._wait_for_limiter(name, booked, request, on_rate_limited)
+                started = time.monotonic()
                 completion, error = await self._call(provider, request, repair)
             except BaseException:
-                # Cancelled mid-call: give the hold back rather than keep it until it expires.
+                # Cancelled while waiting or mid-call: give the hold back now, not at expiry.
                 if reservation is not None:
                     await asyncio.shield(self._release(reservation))
                 raise
@@ -296,9 +296,12 @@ class LLMRouter:
                 f"{provider.name}: {type(exc).__name__}", provider=provider.name
             )
         except (ValueError, TypeError, KeyError) as exc:
-            # A bug or an SDK surprise: not worth retrying on this provider.
+            # A bad context, a bug or an SDK surprise: not worth retrying on this provider.
             log.exception("llm_provider_crashed", llm_provider=provider.name)
-            return None, LLMError(f"{provider.name}: {type(exc).__name__}", provider=provider.name)
+            detail = str(exc)[:300]
+            return None, LLMError(
+                f"{provider.name}: {type(exc).__name__}: {detail}", provider=provider.name
+            )
 
     def _retry_delay(self, error: LLMError, retries: int) -> float | None:
         """How long to wait before trying this provider again; None: move on."""
