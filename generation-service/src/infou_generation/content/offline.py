@@ -143,6 +143,7 @@ _PACE_ALIASES: Final = {
     "fast": "intensive",
 }
 _VERB_ENDING = re.compile(r"(다|요|라|해|줘|세요|시오|마|!|\?|\.)$")
+_NO_GOAL: Final = "지금 세운 학습 목표"
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.\-]{1,19}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f<>{}\[\]`]")
 
@@ -252,7 +253,7 @@ def _goal(personalization: dict[str, Any]) -> tuple[str, str]:
     """(goal for sentences, short goal for names); neutral phrasing when none is usable."""
     goal = learner_phrase(str(personalization.get("learning_goals", "")), 40)
     if not goal:
-        return "지금 세운 학습 목표", ""
+        return _NO_GOAL, ""
     return f"‘{goal}’", goal if len(goal) <= 20 else ""
 
 
@@ -530,106 +531,202 @@ def _compose_level_conversion(ctx: dict[str, Any], rng: random.Random) -> dict[s
     outline = dict(ctx["outline"])
     outline["key_concepts"] = terms + list(outline["key_concepts"])
     outline["title"] = str(source.get("title") or outline["title"]).strip()
-    return _compose_article({**ctx, "outline": outline}, rng, source_level=ctx["source_level"])
+    writer = _ArticleWriter({**ctx, "outline": outline}, rng, source_level=ctx["source_level"])
+    return writer.write()
 
 
-def _compose_article(
-    ctx: dict[str, Any], rng: random.Random, *, source_level: str = ""
-) -> dict[str, Any]:
-    book = _book()["article"]
-    picker = _Picker(rng)
-    level = ctx["level"]
-    main = ctx["main_topic"]
-    sub_topic = ctx["sub_topic"]
-    outline = ctx["outline"]
-    options = ctx["options"]
-    personalization = ctx["personalization"]
-    length = options["preferred_article_length"]
-    include_examples = options["include_examples"]
-    outcomes = [str(o) for o in sub_topic["learning_outcomes"]]
-    sub_name = sub_topic["name"]
+def _compose_article(ctx: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    return _ArticleWriter(ctx, rng).write()
 
-    all_concepts = _distinct_concepts(
-        [*outline["key_concepts"], *sub_topic_concepts(sub_topic)],
-        [sub_name, main["name"]],
-        12,
-    )
-    for fallback in ("기본 원리", "적용 방법", "점검 기준"):
-        if len(all_concepts) >= 2:
-            break
-        all_concepts = _distinct_concepts([*all_concepts, fallback], [sub_name], 12)
-    concepts = all_concepts[: _CONCEPTS_PER_LENGTH[length]]
-    spare = all_concepts[len(concepts) :]
-    interests = _interests(personalization)
-    goal, _ = _goal(personalization)
-    has_goal = goal != "지금 세운 학습 목표"
-    slots = {
-        "sub": sub_name,
-        "main": main["name"],
-        "goal": goal,
-        "interest": interests[0] if interests else main["name"],
-        "n": str(len(concepts)),
-        "order": str(outline["order"]),
-        "total": str(outline["total"]),
-        "level_name": LEVEL_NAMES[level],
-        "source_level_name": LEVEL_NAMES.get(source_level, ""),
-        "description": _sentence(sub_topic["description"]),
-    }
-    code = expects_code(main["category"], sub_topic) and include_examples
 
-    # Introduction: the sub-topic is defined in the first sentence; concepts are not named yet,
-    # so that each is first used where it is defined.
-    intro = _Section(picker.say("heading:intro", book["heading"]["intro"], slots))
-    intro.sentences.append(picker.say("intro_open", book["intro_open"], slots))
-    if outline["total"] > 1 and outline["order"] == 1:
-        intro.sentences.append(picker.say("pos", book["intro_position_first"], slots))
-    elif outline["total"] > 1 and outline["order"] == outline["total"]:
-        intro.sentences.append(picker.say("pos", book["intro_position_last"], slots))
-    elif outline["total"] > 1:
-        intro.sentences.append(picker.say("pos", book["intro_position"], slots))
-    if source_level:
-        intro.sentences.append(picker.say("conversion", book["conversion_note"], slots))
-    intro.sentences.append(picker.say("scope", book["intro_scope"], slots))
-    intro.sentences.append(picker.say("intro_goal", book["intro_goal"], slots))
-    intro.sentences.append(picker.say("intro_level", book["intro_level"][level], slots))
-    if length == "long":
-        intro.sentences.append(picker.say("intro_long", book["intro_long"], slots))
+class _ArticleWriter:
+    """Writes one article: intro, a section per concept, a walkthrough, level-specific
+    closing sections and a wrap-up, then grows it to the target length of its band."""
 
-    def concept_section(concept: str, previous: str, deeper: bool) -> _Section:
-        local = {**slots, "c": concept, "p": previous}
-        defined = all_concepts.index(concept) if concept in all_concepts else len(all_concepts)
-        outcome = _matching_outcome(concept, outcomes, all_concepts[defined + 1 :])
+    def __init__(self, ctx: dict[str, Any], rng: random.Random, source_level: str = "") -> None:
+        self.book: dict[str, Any] = _book()["article"]
+        self.rng = rng
+        self.picker = _Picker(rng)
+        self.ctx = ctx
+        self.level: str = ctx["level"]
+        self.outline: dict[str, Any] = ctx["outline"]
+        self.options: dict[str, Any] = ctx["options"]
+        self.length: str = self.options["preferred_article_length"]
+        self.include_examples: bool = self.options["include_examples"]
+        main, sub_topic = ctx["main_topic"], ctx["sub_topic"]
+        self.outcomes = [str(o) for o in sub_topic["learning_outcomes"]]
+
+        candidates = [*self.outline["key_concepts"], *sub_topic_concepts(sub_topic)]
+        self.all_concepts = _distinct_concepts(candidates, [sub_topic["name"], main["name"]], 12)
+        for fallback in ("기본 원리", "적용 방법", "점검 기준"):
+            if len(self.all_concepts) >= 2:
+                break
+            self.all_concepts = _distinct_concepts(
+                [*self.all_concepts, fallback], [sub_topic["name"]], 12
+            )
+        self.concepts = self.all_concepts[: _CONCEPTS_PER_LENGTH[self.length]]
+        self.spare = self.all_concepts[len(self.concepts) :]
+
+        interests = _interests(ctx["personalization"])
+        goal, _ = _goal(ctx["personalization"])
+        self.has_goal = goal != _NO_GOAL
+        self.slots = {
+            "sub": sub_topic["name"],
+            "main": main["name"],
+            "goal": goal,
+            "interest": interests[0] if interests else main["name"],
+            "n": str(len(self.concepts)),
+            "order": str(self.outline["order"]),
+            "total": str(self.outline["total"]),
+            "level_name": LEVEL_NAMES[self.level],
+            "source_level_name": LEVEL_NAMES.get(source_level, ""),
+            "description": _sentence(sub_topic["description"]),
+        }
+        self.source_level = source_level
+        self.code = expects_code(main["category"], sub_topic) and self.include_examples
+
+    def say(self, key: str, options: Sequence[str], **extra: str) -> str:
+        return self.picker.say(key, options, {**self.slots, **extra})
+
+    def write(self) -> dict[str, Any]:
+        book, level, length = self.book, self.level, self.length
+        intro = self.intro()
+        concept_sections = [
+            self.concept_section(c, self.concepts[i - 1] if i else "")
+            for i, c in enumerate(self.concepts)
+        ]
+        tail = [self.walkthrough(), *self.closing_sections(), self.wrapup()]
+        key_terms = [
+            {
+                "term": self.slots["sub"],
+                "definition": "이 소주제에서는 " + self.slots["description"],
+            }
+        ]
+        for i, concept in enumerate(self.concepts):
+            neighbour = self.concepts[i - 1] if i else self.concepts[(i + 1) % len(self.concepts)]
+            key_terms.append(self.key_term(concept, neighbour))
+        main, sub_topic = self.ctx["main_topic"], self.ctx["sub_topic"]
+        article: dict[str, Any] = {
+            "title": self.outline["title"].strip() or self.slots["sub"],
+            "summary": self.outline["summary"].strip()
+            or fill("{sub}의 핵심 개념 {n}가지를 {level_name} 눈높이로 정리합니다.", self.slots),
+            "sections": [],
+            "key_terms": key_terms,
+            "code_examples": (
+                _code_examples(self.rng, level, length, main, sub_topic, self.concepts)
+                if self.code
+                else []
+            ),
+            "practical_tips": _tips(
+                self.picker,
+                book,
+                level,
+                length,
+                self.ctx["personalization"],
+                self.concepts,
+                self.slots,
+            ),
+            "related_concepts": _related(self.spare, sub_topic, main),
+            "practice_problems": (
+                _problems(self.picker, book, level, length, self.concepts, self.slots)
+                if self.options["include_practice_problems"]
+                else []
+            ),
+        }
+        extra: list[_Section] = []
+
+        def assemble() -> int:
+            article["sections"] = [
+                {"heading": s.heading, "body": s.body()}
+                for s in [intro, *concept_sections, *extra, *tail]
+            ]
+            return word_count(article_markdown(article))
+
+        words = assemble()
+        high = WORD_BOUNDS[level][length][1]
+        goal_words = target_words(level, length)
+        seen = {s for section in concept_sections for s in section.sentences}
+        growable = list(concept_sections)
+        # Grow to the target: first the remaining sentences of each concept section in turn,
+        # then sections on further concepts of the sub-topic, then second looks at concepts.
+        while words < goal_words:
+            added = self.grow(growable, seen, goal_words - words, high - 20 - words)
+            if added:
+                words += added
+                continue
+            section = self.next_concept_section(article_markdown(article), seen)
+            if section is None:
+                section = self.revisit_section(len(extra))
+                if section is None:
+                    break
+            else:
+                key_terms.append(self.key_term(self.concepts[-1], self.concepts[-2]))
+                article["related_concepts"] = _related(self.spare, sub_topic, main)
+                growable.append(section)
+            extra.append(section)
+            words = assemble()
+        # Never past the upper band: drop the last follow-up sentences of the longest sections.
+        while words > high - 10:
+            longest = max(concept_sections + extra, key=lambda sec: len(sec.sentences))
+            if len(longest.sentences) <= 2:
+                break
+            words -= word_count(longest.sentences.pop())
+        assemble()
+        return article
+
+    def intro(self) -> _Section:
+        """Defines the sub-topic first; concepts are not named yet, so that each one is first
+        used where it is defined."""
+        book, order, total = self.book, self.outline["order"], self.outline["total"]
+        section = _Section(self.say("heading:intro", book["heading"]["intro"]))
+        section.sentences.append(self.say("intro_open", book["intro_open"]))
+        if total > 1:
+            position = (
+                "intro_position_first"
+                if order == 1
+                else "intro_position_last"
+                if order == total
+                else "intro_position"
+            )
+            section.sentences.append(self.say("pos", book[position]))
+        if self.source_level:
+            section.sentences.append(self.say("conversion", book["conversion_note"]))
+        section.sentences.append(self.say("scope", book["intro_scope"]))
+        section.sentences.append(self.say("intro_goal", book["intro_goal"]))
+        section.sentences.append(self.say("intro_level", book["intro_level"][self.level]))
+        if self.length == "long":
+            section.sentences.append(self.say("intro_long", book["intro_long"]))
+        return section
+
+    def concept_section(self, concept: str, previous: str) -> _Section:
+        """The concept defined in its first sentence, then the level's sentence families."""
+        book, level = self.book, self.level
+        local = {**self.slots, "c": concept, "p": previous}
+        later = self.all_concepts[self.all_concepts.index(concept) + 1 :]
+        outcome = _matching_outcome(concept, self.outcomes, later)
         if outcome:
             local["outcome"] = f"‘{outcome}’"
-        heading_options = book["heading"]["deeper" if deeper else "concept"]
-        if not deeper:
-            heading_options = heading_options[level]
-        section = _Section(picker.say(f"heading:concept:{deeper}", heading_options, local))
-        moves = []
+        section = _Section(
+            self.picker.say("heading:concept", book["heading"]["concept"][level], local)
+        )
         for move in _MOVES[level]:
-            if move.endswith("_pair") and not previous:
+            if (
+                (move.endswith("_pair") and not previous)
+                or (move == "outcome" and not outcome)
+                or (move.startswith("example") and not self.include_examples)
+                or (move == "goal" and not self.has_goal)
+            ):
                 continue
-            if move == "outcome" and not outcome:
-                continue
-            if move.startswith("example") and not include_examples:
-                continue
-            if move == "goal" and not has_goal:
-                continue
-            if deeper and move == "define":
-                continue
-            moves.append(move)
-        base = _BASE_SENTENCES[length] - (1 if deeper else 0)
-        for move in moves:
 
             def write(move: str = move) -> str | None:
                 if move == "define":
-                    return picker.say(f"define:{level}", book["define"][level], local)
+                    return self.picker.say(f"define:{level}", book["define"][level], local)
                 # Once defined, a concept is sometimes called "이 개념", as a writer would.
-                ref = "이 개념" if rng.random() < _PRONOUN_SHARE else concept
-                template = picker.draw(f"{move}:{level}", book[move])
+                ref = "이 개념" if self.rng.random() < _PRONOUN_SHARE else concept
+                template = self.picker.draw(f"{move}:{level}", book[move])
                 return None if template is None else fill(template, {**local, "c": ref})
 
-            if len(section.sentences) < base:
+            if len(section.sentences) < _BASE_SENTENCES[self.length]:
                 sentence = write()
                 if sentence is not None:
                     section.sentences.append(sentence)
@@ -637,165 +734,123 @@ def _compose_article(
                 section.pending.append(write)
         return section
 
-    concept_sections = [
-        concept_section(c, concepts[i - 1] if i else "", deeper=False)
-        for i, c in enumerate(concepts)
-    ]
-
-    walk = _Section(
-        picker.say("heading:example", book["heading"]["example"][level], slots),
-        layout="walkthrough",
-    )
-    lead_family = book["walkthrough"]["lead" if include_examples else "lead_plain"]
-    walk.sentences.append(picker.say("walk_lead", lead_family, slots))
-    step_family = {0: "steps_basic", 1: "steps_basic", 2: "steps_practical"}.get(
-        level_index(level), "steps_deep"
-    )
-    steps = picker.pick("walk_steps", book["walkthrough"][step_family])
-    for i, step in enumerate(steps):
-        walk.steps.append(fill(step, {**slots, "c": concepts[i % len(concepts)]}))
-    if code:
-        walk.sentences.append(picker.say("code_note", book["walkthrough"]["code_note"], slots))
-    walk.sentences.append(picker.say("walk_close", book["walkthrough"]["close"], slots))
-
-    closing_sections: list[_Section] = []
-    if level_index(level) <= 2:
-        pitfalls = _Section(picker.say("heading:pitfalls", book["heading"]["pitfalls"], slots))
-        for _ in range(2 if length == "short" else 3):
-            pitfalls.sentences.append(
-                picker.say("pitfalls_general", book["pitfalls_general"], slots)
-            )
-        closing_sections.append(pitfalls)
-    if level_index(level) >= 3:
-        tradeoffs = _Section(picker.say("heading:tradeoffs", book["heading"]["tradeoffs"], slots))
-        for i, concept in enumerate(concepts[:2]):
-            local = {**slots, "c": concept, "p": concepts[i - 1] if i else concepts[-1]}
-            family = "tradeoff_pair" if i else "tradeoff"
-            tradeoffs.sentences.append(picker.say(f"{family}:{level}", book[family], local))
-        tradeoffs.sentences.append(picker.say("tradeoff_close", book["tradeoff_close"], slots))
-        closing_sections.append(tradeoffs)
-    if level == "expert":
-        edges = _Section(picker.say("heading:edge", book["heading"]["edge_cases"], slots))
-        local = {**slots, "c": concepts[-1], "p": concepts[0]}
-        edges.sentences.append(picker.say("edge:expert", book["edge"], local))
-        edges.sentences.append(picker.say("edge_pair:expert", book["edge_pair"], local))
-        edges.sentences.append(
-            picker.say("research:expert", book["research"], {**local, "c": concepts[0]})
-        )
-        edges.sentences.append(picker.say("edge_close", book["edge_close"], slots))
-        closing_sections.append(edges)
-
-    wrap = _Section(picker.say("heading:wrapup", book["heading"]["wrapup"], slots))
-    wrap.sentences.append(
-        picker.say("wrap_recap", book["wrap_recap"], {**slots, "concepts": _join_korean(concepts)})
-    )
-    # The sub-topic's description closes its first article only, not every one of them.
-    if level_index(level) >= 2 and slots["description"] and outline["order"] == 1:
-        wrap.sentences.append(picker.say("wrap_description", book["wrap_description"], slots))
-    wrap.sentences.append(picker.say("wrap_level", book["wrap_level"][level], slots))
-    if length == "long":
-        wrap.sentences.append(picker.say("wrap_long", book["wrap_long"], slots))
-    if outline["order"] < outline["total"]:
-        wrap.sentences.append(picker.say("wrap_next", book["wrap_next"], slots))
-    else:
-        wrap.sentences.append(picker.say("wrap_last", book["wrap_last"], slots))
-    if options["include_practice_problems"]:
-        wrap.sentences.append(picker.say("wrap_practice", book["wrap_practice"], slots))
-
-    key_terms = [{"term": sub_name, "definition": slots["description"] or sub_name}]
-    for i, concept in enumerate(concepts):
-        neighbour = concepts[i - 1] if i else concepts[(i + 1) % len(concepts)]
-        key_terms.append(_key_term(picker, book, level, concept, neighbour, outcomes, slots))
-
-    article: dict[str, Any] = {
-        "title": outline["title"].strip() or sub_name,
-        "summary": outline["summary"].strip()
-        or fill("{sub}의 핵심 개념 {n}가지를 {level_name} 눈높이로 정리합니다.", slots),
-        "sections": [],
-        "key_terms": key_terms,
-        "code_examples": _code_examples(rng, level, length, main, sub_topic, concepts)
-        if code
-        else [],
-        "practical_tips": _tips(picker, book, level, length, personalization, concepts, slots),
-        "related_concepts": _related(spare, sub_topic, main),
-        "practice_problems": _problems(picker, book, level, length, concepts, slots)
-        if options["include_practice_problems"]
-        else [],
-    }
-
-    def assemble(extra: list[_Section]) -> None:
-        article["sections"] = [
-            {"heading": s.heading, "body": s.body()}
-            for s in [intro, *concept_sections, *extra, walk, *closing_sections, wrap]
-        ]
-
-    # Grow to the target length: first the remaining sentences of each concept section in
-    # turn, then sections that look again at further concepts of the sub-topic.
-    extra_sections: list[_Section] = []
-    assemble(extra_sections)
-    high = WORD_BOUNDS[level][length][1]
-    goal_words = target_words(level, length)
-    words = word_count(article_markdown(article))
-    seen = {s for section in concept_sections for s in section.sentences}
-    growable = list(concept_sections)
-    while words < goal_words:
-        progressed = False
-        for section in growable:
-            while section.pending and words < goal_words:
+    def grow(self, sections: list[_Section], seen: set[str], missing: int, room: int) -> int:
+        """Add one pending sentence to each section in turn; the words added (0 if none)."""
+        added = 0
+        for section in sections:
+            while section.pending and added < missing:
                 sentence = section.pending.pop(0)()
-                if sentence is None or sentence in seen or words + word_count(sentence) > high - 20:
+                if sentence is None or sentence in seen or added + word_count(sentence) > room:
                     continue
                 seen.add(sentence)
                 section.sentences.append(sentence)
-                words += word_count(sentence)
-                progressed = True
+                added += word_count(sentence)
                 break
-        if words >= goal_words:
-            break
-        if not progressed:
-            # A further concept gets its own section only if it is not mentioned yet (so it is
-            # defined where first used) and there is enough left to say about it.
-            prose = article_markdown(article)
-            while spare and spare[0].lower() in prose.lower():
-                spare.pop(0)
-            if not spare:
-                # Nothing new left to introduce: look again at a concept already defined.
-                revisit = concepts[len(extra_sections) % len(concepts)]
-                section = _Section(
-                    picker.say("heading:deeper", book["heading"]["deeper"], {"c": revisit})
+        return added
+
+    def next_concept_section(self, text: str, seen: set[str]) -> _Section | None:
+        """A section on a further concept not mentioned yet (so it is defined where first
+        used), if there is enough left to say about one."""
+        while self.spare and self.spare[0].lower() in text.lower():
+            self.spare.pop(0)
+        if not self.spare:
+            return None
+        concept = self.spare.pop(0)
+        section = self.concept_section(concept, self.concepts[-1])
+        section.sentences = [s for s in section.sentences if s not in seen]
+        if len(section.sentences) < 3:
+            return None
+        self.concepts.append(concept)
+        seen.update(section.sentences)
+        return section
+
+    def revisit_section(self, index: int) -> _Section | None:
+        """A second look at a concept already defined, once nothing new is left."""
+        concept = self.concepts[index % len(self.concepts)]
+        section = _Section(self.say("heading:deeper", self.book["heading"]["deeper"], c=concept))
+        for _ in range(4):
+            template = self.picker.draw("deeper", self.book["deeper"])
+            if template is not None:
+                section.sentences.append(fill(template, {**self.slots, "c": concept}))
+        return section if len(section.sentences) >= 3 else None
+
+    def walkthrough(self) -> _Section:
+        book, walk = self.book, self.book["walkthrough"]
+        section = _Section(
+            self.say("heading:example", book["heading"]["example"][self.level]),
+            layout="walkthrough",
+        )
+        lead = walk["lead" if self.include_examples else "lead_plain"]
+        section.sentences.append(self.say("walk_lead", lead))
+        family = ("steps_basic", "steps_basic", "steps_practical", "steps_deep", "steps_deep")
+        steps = self.picker.pick("walk_steps", walk[family[level_index(self.level)]])
+        for i, step in enumerate(steps):
+            concept = self.concepts[i % len(self.concepts)]
+            section.steps.append(fill(step, {**self.slots, "c": concept}))
+        if self.code:
+            section.sentences.append(self.say("code_note", walk["code_note"]))
+        section.sentences.append(self.say("walk_close", walk["close"]))
+        return section
+
+    def closing_sections(self) -> list[_Section]:
+        """Pitfalls up to intermediate; trade-offs from advanced; edge cases for experts."""
+        book, level, concepts = self.book, self.level, self.concepts
+        sections: list[_Section] = []
+        if level_index(level) <= 2:
+            pitfalls = _Section(self.say("heading:pitfalls", book["heading"]["pitfalls"]))
+            for _ in range(2 if self.length == "short" else 3):
+                pitfalls.sentences.append(self.say("pitfalls_general", book["pitfalls_general"]))
+            sections.append(pitfalls)
+        if level_index(level) >= 3:
+            tradeoffs = _Section(self.say("heading:tradeoffs", book["heading"]["tradeoffs"]))
+            tradeoffs.sentences.append(
+                self.say(f"tradeoff:{level}", book["tradeoff"], c=concepts[0])
+            )
+            tradeoffs.sentences.append(
+                self.say(
+                    f"tradeoff_pair:{level}", book["tradeoff_pair"], c=concepts[1], p=concepts[0]
                 )
-                for _ in range(4):
-                    template = picker.draw("deeper", book["deeper"])
-                    if template is not None:
-                        section.sentences.append(fill(template, {**slots, "c": revisit}))
-                if len(section.sentences) < 3:
-                    break
-                extra_sections.append(section)
-                assemble(extra_sections)
-                words = word_count(article_markdown(article))
-                continue
-            concept = spare.pop(0)
-            previous = concepts[-1]
-            section = concept_section(concept, previous, deeper=False)
-            section.sentences = [s for s in section.sentences if s not in seen]
-            if len(section.sentences) < 3:
-                break
-            concepts.append(concept)
-            key_terms.append(_key_term(picker, book, level, concept, previous, outcomes, slots))
-            seen.update(section.sentences)
-            extra_sections.append(section)
-            growable.append(section)
-            assemble(extra_sections)
-            article["related_concepts"] = _related(spare, sub_topic, main)
-            words = word_count(article_markdown(article))
-    # Never past the upper band: drop the last follow-up sentences of the longest sections.
-    while words > high - 10:
-        longest = max(concept_sections + extra_sections, key=lambda sec: len(sec.sentences))
-        if len(longest.sentences) <= 2:
-            break
-        words -= word_count(longest.sentences.pop())
-    assemble(extra_sections)
-    return article
+            )
+            tradeoffs.sentences.append(self.say("tradeoff_close", book["tradeoff_close"]))
+            sections.append(tradeoffs)
+        if level == "expert":
+            edges = _Section(self.say("heading:edge", book["heading"]["edge_cases"]))
+            last, first = concepts[-1], concepts[0]
+            edges.sentences.append(self.say("edge:expert", book["edge"], c=last))
+            edges.sentences.append(self.say("edge_pair:expert", book["edge_pair"], c=last, p=first))
+            edges.sentences.append(self.say("research:expert", book["research"], c=first))
+            edges.sentences.append(self.say("edge_close", book["edge_close"]))
+            sections.append(edges)
+        return sections
+
+    def wrapup(self) -> _Section:
+        book, level, order = self.book, self.level, self.outline["order"]
+        section = _Section(self.say("heading:wrapup", book["heading"]["wrapup"]))
+        section.sentences.append(
+            self.say("wrap_recap", book["wrap_recap"], concepts=_join_korean(self.concepts))
+        )
+        # The sub-topic's description closes its first article only, not every one of them.
+        if level_index(level) >= 2 and order == 1:
+            section.sentences.append(self.say("wrap_description", book["wrap_description"]))
+        section.sentences.append(self.say("wrap_level", book["wrap_level"][level]))
+        if self.length == "long":
+            section.sentences.append(self.say("wrap_long", book["wrap_long"]))
+        if order < self.outline["total"]:
+            section.sentences.append(self.say("wrap_next", book["wrap_next"]))
+        else:
+            section.sentences.append(self.say("wrap_last", book["wrap_last"]))
+        if self.options["include_practice_problems"]:
+            section.sentences.append(self.say("wrap_practice", book["wrap_practice"]))
+        return section
+
+    def key_term(self, concept: str, neighbour: str) -> dict[str, str]:
+        local = {**self.slots, "c": concept, "p": neighbour}
+        definition = self.picker.say(f"gloss:{self.level}", self.book["gloss"][self.level], local)
+        outcome = _matching_outcome(concept, self.outcomes)
+        if outcome:
+            local["outcome"] = f"‘{outcome}’"
+            definition += " " + self.picker.say("gloss_outcome", self.book["gloss_outcome"], local)
+        return {"term": concept, "definition": definition}
 
 
 def _sentence(text: str) -> str:
@@ -803,24 +858,6 @@ def _sentence(text: str) -> str:
     if text and not text.endswith((".", "!", "?")):
         text += "."
     return text
-
-
-def _key_term(
-    picker: _Picker,
-    book: dict[str, Any],
-    level: str,
-    concept: str,
-    neighbour: str,
-    outcomes: Sequence[str],
-    slots: dict[str, str],
-) -> dict[str, str]:
-    local = {**slots, "c": concept, "p": neighbour}
-    definition = picker.say(f"gloss:{level}", book["gloss"][level], local)
-    outcome = _matching_outcome(concept, outcomes)
-    if outcome:
-        local["outcome"] = f"‘{outcome}’"
-        definition += " " + picker.say("gloss_outcome", book["gloss_outcome"], local)
-    return {"term": concept, "definition": definition}
 
 
 def _tips(
