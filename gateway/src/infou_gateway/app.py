@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -30,6 +31,29 @@ from infou_libs.messaging import close as close_nats
 log = get_logger(__name__)
 
 
+async def _attach_nats(state: GatewayState, consumers: list[DurableConsumer]) -> None:
+    """Connects to NATS (retrying every few seconds) and starts the gateway's consumers."""
+    delay = 1.0
+    while True:
+        try:
+            nc = await asyncio.wait_for(connect(state.settings.nats_url, "infou-gateway"), 5.0)
+            js = nc.jetstream()
+            await ensure_streams(js)
+            consumer = cache_invalidation_consumer(js, state.cache)
+            await consumer.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("nats_unavailable", error=str(exc) or type(exc).__name__, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        consumers.append(consumer)
+        state.nc = nc
+        log.info("nats_attached")
+        return
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -41,25 +65,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             enabled=settings.cache_enabled,
         )
         db = create_async_engine(asyncpg_url(settings.database_url), poolclass=pool.NullPool)
-        nc = None
-        consumer: DurableConsumer | None = None
-        try:
-            nc = await connect(settings.nats_url, "infou-gateway")
-            js = nc.jetstream()
-            await ensure_streams(js)
-            consumer = cache_invalidation_consumer(js, cache)
-            await consumer.start()
-        except Exception as exc:  # the gateway serves without NATS; /health names it
-            log.error("nats_unavailable_at_start", error=str(exc))
-        app.state.gateway = GatewayState(settings, clients, cache, nc, db)
+        state = GatewayState(settings, clients, cache, None, db)
+        app.state.gateway = state
+        consumers: list[DurableConsumer] = []
+        # NATS may come up after the gateway: attach in the background, /health names it until then.
+        attach = asyncio.create_task(_attach_nats(state, consumers), name="nats-attach")
         log.info("gateway_ready", port=settings.port)
         try:
             yield
         finally:
-            if consumer is not None:
+            attach.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await attach
+            for consumer in consumers:
                 await consumer.stop()
-            if nc is not None:
-                await close_nats(nc)
+            if state.nc is not None:
+                await close_nats(state.nc)
             await clients.close()
             await cache.redis.aclose()
             await db.dispose()

@@ -1,0 +1,68 @@
+"""/health never crashes: a dependency down is named, and the answer is 503 degraded."""
+
+import httpx
+
+from infou_gateway.app import create_app
+from infou_gateway.settings import GatewaySettings
+from infou_libs.engines import free_port
+
+
+async def test_everything_down_is_degraded_and_named() -> None:
+    closed = free_port()
+    settings = GatewaySettings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/infou",
+        redis_url=f"redis://127.0.0.1:{closed}/0",
+        nats_url=f"nats://127.0.0.1:{closed}",
+        **{
+            f"{s}_addr": f"127.0.0.1:{closed}"
+            for s in ("catalog", "session", "generation", "feedback", "realtime")
+        },
+        health_timeout_seconds=0.5,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            reply = await client.get("/health")
+            metrics = await client.get("/metrics")
+    assert reply.status_code == 503
+    body = reply.json()
+    assert body["status"] == "degraded"
+    assert {"database", "redis", "nats", "catalog_service", "generation_service"} <= set(
+        body["degraded"]
+    )
+    assert body["services"]["database"] == "disconnected"
+    assert body["services"]["catalog_service"] == "unavailable"
+    assert body["metrics"]["generation_queue"] == 0
+    assert metrics.status_code == 200
+    assert "infou_http_request_duration_seconds" in metrics.text
+    assert 'infou_dependency_up{dependency="redis"} 0.0' in metrics.text
+
+
+async def test_healthy_dependencies_are_reported_connected(
+    database_url: str, redis_url: str, nats_url: str
+) -> None:
+    closed = free_port()
+    settings = GatewaySettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        nats_url=nats_url,
+        **{
+            f"{s}_addr": f"127.0.0.1:{closed}"
+            for s in ("catalog", "session", "generation", "feedback", "realtime")
+        },
+        health_timeout_seconds=0.5,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            body = (await client.get("/health")).json()
+    services = body["services"]
+    assert (services["database"], services["redis"], services["nats"]) == (
+        "connected",
+        "connected",
+        "connected",
+    )
+    assert "database" not in body["degraded"]
+    assert "realtime_service" in body["degraded"]
