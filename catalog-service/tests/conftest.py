@@ -7,9 +7,7 @@ Its NATS server is private to each test module: the shared one carries other sui
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -19,7 +17,6 @@ from nats.js import JetStreamContext
 
 from infou_catalog.main import SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_libs import engines
 from infou_libs.messaging import connect, ensure_streams
 from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2_grpc
@@ -28,21 +25,13 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def catalog_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = engines.start_nats(tmp_path_factory.mktemp("catalog-nats"))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def catalog_nats_url(module_nats_url: str) -> str:
+    return module_nats_url
 
 
 @pytest.fixture(scope="module")
-async def catalog_database_url(pg_server_url: str) -> AsyncIterator[str]:
-    name = f"infou_catalog_{uuid.uuid4().hex[:10]}"
-    url = await engines.ensure_database(pg_server_url, name)
-    yield url
-    with contextlib.suppress(Exception):
-        await engines.drop_database(pg_server_url, name)
+def catalog_database_url(module_database_url: str) -> str:
+    return module_database_url
 
 
 @pytest.fixture(scope="module")

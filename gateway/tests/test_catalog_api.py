@@ -8,9 +8,7 @@ other suites' events, which would move these numbers and drop these cache entrie
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -67,21 +65,13 @@ REDIS_DB = 13  # this module's own database on the shared Redis; flushed before 
 
 
 @pytest.fixture(scope="module")
-def private_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = engines.start_nats(tmp_path_factory.mktemp("gateway-catalog-nats"))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+def private_nats_url(module_nats_url: str) -> str:
+    return module_nats_url
 
 
 @pytest.fixture(scope="module")
-async def catalog_db(pg_server_url: str) -> AsyncIterator[str]:
-    name = f"infou_gwcat_{uuid.uuid4().hex[:10]}"
-    url = await engines.ensure_database(pg_server_url, name)
-    yield url
-    with contextlib.suppress(Exception):
-        await engines.drop_database(pg_server_url, name)
+def catalog_db(module_database_url: str) -> str:
+    return module_database_url
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 """/health never crashes: a dependency down is named, and the answer is 503 degraded."""
 
+import asyncio
+
 import httpx
 
 from infou_gateway.app import create_app
@@ -57,7 +59,12 @@ async def test_healthy_dependencies_are_reported_connected(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            body = (await client.get("/health")).json()
+            # NATS attaches in the background: the gateway serves before it is connected.
+            for _ in range(50):
+                body = (await client.get("/health")).json()
+                if body["services"]["nats"] == "connected":
+                    break
+                await asyncio.sleep(0.1)
     services = body["services"]
     assert (services["database"], services["redis"], services["nats"]) == (
         "connected",

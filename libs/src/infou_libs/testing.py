@@ -62,24 +62,48 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
 
 
+@contextlib.asynccontextmanager
+async def temporary_database(pg_server_url: str, prefix: str = "infou_test") -> AsyncIterator[str]:
+    """A database created for the caller and dropped afterwards; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = await engines.ensure_database(pg_server_url, name)
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(Exception):
+            await engines.drop_database(pg_server_url, name)
+
+
 @pytest.fixture(scope="session")
 async def database_url(pg_server_url: str) -> AsyncIterator[str]:
     """A fresh database for this test run."""
-    name = f"infou_test_{uuid.uuid4().hex[:10]}"
-    url = await engines.ensure_database(pg_server_url, name)
-    yield url
-    with contextlib.suppress(Exception):
-        await engines.drop_database(pg_server_url, name)
+    async with temporary_database(pg_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A database of its own for one test module."""
+    async with temporary_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture
 async def fresh_database_url(pg_server_url: str) -> AsyncIterator[str]:
     """A database of its own for one test (migration round trips, seeds)."""
-    name = f"infou_test_{uuid.uuid4().hex[:10]}"
-    url = await engines.ensure_database(pg_server_url, name)
-    yield url
-    with contextlib.suppress(Exception):
-        await engines.drop_database(pg_server_url, name)
+    async with temporary_database(pg_server_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded NATS server private to one test module, for tests that count events:
+    the shared server carries other suites' events too."""
+    server = engines.start_nats(tmp_path_factory.mktemp("module-nats"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @contextlib.asynccontextmanager
