@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#infou_protos/events/v1/events.proto\x12\x0finfou.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0e\x43\x61talogChanged\x12\x16\n\x0emain_topic_ids\x18\x01 \x03(\x05\x12\x16\n\x0elevels_changed\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10main_topic_slugs\x18\x05 \x03(\t\"\xbb\x01\n\x0eSessionCreated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x1d\n\x15\x63urated_sub_topic_ids\x18\x03 \x03(\x05\x12\x1f\n\x17generated_sub_topic_ids\x18\x04 \x03(\x05\x12\r\n\x05level\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12SubTopicsGenerated\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x14GenerateSubTopicsJob\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"+\n\x15GenerateCurriculumJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\"<\n\x12GenerateArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\"b\n\x11\x43onvertArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_level\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"\xe8\x01\n\x11\x46\x65\x65\x64\x62\x61\x63kSubmitted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x1c\n\x14\x64ifficulty_perceived\x18\x04 \x01(\t\x12\x17\n\x0fprevious_rating\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmain_topic_id\x18\x07 \x01(\x05\x12\x1c\n\x14\x63urated_sub_topic_id\x18\x08 \x01(\x05\"\x8f\x01\n\x10ProgressRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\ntime_spent\x18\x04 \x01(\x05\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x17SessionAnalyticsUpdated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x17\n\x0f\x63ompletion_rate\x18\x03 \x01(\x01\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0fSessionProgress\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#infou_protos/events/v1/events.proto\x12\x0finfou.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x01\n\x0e\x43\x61talogChanged\x12\x16\n\x0emain_topic_ids\x18\x01 \x03(\x05\x12\x16\n\x0elevels_changed\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10main_topic_slugs\x18\x05 \x03(\t\"\xbb\x01\n\x0eSessionCreated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x1d\n\x15\x63urated_sub_topic_ids\x18\x03 \x03(\x05\x12\x1f\n\x17generated_sub_topic_ids\x18\x04 \x03(\x05\x12\r\n\x05level\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12SubTopicsGenerated\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x14GenerateSubTopicsJob\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"A\n\x15GenerateCurriculumJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x02 \x01(\t\"R\n\x12GenerateArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x03 \x01(\t\"x\n\x11\x43onvertArticleJob\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_level\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x05 \x01(\t\"\xdb\x01\n\x0fGenerationUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x03\x12\x15\n\routput_tokens\x18\x04 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\x12\x11\n\tcache_hit\x18\x06 \x01(\x08\x12\x16\n\x0eprompt_version\x18\x07 \x01(\t\x12\x16\n\x0eprompt_excerpt\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\n \x01(\x05\"\xb6\x01\n\x0ePlannedArticle\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x15\n\rsub_topic_ref\x18\x03 \x01(\t\x12\x1b\n\x13\x65stimated_read_time\x18\x04 \x01(\t\x12\x14\n\x0ckey_concepts\x18\x05 \x03(\t\x12\x1d\n\x15\x64ifficulty_indicators\x18\x06 \x03(\t\x12\x1b\n\x13prerequisite_titles\x18\x07 \x03(\t\"\xca\x01\n\x13\x43urriculumGenerated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12.\n\x05items\x18\x03 \x03(\x0b\x32\x1f.infou.events.v1.PlannedArticle\x12/\n\x05usage\x18\x04 \x01(\x0b\x32 .infou.events.v1.GenerationUsage\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x02\n\x0eWrittenArticle\x12\x14\n\x0c\x61rticle_json\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x12\n\nword_count\x18\x03 \x01(\x05\x12\x1b\n\x13\x65stimated_read_time\x18\x04 \x01(\t\x12\x15\n\rquality_score\x18\x05 \x01(\x01\x12\x18\n\x10quality_warnings\x18\x06 \x03(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0f\n\x07summary\x18\x08 \x01(\t\x12\x11\n\tkey_terms\x18\t \x03(\t\x12\x15\n\rcode_examples\x18\n \x01(\x05\x12\x16\n\x0epractical_tips\x18\x0b \x03(\t\x12\x18\n\x10related_concepts\x18\x0c \x03(\t\"\xce\x01\n\x10\x41rticleGenerated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x30\n\x07\x61rticle\x18\x03 \x01(\x0b\x32\x1f.infou.events.v1.WrittenArticle\x12/\n\x05usage\x18\x04 \x01(\x0b\x32 .infou.events.v1.GenerationUsage\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf5\x01\n\x10\x41rticleConverted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x14\n\x0ctarget_level\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x30\n\x07\x61rticle\x18\x05 \x01(\x0b\x32\x1f.infou.events.v1.WrittenArticle\x12/\n\x05usage\x18\x06 \x01(\x0b\x32 .infou.events.v1.GenerationUsage\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc5\x01\n\x10GenerationFailed\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x12\n\narticle_id\x18\x03 \x01(\t\x12\x14\n\x0ctarget_level\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x12\n\nerror_code\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x01\n\x11\x46\x65\x65\x64\x62\x61\x63kSubmitted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06rating\x18\x03 \x01(\t\x12\x1c\n\x14\x64ifficulty_perceived\x18\x04 \x01(\t\x12\x17\n\x0fprevious_rating\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rmain_topic_id\x18\x07 \x01(\x05\x12\x1c\n\x14\x63urated_sub_topic_id\x18\x08 \x01(\x05\"\x8f\x01\n\x10ProgressRecorded\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\narticle_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x12\n\ntime_spent\x18\x04 \x01(\x05\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x17SessionAnalyticsUpdated\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x17\n\x0f\x63ompletion_rate\x18\x03 \x01(\x01\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0fSessionProgress\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,17 +41,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATESUBTOPICSJOB']._serialized_start=570
   _globals['_GENERATESUBTOPICSJOB']._serialized_end=615
   _globals['_GENERATECURRICULUMJOB']._serialized_start=617
-  _globals['_GENERATECURRICULUMJOB']._serialized_end=660
-  _globals['_GENERATEARTICLEJOB']._serialized_start=662
-  _globals['_GENERATEARTICLEJOB']._serialized_end=722
-  _globals['_CONVERTARTICLEJOB']._serialized_start=724
-  _globals['_CONVERTARTICLEJOB']._serialized_end=822
-  _globals['_FEEDBACKSUBMITTED']._serialized_start=825
-  _globals['_FEEDBACKSUBMITTED']._serialized_end=1057
-  _globals['_PROGRESSRECORDED']._serialized_start=1060
-  _globals['_PROGRESSRECORDED']._serialized_end=1203
-  _globals['_SESSIONANALYTICSUPDATED']._serialized_start=1206
-  _globals['_SESSIONANALYTICSUPDATED']._serialized_end=1348
-  _globals['_SESSIONPROGRESS']._serialized_start=1350
-  _globals['_SESSIONPROGRESS']._serialized_end=1438
+  _globals['_GENERATECURRICULUMJOB']._serialized_end=682
+  _globals['_GENERATEARTICLEJOB']._serialized_start=684
+  _globals['_GENERATEARTICLEJOB']._serialized_end=766
+  _globals['_CONVERTARTICLEJOB']._serialized_start=768
+  _globals['_CONVERTARTICLEJOB']._serialized_end=888
+  _globals['_GENERATIONUSAGE']._serialized_start=891
+  _globals['_GENERATIONUSAGE']._serialized_end=1110
+  _globals['_PLANNEDARTICLE']._serialized_start=1113
+  _globals['_PLANNEDARTICLE']._serialized_end=1295
+  _globals['_CURRICULUMGENERATED']._serialized_start=1298
+  _globals['_CURRICULUMGENERATED']._serialized_end=1500
+  _globals['_WRITTENARTICLE']._serialized_start=1503
+  _globals['_WRITTENARTICLE']._serialized_end=1780
+  _globals['_ARTICLEGENERATED']._serialized_start=1783
+  _globals['_ARTICLEGENERATED']._serialized_end=1989
+  _globals['_ARTICLECONVERTED']._serialized_start=1992
+  _globals['_ARTICLECONVERTED']._serialized_end=2237
+  _globals['_GENERATIONFAILED']._serialized_start=2240
+  _globals['_GENERATIONFAILED']._serialized_end=2437
+  _globals['_FEEDBACKSUBMITTED']._serialized_start=2440
+  _globals['_FEEDBACKSUBMITTED']._serialized_end=2672
+  _globals['_PROGRESSRECORDED']._serialized_start=2675
+  _globals['_PROGRESSRECORDED']._serialized_end=2818
+  _globals['_SESSIONANALYTICSUPDATED']._serialized_start=2821
+  _globals['_SESSIONANALYTICSUPDATED']._serialized_end=2963
+  _globals['_SESSIONPROGRESS']._serialized_start=2965
+  _globals['_SESSIONPROGRESS']._serialized_end=3053
 # @@protoc_insertion_point(module_scope)

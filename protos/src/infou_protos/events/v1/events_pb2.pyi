@@ -161,20 +161,29 @@ Global___GenerateSubTopicsJob: _TypeAlias = GenerateSubTopicsJob  # noqa: Y015
 
 @_typing.final
 class GenerateCurriculumJob(_message.Message):
-    """jobs.curriculum.generate"""
+    """Session generation jobs carry their input: `context_json` is the prompt context of the task
+    (content/prompts.py documents its keys), built by session-service when it enqueues the job,
+    so a worker never reads another service's data.
+
+    jobs.curriculum.generate -> events.generation.curriculum_generated | task_failed
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    CONTEXT_JSON_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
+    context_json: _builtins.str
+    """task "curriculum" """
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
+        context_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,23 +191,27 @@ Global___GenerateCurriculumJob: _TypeAlias = GenerateCurriculumJob  # noqa: Y015
 
 @_typing.final
 class GenerateArticleJob(_message.Message):
-    """jobs.article.generate"""
+    """jobs.article.generate -> events.generation.article_generated | task_failed"""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    CONTEXT_JSON_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
+    context_json: _builtins.str
+    """task "article" """
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         article_id: _builtins.str = ...,
+        context_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,7 +219,9 @@ Global___GenerateArticleJob: _TypeAlias = GenerateArticleJob  # noqa: Y015
 
 @_typing.final
 class ConvertArticleJob(_message.Message):
-    """jobs.article.convert (higher priority than bulk article jobs)"""
+    """jobs.article.convert (higher priority than bulk article jobs: its own consumer)
+    -> events.generation.article_converted | task_failed
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -214,10 +229,13 @@ class ConvertArticleJob(_message.Message):
     ARTICLE_ID_FIELD_NUMBER: _builtins.int
     TARGET_LEVEL_FIELD_NUMBER: _builtins.int
     TASK_ID_FIELD_NUMBER: _builtins.int
+    CONTEXT_JSON_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     target_level: _builtins.str
     task_id: _builtins.str
+    context_json: _builtins.str
+    """task "level_conversion" """
     def __init__(
         self,
         *,
@@ -225,14 +243,328 @@ class ConvertArticleJob(_message.Message):
         article_id: _builtins.str = ...,
         target_level: _builtins.str = ...,
         task_id: _builtins.str = ...,
+        context_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "session_id", b"session_id", "target_level", b"target_level", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "context_json", b"context_json", "session_id", b"session_id", "target_level", b"target_level", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConvertArticleJob: _TypeAlias = ConvertArticleJob  # noqa: Y015
+
+@_typing.final
+class GenerationUsage(_message.Message):
+    """What one generation task cost, from the engine's ledger of LLM calls."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    CACHE_HIT_FIELD_NUMBER: _builtins.int
+    PROMPT_VERSION_FIELD_NUMBER: _builtins.int
+    PROMPT_EXCERPT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    provider: _builtins.str
+    input_tokens: _builtins.int
+    output_tokens: _builtins.int
+    cost_usd: _builtins.float
+    cache_hit: _builtins.bool
+    """served from the content cache: no tokens, no cost"""
+    prompt_version: _builtins.str
+    prompt_excerpt: _builtins.str
+    attempts: _builtins.int
+    duration_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        cache_hit: _builtins.bool = ...,
+        prompt_version: _builtins.str = ...,
+        prompt_excerpt: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_hit", b"cache_hit", "cost_usd", b"cost_usd", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "prompt_excerpt", b"prompt_excerpt", "prompt_version", b"prompt_version", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerationUsage: _TypeAlias = GenerationUsage  # noqa: Y015
+
+@_typing.final
+class PlannedArticle(_message.Message):
+    """One planned article of a curriculum, as the model wrote it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_REF_FIELD_NUMBER: _builtins.int
+    ESTIMATED_READ_TIME_FIELD_NUMBER: _builtins.int
+    KEY_CONCEPTS_FIELD_NUMBER: _builtins.int
+    DIFFICULTY_INDICATORS_FIELD_NUMBER: _builtins.int
+    PREREQUISITE_TITLES_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    summary: _builtins.str
+    sub_topic_ref: _builtins.str
+    """curated_<n> | generated_<n>"""
+    estimated_read_time: _builtins.str
+    @_builtins.property
+    def key_concepts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def difficulty_indicators(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def prerequisite_titles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        sub_topic_ref: _builtins.str = ...,
+        estimated_read_time: _builtins.str = ...,
+        key_concepts: _abc.Iterable[_builtins.str] | None = ...,
+        difficulty_indicators: _abc.Iterable[_builtins.str] | None = ...,
+        prerequisite_titles: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["difficulty_indicators", b"difficulty_indicators", "estimated_read_time", b"estimated_read_time", "key_concepts", b"key_concepts", "prerequisite_titles", b"prerequisite_titles", "sub_topic_ref", b"sub_topic_ref", "summary", b"summary", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlannedArticle: _TypeAlias = PlannedArticle  # noqa: Y015
+
+@_typing.final
+class CurriculumGenerated(_message.Message):
+    """events.generation.curriculum_generated"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    title: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedArticle]: ...
+    @_builtins.property
+    def usage(self) -> Global___GenerationUsage: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        items: _abc.Iterable[Global___PlannedArticle] | None = ...,
+        usage: Global___GenerationUsage | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "occurred_at", b"occurred_at", "session_id", b"session_id", "title", b"title", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CurriculumGenerated: _TypeAlias = CurriculumGenerated  # noqa: Y015
+
+@_typing.final
+class WrittenArticle(_message.Message):
+    """A written article (or level variant), ready to store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTICLE_JSON_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    WORD_COUNT_FIELD_NUMBER: _builtins.int
+    ESTIMATED_READ_TIME_FIELD_NUMBER: _builtins.int
+    QUALITY_SCORE_FIELD_NUMBER: _builtins.int
+    QUALITY_WARNINGS_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    KEY_TERMS_FIELD_NUMBER: _builtins.int
+    CODE_EXAMPLES_FIELD_NUMBER: _builtins.int
+    PRACTICAL_TIPS_FIELD_NUMBER: _builtins.int
+    RELATED_CONCEPTS_FIELD_NUMBER: _builtins.int
+    article_json: _builtins.str
+    """the structured article (schema infou_article), for conversions"""
+    content: _builtins.str
+    """markdown"""
+    word_count: _builtins.int
+    estimated_read_time: _builtins.str
+    quality_score: _builtins.float
+    title: _builtins.str
+    summary: _builtins.str
+    code_examples: _builtins.int
+    @_builtins.property
+    def quality_warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def key_terms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def practical_tips(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def related_concepts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        article_json: _builtins.str = ...,
+        content: _builtins.str = ...,
+        word_count: _builtins.int = ...,
+        estimated_read_time: _builtins.str = ...,
+        quality_score: _builtins.float = ...,
+        quality_warnings: _abc.Iterable[_builtins.str] | None = ...,
+        title: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        key_terms: _abc.Iterable[_builtins.str] | None = ...,
+        code_examples: _builtins.int = ...,
+        practical_tips: _abc.Iterable[_builtins.str] | None = ...,
+        related_concepts: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_json", b"article_json", "code_examples", b"code_examples", "content", b"content", "estimated_read_time", b"estimated_read_time", "key_terms", b"key_terms", "practical_tips", b"practical_tips", "quality_score", b"quality_score", "quality_warnings", b"quality_warnings", "related_concepts", b"related_concepts", "summary", b"summary", "title", b"title", "word_count", b"word_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WrittenArticle: _TypeAlias = WrittenArticle  # noqa: Y015
+
+@_typing.final
+class ArticleGenerated(_message.Message):
+    """events.generation.article_generated"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    article_id: _builtins.str
+    @_builtins.property
+    def article(self) -> Global___WrittenArticle: ...
+    @_builtins.property
+    def usage(self) -> Global___GenerationUsage: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        article_id: _builtins.str = ...,
+        article: Global___WrittenArticle | None = ...,
+        usage: Global___GenerationUsage | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "occurred_at", b"occurred_at", "usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "article_id", b"article_id", "occurred_at", b"occurred_at", "session_id", b"session_id", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArticleGenerated: _TypeAlias = ArticleGenerated  # noqa: Y015
+
+@_typing.final
+class ArticleConverted(_message.Message):
+    """events.generation.article_converted"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    TARGET_LEVEL_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    article_id: _builtins.str
+    target_level: _builtins.str
+    task_id: _builtins.str
+    @_builtins.property
+    def article(self) -> Global___WrittenArticle: ...
+    @_builtins.property
+    def usage(self) -> Global___GenerationUsage: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        article_id: _builtins.str = ...,
+        target_level: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+        article: Global___WrittenArticle | None = ...,
+        usage: Global___GenerationUsage | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "occurred_at", b"occurred_at", "usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "article_id", b"article_id", "occurred_at", b"occurred_at", "session_id", b"session_id", "target_level", b"target_level", "task_id", b"task_id", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArticleConverted: _TypeAlias = ArticleConverted  # noqa: Y015
+
+@_typing.final
+class GenerationFailed(_message.Message):
+    """events.generation.task_failed: a session generation task gave up (retries exhausted, budget
+    refused, or input that can never work). error_code is a PRD code (LLM_BUDGET_EXCEEDED,
+    LLM_RATE_LIMIT, GENERATION_FAILED, ...).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    TARGET_LEVEL_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    task: _builtins.str
+    """curriculum | article | level_conversion"""
+    article_id: _builtins.str
+    target_level: _builtins.str
+    task_id: _builtins.str
+    error_code: _builtins.str
+    message: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        task: _builtins.str = ...,
+        article_id: _builtins.str = ...,
+        target_level: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+        error_code: _builtins.str = ...,
+        message: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "error_code", b"error_code", "message", b"message", "occurred_at", b"occurred_at", "session_id", b"session_id", "target_level", b"target_level", "task", b"task", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerationFailed: _TypeAlias = GenerationFailed  # noqa: Y015
 
 @_typing.final
 class FeedbackSubmitted(_message.Message):

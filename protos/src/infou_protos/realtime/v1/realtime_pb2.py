@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'infou_protos/realtime/v1/realtime.proto\x12\x11infou.realtime.v1\"9\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"/\n\x0cWatchMessage\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tdata_json\x18\x02 \x01(\t\"\x81\x01\n\x19RegisterConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\x12\x12\n\ngateway_id\x18\x05 \x01(\t\"\x1c\n\x1aRegisterConnectionResponse\"J\n\x16\x43loseConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x19\n\x11\x64isconnect_reason\x18\x02 \x01(\t\"\x19\n\x17\x43loseConnectionResponse\"\x1b\n\x19GetConnectionStatsRequest\"H\n\x0f\x43onnectionStats\x12\x1a\n\x12\x61\x63tive_connections\x18\x01 \x01(\x03\x12\x19\n\x11total_connections\x18\x02 \x01(\x03\x32\xa3\x03\n\x0fRealtimeService\x12K\n\x05Watch\x12\x1f.infou.realtime.v1.WatchRequest\x1a\x1f.infou.realtime.v1.WatchMessage0\x01\x12q\n\x12RegisterConnection\x12,.infou.realtime.v1.RegisterConnectionRequest\x1a-.infou.realtime.v1.RegisterConnectionResponse\x12h\n\x0f\x43loseConnection\x12).infou.realtime.v1.CloseConnectionRequest\x1a*.infou.realtime.v1.CloseConnectionResponse\x12\x66\n\x12GetConnectionStats\x12,.infou.realtime.v1.GetConnectionStatsRequest\x1a\".infou.realtime.v1.ConnectionStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'infou_protos/realtime/v1/realtime.proto\x12\x11infou.realtime.v1\"9\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"A\n\x0cWatchMessage\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tdata_json\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"\x81\x01\n\x19RegisterConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\x12\x12\n\ngateway_id\x18\x05 \x01(\t\"\x1c\n\x1aRegisterConnectionResponse\"J\n\x16\x43loseConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x19\n\x11\x64isconnect_reason\x18\x02 \x01(\t\"\x19\n\x17\x43loseConnectionResponse\"/\n\x16TouchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"\x19\n\x17TouchConnectionResponse\"\x1b\n\x19GetConnectionStatsRequest\"H\n\x0f\x43onnectionStats\x12\x1a\n\x12\x61\x63tive_connections\x18\x01 \x01(\x03\x12\x19\n\x11total_connections\x18\x02 \x01(\x03\x32\x8d\x04\n\x0fRealtimeService\x12K\n\x05Watch\x12\x1f.infou.realtime.v1.WatchRequest\x1a\x1f.infou.realtime.v1.WatchMessage0\x01\x12q\n\x12RegisterConnection\x12,.infou.realtime.v1.RegisterConnectionRequest\x1a-.infou.realtime.v1.RegisterConnectionResponse\x12h\n\x0f\x43loseConnection\x12).infou.realtime.v1.CloseConnectionRequest\x1a*.infou.realtime.v1.CloseConnectionResponse\x12h\n\x0fTouchConnection\x12).infou.realtime.v1.TouchConnectionRequest\x1a*.infou.realtime.v1.TouchConnectionResponse\x12\x66\n\x12GetConnectionStats\x12,.infou.realtime.v1.GetConnectionStatsRequest\x1a\".infou.realtime.v1.ConnectionStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREQUEST']._serialized_start=62
   _globals['_WATCHREQUEST']._serialized_end=119
   _globals['_WATCHMESSAGE']._serialized_start=121
-  _globals['_WATCHMESSAGE']._serialized_end=168
-  _globals['_REGISTERCONNECTIONREQUEST']._serialized_start=171
-  _globals['_REGISTERCONNECTIONREQUEST']._serialized_end=300
-  _globals['_REGISTERCONNECTIONRESPONSE']._serialized_start=302
-  _globals['_REGISTERCONNECTIONRESPONSE']._serialized_end=330
-  _globals['_CLOSECONNECTIONREQUEST']._serialized_start=332
-  _globals['_CLOSECONNECTIONREQUEST']._serialized_end=406
-  _globals['_CLOSECONNECTIONRESPONSE']._serialized_start=408
-  _globals['_CLOSECONNECTIONRESPONSE']._serialized_end=433
-  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_start=435
-  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_end=462
-  _globals['_CONNECTIONSTATS']._serialized_start=464
-  _globals['_CONNECTIONSTATS']._serialized_end=536
-  _globals['_REALTIMESERVICE']._serialized_start=539
-  _globals['_REALTIMESERVICE']._serialized_end=958
+  _globals['_WATCHMESSAGE']._serialized_end=186
+  _globals['_REGISTERCONNECTIONREQUEST']._serialized_start=189
+  _globals['_REGISTERCONNECTIONREQUEST']._serialized_end=318
+  _globals['_REGISTERCONNECTIONRESPONSE']._serialized_start=320
+  _globals['_REGISTERCONNECTIONRESPONSE']._serialized_end=348
+  _globals['_CLOSECONNECTIONREQUEST']._serialized_start=350
+  _globals['_CLOSECONNECTIONREQUEST']._serialized_end=424
+  _globals['_CLOSECONNECTIONRESPONSE']._serialized_start=426
+  _globals['_CLOSECONNECTIONRESPONSE']._serialized_end=451
+  _globals['_TOUCHCONNECTIONREQUEST']._serialized_start=453
+  _globals['_TOUCHCONNECTIONREQUEST']._serialized_end=500
+  _globals['_TOUCHCONNECTIONRESPONSE']._serialized_start=502
+  _globals['_TOUCHCONNECTIONRESPONSE']._serialized_end=527
+  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_start=529
+  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_end=556
+  _globals['_CONNECTIONSTATS']._serialized_start=558
+  _globals['_CONNECTIONSTATS']._serialized_end=630
+  _globals['_REALTIMESERVICE']._serialized_start=633
+  _globals['_REALTIMESERVICE']._serialized_end=1158
 # @@protoc_insertion_point(module_scope)

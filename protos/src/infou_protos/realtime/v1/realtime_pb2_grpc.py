@@ -50,6 +50,11 @@ class RealtimeServiceStub:
                 request_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionRequest.SerializeToString,
                 response_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionResponse.FromString,
                 _registered_method=True)
+        self.TouchConnection = channel.unary_unary(
+                '/infou.realtime.v1.RealtimeService/TouchConnection',
+                request_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionResponse.FromString,
+                _registered_method=True)
         self.GetConnectionStats = channel.unary_unary(
                 '/infou.realtime.v1.RealtimeService/GetConnectionStats',
                 request_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.GetConnectionStatsRequest.SerializeToString,
@@ -80,6 +85,13 @@ class RealtimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TouchConnection(self, request, context):
+        """The watcher is alive: a heartbeat reached it (sets last_ping_at).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetConnectionStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -103,6 +115,11 @@ def add_RealtimeServiceServicer_to_server(servicer, server):
                     servicer.CloseConnection,
                     request_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionRequest.FromString,
                     response_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionResponse.SerializeToString,
+            ),
+            'TouchConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.TouchConnection,
+                    request_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionRequest.FromString,
+                    response_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionResponse.SerializeToString,
             ),
             'GetConnectionStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConnectionStats,
@@ -192,6 +209,33 @@ class RealtimeService:
             '/infou.realtime.v1.RealtimeService/CloseConnection',
             infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionRequest.SerializeToString,
             infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.CloseConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TouchConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.realtime.v1.RealtimeService/TouchConnection',
+            infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionRequest.SerializeToString,
+            infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.TouchConnectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

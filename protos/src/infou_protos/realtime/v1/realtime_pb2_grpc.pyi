@@ -37,6 +37,8 @@ class RealtimeServiceStub:
     """Streams a session's messages: first the current snapshot, then live events."""
     RegisterConnection: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.RegisterConnectionRequest, _realtime_pb2.RegisterConnectionResponse]
     CloseConnection: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.CloseConnectionRequest, _realtime_pb2.CloseConnectionResponse]
+    TouchConnection: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.TouchConnectionRequest, _realtime_pb2.TouchConnectionResponse]
+    """The watcher is alive: a heartbeat reached it (sets last_ping_at)."""
     GetConnectionStats: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.GetConnectionStatsRequest, _realtime_pb2.ConnectionStats]
 
 @_typing.type_check_only
@@ -48,6 +50,8 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     """Streams a session's messages: first the current snapshot, then live events."""
     RegisterConnection: _aio.UnaryUnaryMultiCallable[_realtime_pb2.RegisterConnectionRequest, _realtime_pb2.RegisterConnectionResponse]  # type: ignore[assignment]
     CloseConnection: _aio.UnaryUnaryMultiCallable[_realtime_pb2.CloseConnectionRequest, _realtime_pb2.CloseConnectionResponse]  # type: ignore[assignment]
+    TouchConnection: _aio.UnaryUnaryMultiCallable[_realtime_pb2.TouchConnectionRequest, _realtime_pb2.TouchConnectionResponse]  # type: ignore[assignment]
+    """The watcher is alive: a heartbeat reached it (sets last_ping_at)."""
     GetConnectionStats: _aio.UnaryUnaryMultiCallable[_realtime_pb2.GetConnectionStatsRequest, _realtime_pb2.ConnectionStats]  # type: ignore[assignment]
 
 class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -74,6 +78,14 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _realtime_pb2.CloseConnectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_realtime_pb2.CloseConnectionResponse, _abc.Awaitable[_realtime_pb2.CloseConnectionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TouchConnection(
+        self,
+        request: _realtime_pb2.TouchConnectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_realtime_pb2.TouchConnectionResponse, _abc.Awaitable[_realtime_pb2.TouchConnectionResponse]]:
+        """The watcher is alive: a heartbeat reached it (sets last_ping_at)."""
 
     @_abc_1.abstractmethod
     def GetConnectionStats(

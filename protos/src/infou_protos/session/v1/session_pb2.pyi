@@ -145,12 +145,17 @@ class CreateSessionResponse(_message.Message):
     ESTIMATED_TOTAL_TIME_FIELD_NUMBER: _builtins.int
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
     ESTIMATED_COST_USD_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    ESTIMATED_ARTICLES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     status: _builtins.str
     estimated_total_time: _builtins.str
     access_token: _builtins.str
     """shown once; only its hash is stored"""
     estimated_cost_usd: _builtins.float
+    estimated_articles: _builtins.int
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -159,10 +164,12 @@ class CreateSessionResponse(_message.Message):
         estimated_total_time: _builtins.str = ...,
         access_token: _builtins.str = ...,
         estimated_cost_usd: _builtins.float = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        estimated_articles: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "estimated_cost_usd", b"estimated_cost_usd", "estimated_total_time", b"estimated_total_time", "session_id", b"session_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "estimated_articles", b"estimated_articles", "estimated_cost_usd", b"estimated_cost_usd", "estimated_total_time", b"estimated_total_time", "expires_at", b"expires_at", "session_id", b"session_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -258,10 +265,17 @@ class GenerationInfo(_message.Message):
     GENERATION_TIME_SECONDS_FIELD_NUMBER: _builtins.int
     TOTAL_TOKENS_USED_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    CACHED_RESULTS_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     llm_model: _builtins.str
     generation_time_seconds: _builtins.int
     total_tokens_used: _builtins.int
     cost_usd: _builtins.float
+    cached_results: _builtins.int
+    """curriculum and articles served from the content cache"""
+    input_tokens: _builtins.int
+    output_tokens: _builtins.int
     def __init__(
         self,
         *,
@@ -269,10 +283,13 @@ class GenerationInfo(_message.Message):
         generation_time_seconds: _builtins.int = ...,
         total_tokens_used: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
+        cached_results: _builtins.int = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "generation_time_seconds", b"generation_time_seconds", "llm_model", b"llm_model", "total_tokens_used", b"total_tokens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_results", b"cached_results", "cost_usd", b"cost_usd", "generation_time_seconds", b"generation_time_seconds", "input_tokens", b"input_tokens", "llm_model", b"llm_model", "output_tokens", b"output_tokens", "total_tokens_used", b"total_tokens_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -290,9 +307,14 @@ class Session(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     GENERATION_INFO_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_IDS_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     status: _builtins.str
     failure_reason: _builtins.str
+    main_topic_id: _builtins.int
+    level: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -303,6 +325,10 @@ class Session(_message.Message):
     def progress(self) -> Global___Progress: ...
     @_builtins.property
     def generation_info(self) -> Global___GenerationInfo: ...
+    @_builtins.property
+    def sub_topic_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """curated_<n> | generated_<n>"""
+
     def __init__(
         self,
         *,
@@ -314,10 +340,13 @@ class Session(_message.Message):
         progress: Global___Progress | None = ...,
         generation_info: Global___GenerationInfo | None = ...,
         failure_reason: _builtins.str = ...,
+        main_topic_id: _builtins.int = ...,
+        sub_topic_ids: _abc.Iterable[_builtins.str] | None = ...,
+        level: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "curriculum", b"curriculum", "expires_at", b"expires_at", "generation_info", b"generation_info", "progress", b"progress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "curriculum", b"curriculum", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "generation_info", b"generation_info", "progress", b"progress", "session_id", b"session_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "curriculum", b"curriculum", "expires_at", b"expires_at", "failure_reason", b"failure_reason", "generation_info", b"generation_info", "level", b"level", "main_topic_id", b"main_topic_id", "progress", b"progress", "session_id", b"session_id", "status", b"status", "sub_topic_ids", b"sub_topic_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -337,6 +366,8 @@ class CurriculumItem(_message.Message):
     IS_GENERATED_FIELD_NUMBER: _builtins.int
     DIFFICULTY_INDICATORS_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    PREREQUISITES_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     order: _builtins.int
     title: _builtins.str
@@ -346,10 +377,16 @@ class CurriculumItem(_message.Message):
     is_generated: _builtins.bool
     status: _builtins.str
     """generating | ready | failed"""
+    sub_topic_id: _builtins.str
+    """curated_<n> | generated_<n>"""
     @_builtins.property
     def key_concepts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def difficulty_indicators(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def prerequisites(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """titles of earlier items to read first"""
+
     def __init__(
         self,
         *,
@@ -363,10 +400,12 @@ class CurriculumItem(_message.Message):
         is_generated: _builtins.bool = ...,
         difficulty_indicators: _abc.Iterable[_builtins.str] | None = ...,
         status: _builtins.str = ...,
+        prerequisites: _abc.Iterable[_builtins.str] | None = ...,
+        sub_topic_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["difficulty_indicators", b"difficulty_indicators", "estimated_read_time", b"estimated_read_time", "id", b"id", "is_generated", b"is_generated", "key_concepts", b"key_concepts", "order", b"order", "status", b"status", "sub_topic", b"sub_topic", "summary", b"summary", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["difficulty_indicators", b"difficulty_indicators", "estimated_read_time", b"estimated_read_time", "id", b"id", "is_generated", b"is_generated", "key_concepts", b"key_concepts", "order", b"order", "prerequisites", b"prerequisites", "status", b"status", "sub_topic", b"sub_topic", "sub_topic_id", b"sub_topic_id", "summary", b"summary", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -380,9 +419,15 @@ class Curriculum(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    READY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     title: _builtins.str
     level: _builtins.str
+    ready: _builtins.bool
+    """false until the curriculum exists (items empty)"""
+    status: _builtins.str
+    """the session's status"""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurriculumItem]: ...
     def __init__(
@@ -392,10 +437,12 @@ class Curriculum(_message.Message):
         title: _builtins.str = ...,
         level: _builtins.str = ...,
         items: _abc.Iterable[Global___CurriculumItem] | None = ...,
+        ready: _builtins.bool = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "level", b"level", "session_id", b"session_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "level", b"level", "ready", b"ready", "session_id", b"session_id", "status", b"status", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -535,6 +582,12 @@ class Article(_message.Message):
     DIFFICULTY_VARIANTS_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_FIELD_NUMBER: _builtins.int
+    BASE_ARTICLE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     title: _builtins.str
     content: _builtins.str
@@ -547,6 +600,15 @@ class Article(_message.Message):
     status: _builtins.str
     """generating | ready | failed"""
     session_id: _builtins.str
+    summary: _builtins.str
+    order: _builtins.int
+    failure_reason: _builtins.str
+    sub_topic_id: _builtins.str
+    """curated_<n> | generated_<n>"""
+    sub_topic: _builtins.str
+    """its name"""
+    base_article_id: _builtins.str
+    """set on a level variant: the article it was converted from"""
     @_builtins.property
     def metadata(self) -> Global___ArticleMetadata: ...
     @_builtins.property
@@ -570,10 +632,16 @@ class Article(_message.Message):
         difficulty_variants: Global___DifficultyVariants | None = ...,
         status: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        order: _builtins.int = ...,
+        failure_reason: _builtins.str = ...,
+        sub_topic_id: _builtins.str = ...,
+        sub_topic: _builtins.str = ...,
+        base_article_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["difficulty_variants", b"difficulty_variants", "learning_elements", b"learning_elements", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "difficulty_variants", b"difficulty_variants", "estimated_read_time", b"estimated_read_time", "id", b"id", "learning_elements", b"learning_elements", "level", b"level", "metadata", b"metadata", "next_article_id", b"next_article_id", "previous_article_id", b"previous_article_id", "session_id", b"session_id", "status", b"status", "sub_topic_slug", b"sub_topic_slug", "title", b"title", "word_count", b"word_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_article_id", b"base_article_id", "content", b"content", "difficulty_variants", b"difficulty_variants", "estimated_read_time", b"estimated_read_time", "failure_reason", b"failure_reason", "id", b"id", "learning_elements", b"learning_elements", "level", b"level", "metadata", b"metadata", "next_article_id", b"next_article_id", "order", b"order", "previous_article_id", b"previous_article_id", "session_id", b"session_id", "status", b"status", "sub_topic", b"sub_topic", "sub_topic_id", b"sub_topic_id", "sub_topic_slug", b"sub_topic_slug", "summary", b"summary", "title", b"title", "word_count", b"word_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -630,6 +698,52 @@ class ConvertArticleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConvertArticleResponse: _TypeAlias = ConvertArticleResponse  # noqa: Y015
+
+@_typing.final
+class GetProgressSnapshotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProgressSnapshotRequest: _TypeAlias = GetProgressSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class ProgressSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_JSON_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    snapshot_json: _builtins.str
+    """the "data" of the WebSocket snapshot message"""
+    sequence: _builtins.int
+    """progress messages up to this sequence are reflected in it"""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        snapshot_json: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence", "session_id", b"session_id", "snapshot_json", b"snapshot_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgressSnapshot: _TypeAlias = ProgressSnapshot  # noqa: Y015
 
 @_typing.final
 class GetSessionStatsRequest(_message.Message):

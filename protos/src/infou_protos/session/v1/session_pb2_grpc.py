@@ -70,6 +70,11 @@ class SessionServiceStub:
                 request_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetSessionStatsRequest.SerializeToString,
                 response_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.SessionStats.FromString,
                 _registered_method=True)
+        self.GetProgressSnapshot = channel.unary_unary(
+                '/infou.session.v1.SessionService/GetProgressSnapshot',
+                request_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -119,6 +124,13 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProgressSnapshot(self, request, context):
+        """Internal (realtime-service): the session's current progress, the first WebSocket message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +168,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.GetSessionStats,
                     request_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetSessionStatsRequest.FromString,
                     response_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.SessionStats.SerializeToString,
+            ),
+            'GetProgressSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgressSnapshot,
+                    request_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.FromString,
+                    response_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +365,33 @@ class SessionService:
             '/infou.session.v1.SessionService/GetSessionStats',
             infou__protos_dot_session_dot_v1_dot_session__pb2.GetSessionStatsRequest.SerializeToString,
             infou__protos_dot_session_dot_v1_dot_session__pb2.SessionStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgressSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.session.v1.SessionService/GetProgressSnapshot',
+            infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.SerializeToString,
+            infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.FromString,
             options,
             channel_credentials,
             insecure,

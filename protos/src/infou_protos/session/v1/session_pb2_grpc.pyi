@@ -41,6 +41,8 @@ class SessionServiceStub:
     RetrySession: _grpc.UnaryUnaryMultiCallable[_session_pb2.GetSessionRequest, _session_pb2.Session]
     GetSessionStats: _grpc.UnaryUnaryMultiCallable[_session_pb2.GetSessionStatsRequest, _session_pb2.SessionStats]
     """Counts for /health and dashboards."""
+    GetProgressSnapshot: _grpc.UnaryUnaryMultiCallable[_session_pb2.GetProgressSnapshotRequest, _session_pb2.ProgressSnapshot]
+    """Internal (realtime-service): the session's current progress, the first WebSocket message."""
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -55,6 +57,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     RetrySession: _aio.UnaryUnaryMultiCallable[_session_pb2.GetSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
     GetSessionStats: _aio.UnaryUnaryMultiCallable[_session_pb2.GetSessionStatsRequest, _session_pb2.SessionStats]  # type: ignore[assignment]
     """Counts for /health and dashboards."""
+    GetProgressSnapshot: _aio.UnaryUnaryMultiCallable[_session_pb2.GetProgressSnapshotRequest, _session_pb2.ProgressSnapshot]  # type: ignore[assignment]
+    """Internal (realtime-service): the session's current progress, the first WebSocket message."""
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Learning sessions, curricula, articles and their level variants (PRD §3.4-3.5, §4.3)."""
@@ -108,5 +112,13 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.SessionStats, _abc.Awaitable[_session_pb2.SessionStats]]:
         """Counts for /health and dashboards."""
+
+    @_abc_1.abstractmethod
+    def GetProgressSnapshot(
+        self,
+        request: _session_pb2.GetProgressSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.ProgressSnapshot, _abc.Awaitable[_session_pb2.ProgressSnapshot]]:
+        """Internal (realtime-service): the session's current progress, the first WebSocket message."""
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
