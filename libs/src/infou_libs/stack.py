@@ -82,17 +82,18 @@ class Stack:
         self._say("stack", f"redis    {self.redis_url}")
         # Migrate and seed the catalog before anyone reads it.
         await self._run_once("seed", [sys.executable, "-m", "infou_catalog", "seed"], env)
-        addrs: dict[str, str] = {}
+        ports = {name: engines.free_port() for name in SERVICES}
+        addrs = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        # Services call each other too (session → catalog, realtime → session, …).
+        env |= {f"INFOU_{n.upper()}_ADDR": a for n, a in addrs.items()}
         for name in SERVICES:
-            port = engines.free_port()
-            addrs[name] = f"127.0.0.1:{port}"
             self._add(
                 ChildSpec(
                     name,
                     [sys.executable, "-m", f"infou_{name}"],
                     env
                     | {
-                        "INFOU_GRPC_PORT": str(port),
+                        "INFOU_GRPC_PORT": str(ports[name]),
                         "INFOU_METRICS_PORT": str(engines.free_port()),
                         "INFOU_SERVICE_NAME": name,
                     },
@@ -100,7 +101,6 @@ class Stack:
             )
         gateway_env = (
             env
-            | {f"INFOU_{n.upper()}_ADDR": a for n, a in addrs.items()}
             | {
                 "INFOU_PORT": str(self.gateway_port),
                 "INFOU_HOST": "127.0.0.1",
