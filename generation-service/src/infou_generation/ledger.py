@@ -1,4 +1,4 @@
-"""The LLM cost ledger: one row per provider call, and what those calls add up to."""
+"""The LLM cost ledger: one row per provider call (and per cache hit), and what they add up to."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infou_generation.llm import metrics
 from infou_generation.models import LLMCall
 
-CallStatus = Literal["ok", "rate_limited", "error", "invalid_output", "budget_refused"]
+CallStatus = Literal["ok", "rate_limited", "error", "invalid_output", "budget_refused", "cache_hit"]
 
 _ERROR_LIMIT = 2000
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One provider call (or one refused for budget), priced."""
+    """One provider call (or one refused for budget, or one cache hit), priced."""
 
     provider: str
     model: str
@@ -34,6 +34,8 @@ class LedgerEntry:
     error: str | None = None
     session_id: str | None = None
     generation_id: str | None = None
+    # A cache hit: what the cached answer cost when it was generated.
+    saved_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ async def record(session: AsyncSession, entry: LedgerEntry) -> None:
             output_tokens=entry.output_tokens,
             cached_tokens=entry.cached_tokens,
             cost_usd=entry.cost_usd,
+            saved_usd=entry.saved_usd,
             latency_ms=entry.latency_ms,
             status=entry.status,
             error=entry.error[:_ERROR_LIMIT] if entry.error else None,
@@ -70,7 +73,7 @@ def observe(entry: LedgerEntry) -> None:
     """Counts the call in the metrics (whether or not the ledger row could be written)."""
     labels = (entry.provider, entry.task, entry.status)
     metrics.LLM_CALLS.labels(*labels).inc()
-    if entry.status != "budget_refused":
+    if entry.status not in ("budget_refused", "cache_hit"):
         metrics.LLM_LATENCY.labels(*labels).observe(entry.latency_ms / 1000)
     for kind, count in (
         ("input", entry.input_tokens),
@@ -90,7 +93,8 @@ async def totals(
     if session_id is None and generation_id is None:
         raise ValueError("totals need a session_id or a generation_id")
     stmt = select(
-        func.count(),
+        # Provider calls only: a cache hit made none.
+        func.count().filter(LLMCall.status != "cache_hit"),
         func.coalesce(func.sum(LLMCall.input_tokens), 0),
         func.coalesce(func.sum(LLMCall.output_tokens), 0),
         func.coalesce(func.sum(LLMCall.cached_tokens), 0),

@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infou_generation.grpc_api import GenerationServicer
+from infou_generation.jobs import runner
+from infou_generation.jobs.runner import JobConsumerFactory
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
 from infou_generation.workers import WorkerPresence
 from infou_libs.grpc_server import Registration
+from infou_libs.messaging import DurableConsumer
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
@@ -34,8 +37,21 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     ]
 
 
+# One consumer per job kind (see infou_generation.jobs): add a kind's factory here.
+JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = ()
+
+
+def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
+    return runner.consumers(rt, JOB_CONSUMERS)
+
+
 SPEC = ServiceSpec(
-    name="generation", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+    name="generation",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    consumers=consumers,
 )
 
 

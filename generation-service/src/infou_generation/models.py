@@ -1,9 +1,10 @@
-"""generation schema: worker liveness, the LLM cost ledger and the daily budget."""
+"""generation schema: worker liveness, cost ledger, daily budget, content cache."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
@@ -49,16 +51,25 @@ class WorkerHeartbeat(Base):
     )
 
 
-LLM_CALL_STATUSES = ("ok", "rate_limited", "error", "invalid_output", "budget_refused")
+LLM_CALL_STATUSES = (
+    "ok",
+    "rate_limited",
+    "error",
+    "invalid_output",
+    "budget_refused",
+    "cache_hit",
+)
 
 
 class LLMCall(Base):
-    """The cost ledger: one row per provider call (and per call refused for budget)."""
+    """The cost ledger: one row per provider call, per call refused for budget, and per answer
+    served from the content cache (no tokens, no cost; `saved_usd` is what it would have cost)."""
 
     __tablename__ = "llm_calls"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('ok', 'rate_limited', 'error', 'invalid_output', 'budget_refused')",
+            "status IN ('ok', 'rate_limited', 'error', 'invalid_output', 'budget_refused', "
+            "'cache_hit')",
             name="status",
         ),
         Index("ix_llm_calls_created_at", "created_at"),
@@ -75,6 +86,7 @@ class LLMCall(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     cached_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    saved_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
     latency_ms: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
@@ -115,3 +127,29 @@ class LLMBudgetReservation(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ContentCache(Base):
+    """Generated content by task, prompt version and context: the same request is served again
+    without a provider call (zero tokens, zero cost)."""
+
+    __tablename__ = "content_cache"
+    __table_args__ = (Index("ix_content_cache_task_created_at", "task", "created_at"),)
+
+    # sha256 of (task, prompt version, canonical JSON of the validated context).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task: Mapped[str] = mapped_column(String(30))
+    prompt_version: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    provider: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(100))
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # What producing it cost: a hit records this as saved.
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    quality_score: Mapped[Decimal | None] = mapped_column(Numeric(4, 3))
+    hits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_hit_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

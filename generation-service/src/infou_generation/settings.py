@@ -86,6 +86,12 @@ class GenerationSettings(CommonSettings):
     local_llm_output: str = Field(default="json_schema", pattern="^(json_schema|json_object)$")
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
+    # A job whose worker stops answering (killed mid-job) is redelivered after this long.
+    jobs_ack_wait_seconds: float = Field(default=30.0, ge=1, le=600)
+    # catalog-service, to validate main topics and read their curated sub-topics.
+    catalog_addr: str = "127.0.0.1:50051"
+    # Personalised sub-topics (and the learner input behind them) expire after this many days.
+    generated_subtopics_ttl_days: int = Field(default=90, ge=1, le=3650)
 
     llm_providers: dict[ProviderName, LLMProviderConfig] = Field(
         default_factory=lambda: _default_providers()

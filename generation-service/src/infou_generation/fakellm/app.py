@@ -8,8 +8,9 @@ POST /_control (the SDKs send our headers only through default/extra headers):
 
     x-fake-scenario: rate_limit | server_error | timeout | malformed_json | invalid_schema |
                      truncated_stream | reject_json_schema (a server without schema-constrained
-                     output: 400 for response_format json_schema) — add `_once` to fire once
-                     per x-fake-scope value
+                     output: 400 for response_format json_schema) | short_answer (a valid
+                     article cut to its first section: the quality gate's "too short") — add
+                     `_once` to fire once per x-fake-scope value
     x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens
 
 GET /_stats counts requests per API and faults per scenario, and keeps the last requests.
@@ -49,6 +50,7 @@ SCENARIOS = frozenset(
         "invalid_schema",
         "truncated_stream",
         "reject_json_schema",
+        "short_answer",
     }
 )
 _TASK_CONTEXT = re.compile(r"<task_context>(.*?)</task_context>", re.DOTALL)
@@ -188,6 +190,8 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
         text = text[: max(len(text) // 2, 1)] + ' "unterminated'
     elif fault is not None and fault.scenario == "invalid_schema":
         text = json.dumps({"unexpected": True})
+    elif fault is not None and fault.scenario == "short_answer" and "sections" in answer:
+        text = json.dumps({**answer, "sections": answer["sections"][:1]}, ensure_ascii=False)
     truncated = fault is not None and fault.scenario == "truncated_stream"
     reply = _Reply(
         id=f"{next(state.ids)}{uuid.uuid4().hex[:8]}",

@@ -1,0 +1,342 @@
+"""The generation engine facade: one call per piece of content, cache first, quality-gated.
+
+`GenerationEngine.generate(task, context)` renders the task's versioned prompt
+(`content.prompts`), serves it from the content cache when the same task, prompt version and
+context were generated before (zero tokens, zero cost, a `cache_hit` ledger row recording the
+cost saved), and otherwise asks the LLM router, checks the answer against the task's schema
+(`content.schemas.validate_output`) and, for articles and level conversions, scores it with the
+quality gate (`content.quality.evaluate`). An answer that fails the schema's bounds or the gate
+is generated once more (a fresh attempt that is told what was wrong); the better of the two is
+returned. Only answers that pass are cached.
+
+Job handlers build the context from ids (see `content.prompts` for each task's keys) and call
+`generate`; what it raises: `content.prompts.ContextError` (a `ValueError`: a bad context, not
+worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED) and other `llm.LLMError`s
+(worth retrying).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import func
+
+from infou_generation import ledger
+from infou_generation.content import prompts
+from infou_generation.content.quality import QualityReport, evaluate, expects_code
+from infou_generation.content.schemas import OutputError, validate_output
+from infou_generation.ledger import LedgerEntry
+from infou_generation.llm.router import LLMRouter, build_router
+from infou_generation.llm.types import InvalidOutputError, LLMRequest, LLMResult, TaskKind
+from infou_generation.models import ContentCache
+from infou_generation.settings import GenerationSettings
+from infou_libs.db import unit_of_work
+from infou_libs.logging import get_logger
+
+log = get_logger(__name__)
+
+OnRateLimited = Callable[[str, float], Awaitable[None]]
+
+# Tasks whose answers pass the quality gate before they are used.
+GATED_TASKS: Final = frozenset({"article", "level_conversion"})
+# Most tokens an answer may take; the budget holds this much output before each call.
+MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
+    "subtopics": 3000,
+    "curriculum": 4000,
+    "article": 8000,
+    "level_conversion": 8000,
+}
+EXCERPT_CHARS: Final = 500
+_TASK_CONTEXT = re.compile(r"<task_context>.*?</task_context>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A schema-valid answer for one task, what it cost and how it was obtained."""
+
+    data: dict[str, Any]
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    cache_hit: bool
+    prompt_version: str
+    prompt_excerpt: str
+    quality: QualityReport | None
+    attempts: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def cache_key(task: str, context: dict[str, Any], version: str = prompts.PROMPT_VERSION) -> str:
+    """sha256 of the task, the prompt version and the canonical JSON of the (validated) context."""
+    canonical = json.dumps(
+        [task, version, context], ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def prompt_excerpt(task: str, rendered: prompts.RenderedPrompt) -> str:
+    """What was asked, without learner text: the task, prompt version and the instructions.
+
+    The context (everything the learner typed) is replaced by a placeholder, and the system
+    prompt is named, not quoted: the excerpt is shown to learners (article metadata), and the
+    system prompt is never revealed.
+    """
+    instructions = _TASK_CONTEXT.sub("<task_context>…</task_context>", rendered.user)
+    header = f"[{rendered.schema_name} · prompt {rendered.version} · system prompt: {task}]"
+    return f"{header}\n{instructions}"[:EXCERPT_CHARS]
+
+
+def quality_options_of(task: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The gate's options for a validated article or level-conversion context."""
+    options = context["options"]
+    return {
+        "level": context["level"],
+        "preferred_article_length": options["preferred_article_length"],
+        "include_examples": options["include_examples"],
+        "include_practice_problems": options["include_practice_problems"],
+        "expects_code": expects_code(context["main_topic"]["category"], context["sub_topic"]),
+    }
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    result: LLMResult
+    data: dict[str, Any] | None
+    problem: str | None
+    quality: QualityReport | None
+
+    @property
+    def score(self) -> float:
+        if self.data is None:
+            return -1.0
+        return self.quality.score if self.quality is not None else 1.0
+
+    @property
+    def good(self) -> bool:
+        return self.data is not None and (self.quality is None or self.quality.passed)
+
+
+class GenerationEngine:
+    """Content for a task and context, from the cache or the LLM router (see the module doc)."""
+
+    def __init__(self, router: LLMRouter, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.router = router
+        self._sessions = sessions
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+
+    async def generate(
+        self,
+        task: TaskKind,
+        context: dict[str, Any],
+        *,
+        session_id: str | None = None,
+        generation_id: str | None = None,
+        quality_options: dict[str, Any] | None = None,
+        on_rate_limited: OnRateLimited | None = None,
+        use_cache: bool = True,
+    ) -> Generated:
+        """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
+        rendered = prompts.render(task, context)
+        key = cache_key(task, rendered.context)
+        excerpt = prompt_excerpt(task, rendered)
+        gate = None
+        if task in GATED_TASKS:
+            gate = quality_options_of(task, rendered.context) | (quality_options or {})
+
+        if use_cache:
+            hit = await self._from_cache(key, task, session_id, generation_id)
+            if hit is not None:
+                quality = evaluate(hit.data, **gate) if gate is not None else None
+                log.info(
+                    "generation_cache_hit",
+                    task=task,
+                    cache_hit=True,
+                    session_id=session_id,
+                    generation_id=generation_id,
+                )
+                return Generated(
+                    data=hit.data,
+                    model=hit.model,
+                    provider=hit.provider,
+                    input_tokens=0,
+                    output_tokens=0,
+                    cost_usd=Decimal(0),
+                    cache_hit=True,
+                    prompt_version=rendered.version,
+                    prompt_excerpt=excerpt,
+                    quality=quality,
+                    attempts=0,
+                )
+
+        request = LLMRequest(
+            task=task,
+            system=rendered.system,
+            user=rendered.user,
+            schema_name=rendered.schema_name,
+            json_schema=rendered.json_schema,
+            context=rendered.context,
+            max_output_tokens=MAX_OUTPUT_TOKENS[task],
+            session_id=session_id,
+            generation_id=generation_id,
+        )
+        first = await self._attempt(task, request, gate, on_rate_limited)
+        attempts = [first]
+        if not first.good:
+            log.info(
+                "generation_regenerating",
+                task=task,
+                problem=first.problem,
+                quality_score=first.quality.score if first.quality else None,
+                warnings=first.quality.warnings if first.quality else None,
+                session_id=session_id,
+                generation_id=generation_id,
+            )
+            retry = _revised(request, first)
+            attempts.append(await self._attempt(task, retry, gate, on_rate_limited))
+        best = max(attempts, key=lambda a: a.score)
+        if best.data is None:
+            raise InvalidOutputError(
+                f"{task}: no answer met the schema after {len(attempts)} attempts: {best.problem}",
+                provider=best.result.provider,
+            )
+        input_tokens = sum(a.result.input_tokens for a in attempts)
+        output_tokens = sum(a.result.output_tokens for a in attempts)
+        cost = sum((a.result.cost_usd for a in attempts), Decimal(0))
+        if best.good:
+            await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
+        else:
+            log.warning(
+                "generation_below_quality_threshold",
+                task=task,
+                quality_score=best.quality.score if best.quality else None,
+                warnings=best.quality.warnings if best.quality else None,
+                session_id=session_id,
+                generation_id=generation_id,
+            )
+        return Generated(
+            data=best.data,
+            model=best.result.model,
+            provider=best.result.provider,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            cache_hit=False,
+            prompt_version=rendered.version,
+            prompt_excerpt=excerpt,
+            quality=best.quality,
+            attempts=len(attempts),
+        )
+
+    async def _attempt(
+        self,
+        task: str,
+        request: LLMRequest,
+        gate: dict[str, Any] | None,
+        on_rate_limited: OnRateLimited | None,
+    ) -> _Attempt:
+        result = await self.router.generate(request, on_rate_limited=on_rate_limited)
+        try:
+            validate_output(task, result.data)
+        except OutputError as exc:
+            return _Attempt(result, None, str(exc), None)
+        quality = evaluate(result.data, **gate) if gate is not None else None
+        return _Attempt(result, result.data, None, quality)
+
+    async def _from_cache(
+        self, key: str, task: str, session_id: str | None, generation_id: str | None
+    ) -> ContentCache | None:
+        async with unit_of_work(self._sessions) as session:
+            row = await session.scalar(select(ContentCache).where(ContentCache.key == key))
+            if row is None:
+                return None
+            await session.execute(
+                update(ContentCache)
+                .where(ContentCache.key == key)
+                .values(hits=ContentCache.hits + 1, last_hit_at=func.now())
+            )
+            entry = LedgerEntry(
+                provider=row.provider,
+                model=row.model,
+                task=task,
+                status="cache_hit",
+                session_id=session_id,
+                generation_id=generation_id,
+                saved_usd=row.cost_usd,
+            )
+            await ledger.record(session, entry)
+        ledger.observe(entry)
+        return row
+
+    async def _store(
+        self,
+        key: str,
+        task: str,
+        version: str,
+        best: _Attempt,
+        input_tokens: int,
+        output_tokens: int,
+        cost: Decimal,
+    ) -> None:
+        assert best.data is not None
+        # Two workers may finish the same content together: the first row stays.
+        stmt = (
+            insert(ContentCache)
+            .values(
+                key=key,
+                task=task,
+                prompt_version=version,
+                data=best.data,
+                provider=best.result.provider,
+                model=best.result.model[:100],
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost,
+                quality_score=(
+                    Decimal(str(round(best.quality.score, 3))) if best.quality else None
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=[ContentCache.key])
+        )
+        try:
+            async with unit_of_work(self._sessions) as session:
+                await session.execute(stmt)
+        except Exception as exc:
+            # The answer is already paid for and worth more than its cache row.
+            log.error("content_cache_write_failed", task=task, error=str(exc))
+
+
+def _revised(request: LLMRequest, first: _Attempt) -> LLMRequest:
+    """The request once more, told what was wrong with the first answer (our codes only)."""
+    if first.data is None:
+        problem = f"스키마 검사 실패: {first.problem}"
+    else:
+        assert first.quality is not None
+        problem = "품질 검사 경고: " + ", ".join(first.quality.warnings)
+    note = (
+        "\n\n[다시 작성 요청] 이전 답변이 검사를 통과하지 못했습니다 "
+        f"({problem[:400]}). 지침을 모두 지켜 처음부터 다시 작성하세요."
+    )
+    return LLMRequest(**{**request.__dict__, "user": request.user + note})
+
+
+def build_engine(
+    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession]
+) -> GenerationEngine:
+    """The engine for these settings: the configured providers behind the router."""
+    return GenerationEngine(build_router(settings, sessions), sessions)

@@ -1,0 +1,99 @@
+"""The job framework: the context every job handler shares and its durable consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infou_generation.catalog import CatalogClient
+from infou_generation.engine import GenerationEngine, build_engine
+from infou_generation.models import outbox
+from infou_generation.settings import GenerationSettings
+from infou_libs.messaging import (
+    JOBS_STREAM,
+    DurableConsumer,
+    ExhaustedHandler,
+    Handler,
+    PermanentError,
+)
+from infou_libs.runtime import Runtime
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass
+class JobContext:
+    """What job handlers share in one process."""
+
+    settings: GenerationSettings
+    sessions: async_sessionmaker[AsyncSession]
+    js: JetStreamContext
+    outbox: Table
+    engine: GenerationEngine
+    catalog: CatalogClient
+
+    @classmethod
+    def create(cls, rt: Runtime) -> JobContext:
+        """The context of a running service; its engine and channels close with the service."""
+        settings = rt.settings
+        assert isinstance(settings, GenerationSettings)
+        engine = build_engine(settings, rt.sessions)
+        catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
+        rt.closers.append(engine.aclose)
+        rt.closers.append(catalog.close)
+        return cls(settings, rt.sessions, rt.js, outbox, engine, catalog)
+
+
+JobConsumerFactory = Callable[[JobContext], DurableConsumer]
+
+
+def job_subject(kind: str) -> str:
+    return f"jobs.{kind}"
+
+
+def durable_name(kind: str) -> str:
+    return "gen-" + kind.replace(".", "-")
+
+
+def job_consumer(
+    ctx: JobContext,
+    kind: str,
+    handler: Handler,
+    *,
+    on_exhausted: ExhaustedHandler | None = None,
+    concurrency: int | None = None,
+) -> DurableConsumer:
+    """A durable work-queue consumer `gen-<kind>` of `jobs.<kind>` (see the package doc)."""
+    return DurableConsumer(
+        js=ctx.js,
+        stream=JOBS_STREAM,
+        durable=durable_name(kind),
+        subjects=[job_subject(kind)],
+        handler=handler,
+        on_exhausted=on_exhausted,
+        concurrency=concurrency or ctx.settings.worker_concurrency,
+        ack_wait=ctx.settings.jobs_ack_wait_seconds,
+    )
+
+
+def decode(msg: Msg, payload: type[M]) -> M:
+    """The job's payload; a garbled one can never succeed, so it is not retried."""
+    try:
+        return payload.FromString(msg.data)
+    except DecodeError as exc:
+        raise PermanentError(f"undecodable {payload.__name__} on {msg.subject}") from exc
+
+
+def consumers(rt: Runtime, factories: Sequence[JobConsumerFactory]) -> list[DurableConsumer]:
+    """Every job consumer of this process, sharing one context (for `ServiceSpec.consumers`)."""
+    if not factories:
+        return []
+    ctx = JobContext.create(rt)
+    return [make(ctx) for make in factories]
