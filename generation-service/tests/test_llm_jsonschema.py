@@ -1,4 +1,4 @@
-"""The structured-output schema subset: what it rejects and the minimal instances it builds."""
+"""Structured-output validation names each violation with its path; minimal instances validate."""
 
 import pytest
 
@@ -42,19 +42,34 @@ def test_a_valid_object_has_no_errors() -> None:
 @pytest.mark.parametrize(
     ("article", "expected"),
     [
-        ({"level": "beginner", "sections": [], "minutes": 1}, "missing required property 'title'"),
-        ({"title": "소개", "level": "guru", "sections": [], "minutes": 1}, "must be one of"),
-        ({"title": "x", "level": "expert", "sections": [], "minutes": 1}, "shorter than 2"),
-        ({"title": "소개", "level": "expert", "sections": [], "minutes": 0}, "$.minutes: below 1"),
-        ({"title": "소개", "level": "expert", "sections": [], "minutes": "3"}, "expected integer"),
-        ({"title": "소개", "level": "expert", "sections": [{}], "minutes": 1}, "fewer than 2"),
+        ({"level": "beginner", "sections": [], "minutes": 1}, "$: 'title' is a required property"),
+        (
+            {"title": "소개", "level": "guru", "sections": [], "minutes": 1},
+            "$.level: 'guru' is not one of",
+        ),
+        (
+            {"title": "x", "level": "expert", "sections": [], "minutes": 1},
+            "$.title: 'x' is too short",
+        ),
+        (
+            {"title": "소개", "level": "expert", "sections": [], "minutes": 0},
+            "$.minutes: 0 is less than the minimum of 1",
+        ),
+        (
+            {"title": "소개", "level": "expert", "sections": [], "minutes": "3"},
+            "$.minutes: '3' is not of type 'integer'",
+        ),
+        (
+            {"title": "소개", "level": "expert", "sections": [{}], "minutes": 1},
+            "$.sections: [{}] is too short",
+        ),
         (
             {"title": "소개", "level": "expert", "sections": [{"heading": 1}], "minutes": 1},
-            "$.sections[0].heading: expected string",
+            "$.sections[0].heading: 1 is not of type 'string'",
         ),
         (
             {"title": "소개", "level": "expert", "sections": [], "minutes": 1, "x": 1},
-            "unexpected property 'x'",
+            "$: Additional properties are not allowed ('x' was unexpected)",
         ),
     ],
 )

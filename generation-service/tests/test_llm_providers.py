@@ -268,7 +268,7 @@ async def test_a_schema_violation_is_repaired_too(
     await router_for("openai").generate(request)
     rows = await ledger_rows(generation_sessions, request.session_id)
     assert [r.status for r in rows] == ["invalid_output", "ok"]
-    assert "missing required property 'title'" in (rows[0].error or "")
+    assert "'title' is a required property" in (rows[0].error or "")
 
 
 async def test_invalid_after_repair_moves_to_the_next_provider(
@@ -284,7 +284,7 @@ async def test_invalid_output_everywhere_raises_invalid_output(
     router_for: Callable[..., LLMRouter], fake_llm: FakeLLMControl
 ) -> None:
     await fake_llm.arm("invalid_schema", times=-1)
-    with pytest.raises(InvalidOutputError, match="missing required property"):
+    with pytest.raises(InvalidOutputError, match="is a required property"):
         await router_for("local").generate(make_request())
     # No retries for a bad answer: one call and one repair.
     assert (await fake_llm.stats())["total"] == 2
