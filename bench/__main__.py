@@ -39,7 +39,7 @@ async def _hammer(
 def _row(path: str, timings: list[float], elapsed: float) -> str:
     q = statistics.quantiles(timings, n=100)
     return (
-        f"{path:<12} n={len(timings):<5} rps={len(timings) / elapsed:7.1f}  "
+        f"{path:<56} n={len(timings):<5} rps={len(timings) / elapsed:7.1f}  "
         f"p50={q[49]:6.1f}ms  p95={q[94]:6.1f}ms  p99={q[98]:6.1f}ms"
     )
 
@@ -57,7 +57,14 @@ async def latency(requests: int, concurrency: int) -> None:
         try:
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=10) as client:
                 await _hammer(client, "/levels", 50, 5)  # warm-up
-                for path in ("/levels", "/health"):
+                for path in (
+                    "/levels",
+                    "/main-topics?limit=20",
+                    "/main-topics?category=tech&popular=true",
+                    "/main-topics/ai-ml",
+                    "/sub-topics/curated?main_slug=ai-ml&level=intermediate",
+                    "/health",
+                ):
                     start = time.perf_counter()
                     timings = await _hammer(client, path, requests, concurrency)
                     print(_row(path, timings, time.perf_counter() - start))
