@@ -20,6 +20,7 @@ from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
+from infou_gateway.ratelimit import RateLimiter
 from infou_gateway.routes import catalog, health, levels
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
@@ -97,6 +98,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    # Registered first, so it runs inside the request recorder: refusals are timed and counted.
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.trust_forwarded_for)
+    app.middleware("http")(limiter)
     app.middleware("http")(record_request)
     errors.install(app)
     app.include_router(health.router)

@@ -20,6 +20,8 @@ class GatewaySettings(CommonSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     health_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
     cache_enabled: bool = True
+    rate_limit_per_minute: int = Field(default=100, ge=0)  # per client IP; 0 turns it off
+    trust_forwarded_for: bool = False  # behind a trusted proxy: the client is X-Forwarded-For
 
     def service_addresses(self) -> dict[str, str]:
         return {

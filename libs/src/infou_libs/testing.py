@@ -20,6 +20,12 @@ import pytest
 from infou_libs import engines
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Test clients all come from 127.0.0.1 and poll: the per-IP limit would refuse them. The
+    # limiter's own tests build their app with an explicit limit.
+    os.environ.setdefault("INFOU_RATE_LIMIT_PER_MINUTE", "0")
+
+
 def _engine_url(
     env: str, start: Any, tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> Iterator[str]:
