@@ -206,11 +206,17 @@ class CurriculumSummary(_message.Message):
     TOTAL_ARTICLES_FIELD_NUMBER: _builtins.int
     COMPLETED_ARTICLES_FIELD_NUMBER: _builtins.int
     ESTIMATED_COMPLETION_TIME_FIELD_NUMBER: _builtins.int
+    GENERATED_ARTICLES_FIELD_NUMBER: _builtins.int
+    FAILED_ARTICLES_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     level: _builtins.str
     total_articles: _builtins.int
     completed_articles: _builtins.int
+    """read to the end by the learner"""
     estimated_completion_time: _builtins.str
+    generated_articles: _builtins.int
+    """written and readable"""
+    failed_articles: _builtins.int
     def __init__(
         self,
         *,
@@ -219,10 +225,12 @@ class CurriculumSummary(_message.Message):
         total_articles: _builtins.int = ...,
         completed_articles: _builtins.int = ...,
         estimated_completion_time: _builtins.str = ...,
+        generated_articles: _builtins.int = ...,
+        failed_articles: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_articles", b"completed_articles", "estimated_completion_time", b"estimated_completion_time", "level", b"level", "title", b"title", "total_articles", b"total_articles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_articles", b"completed_articles", "estimated_completion_time", b"estimated_completion_time", "failed_articles", b"failed_articles", "generated_articles", b"generated_articles", "level", b"level", "title", b"title", "total_articles", b"total_articles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,6 +278,7 @@ class GenerationInfo(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     llm_model: _builtins.str
     generation_time_seconds: _builtins.int
+    """so far, until the session is ready"""
     total_tokens_used: _builtins.int
     cost_usd: _builtins.float
     cached_results: _builtins.int
