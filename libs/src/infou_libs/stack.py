@@ -99,14 +99,11 @@ class Stack:
                     },
                 )
             )
-        gateway_env = (
-            env
-            | {
-                "INFOU_PORT": str(self.gateway_port),
-                "INFOU_HOST": "127.0.0.1",
-                "INFOU_SERVICE_NAME": "gateway",
-            }
-        )
+        gateway_env = env | {
+            "INFOU_PORT": str(self.gateway_port),
+            "INFOU_HOST": "127.0.0.1",
+            "INFOU_SERVICE_NAME": "gateway",
+        }
         self._add(ChildSpec("gateway", [sys.executable, "-m", "infou_gateway"], gateway_env))
         for spec in self.extra_children:
             self._add(ChildSpec(spec.name, spec.args, gateway_env | spec.env))
