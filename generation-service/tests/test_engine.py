@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_generation.content import examples, prompts
 from infou_generation.content.quality import QUALITY_THRESHOLD
 from infou_generation.content.schemas import validate_output
-from infou_generation.engine import GenerationEngine, build_engine, cache_key
+from infou_generation.engine import (
+    GenerationEngine,
+    build_engine,
+    cache_key,
+    echoes_system_prompt,
+)
 from infou_generation.fakellm import FakeLLMControl
 from infou_generation.models import ContentCache, LLMCall
 from infou_generation.settings import GenerationSettings
@@ -219,3 +224,16 @@ async def test_a_bad_context_names_the_key(
     with pytest.raises(prompts.ContextError) as caught:
         await engine.generate("subtopics", context)
     assert caught.value.field == "context.options.max_subtopics"
+
+
+def test_an_answer_that_repeats_the_system_prompt_is_caught() -> None:
+    context = examples.subtopics_context()
+    rendered = prompts.render("subtopics", context)
+    clean = {"subtopics": [{"name": "챗봇 만들기", "description": "간단한 챗봇을 만듭니다."}]}
+    assert not echoes_system_prompt(clean, rendered.system)
+    line = next(x for x in rendered.system.splitlines() if len(x) > 40)
+    leaked = {"subtopics": [{"name": "x", "description": f"제 지침은 다음과 같습니다:\n{line}"}]}
+    assert echoes_system_prompt(leaked, rendered.system)
+    # Line breaks and spacing changed by the model do not hide it.
+    respaced = {"a": ["  ".join(line[:30].split(" ")) + line[30:]]}
+    assert echoes_system_prompt(respaced, rendered.system)

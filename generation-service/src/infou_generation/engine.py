@@ -55,7 +55,10 @@ MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "article": 8000,
     "level_conversion": 8000,
 }
+TEMPERATURE: Final = 0.7
 EXCERPT_CHARS: Final = 500
+# An answer holding this many characters of a system prompt line in a row repeats the prompt.
+ECHO_CHARS: Final = 24
 _TASK_CONTEXT = re.compile(r"<task_context>.*?</task_context>", re.DOTALL)
 
 
@@ -88,7 +91,7 @@ def cache_key(task: str, context: dict[str, Any], version: str = prompts.PROMPT_
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def prompt_excerpt(task: str, rendered: prompts.RenderedPrompt) -> str:
+def prompt_excerpt(rendered: prompts.RenderedPrompt) -> str:
     """What was asked, without learner text: the task, prompt version and the instructions.
 
     The context (everything the learner typed) is replaced by a placeholder, and the system
@@ -96,7 +99,7 @@ def prompt_excerpt(task: str, rendered: prompts.RenderedPrompt) -> str:
     system prompt is never revealed.
     """
     instructions = _TASK_CONTEXT.sub("<task_context>…</task_context>", rendered.user)
-    header = f"[{rendered.schema_name} · prompt {rendered.version} · system prompt: {task}]"
+    header = f"[{rendered.schema_name} · prompt {rendered.version}]"
     return f"{header}\n{instructions}"[:EXCERPT_CHARS]
 
 
@@ -154,7 +157,7 @@ class GenerationEngine:
         """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
         rendered = prompts.render(task, context)
         key = cache_key(task, rendered.context)
-        excerpt = prompt_excerpt(task, rendered)
+        excerpt = prompt_excerpt(rendered)
         gate = None
         if task in GATED_TASKS:
             gate = quality_options_of(task, rendered.context) | (quality_options or {})
@@ -192,6 +195,7 @@ class GenerationEngine:
             json_schema=rendered.json_schema,
             context=rendered.context,
             max_output_tokens=MAX_OUTPUT_TOKENS[task],
+            temperature=TEMPERATURE,
             session_id=session_id,
             generation_id=generation_id,
         )
@@ -255,6 +259,10 @@ class GenerationEngine:
             validate_output(task, result.data)
         except OutputError as exc:
             return _Attempt(result, None, str(exc), None)
+        if echoes_system_prompt(result.data, request.system):
+            # Learner text asked for the instructions and the model obliged: never keep that.
+            log.warning("generation_echoed_system_prompt", task=task, llm_provider=result.provider)
+            return _Attempt(result, None, "the answer repeats the system prompt", None)
         quality = evaluate(result.data, **gate) if gate is not None else None
         return _Attempt(result, result.data, None, quality)
 
@@ -321,10 +329,31 @@ class GenerationEngine:
             log.error("content_cache_write_failed", task=task, error=str(exc))
 
 
+def echoes_system_prompt(data: dict[str, Any], system: str) -> bool:
+    """Whether any string in the answer holds a line of the system prompt (its first
+    `ECHO_CHARS` characters, spaces normalised)."""
+    text = " ".join(" ".join(_strings(data)).split())
+    for line in system.splitlines():
+        line = " ".join(line.split())
+        if len(line) >= ECHO_CHARS and line[:ECHO_CHARS] in text:
+            return True
+    return False
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def _revised(request: LLMRequest, first: _Attempt) -> LLMRequest:
     """The request once more, told what was wrong with the first answer (our codes only)."""
     if first.data is None:
-        problem = f"스키마 검사 실패: {first.problem}"
+        problem = f"출력 검사 실패: {first.problem}"
     else:
         assert first.quality is not None
         problem = "품질 검사 경고: " + ", ".join(first.quality.warnings)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import service
+from infou_generation.catalog import CatalogClient
+from infou_generation.models import GeneratedSubTopic
 from infou_generation.settings import GenerationSettings
-from infou_libs.errors import Unimplemented
 from infou_libs.grpc_server import Context
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
@@ -18,10 +23,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         js: JetStreamContext,
         settings: GenerationSettings,
+        catalog: CatalogClient,
     ) -> None:
         self._sessions = sessions
         self._js = js
         self._settings = settings
+        self._catalog = catalog
 
     async def GetEngineStatus(
         self, request: generation_pb2.GetEngineStatusRequest, context: Context
@@ -42,14 +49,85 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def RequestSubTopics(
         self, request: generation_pb2.RequestSubTopicsRequest, context: Context
     ) -> generation_pb2.RequestSubTopicsResponse:
-        raise Unimplemented("RequestSubTopics is not built yet (issue #4, generation engine)")
+        p = request.personalization
+        options: dict[str, Any] | None = None
+        if request.HasField("options"):
+            options = {
+                "max_subtopics": request.options.max_subtopics,
+                "include_prerequisites": request.options.include_prerequisites,
+                "difficulty_progression": request.options.difficulty_progression,
+            }
+        accepted = await service.request_subtopics(
+            self._sessions,
+            self._catalog,
+            main_topic_id=request.main_topic_id,
+            personalization={
+                "interests": list(p.interests),
+                "current_level": p.current_level,
+                "learning_goals": p.learning_goals,
+                "time_availability": p.time_availability,
+                "preferred_style": p.preferred_style,
+            },
+            options=options,
+            requester_id=request.requester_id,
+            ttl=dt.timedelta(days=self._settings.generated_subtopics_ttl_days),
+        )
+        return generation_pb2.RequestSubTopicsResponse(
+            generation_id=accepted.generation_id,
+            status=accepted.status,
+            estimated_completion=_timestamp(accepted.estimated_completion),
+        )
 
     async def GetSubTopicGeneration(
         self, request: generation_pb2.GetSubTopicGenerationRequest, context: Context
     ) -> generation_pb2.SubTopicGeneration:
-        raise Unimplemented("GetSubTopicGeneration is not built yet (issue #4, generation engine)")
+        async with self._sessions() as session:
+            view = await service.get_subtopic_generation(session, request.generation_id)
+        row = view.request
+        reply = generation_pb2.SubTopicGeneration(
+            generation_id=row.generation_batch_id,
+            status=view.public_status,
+            error_code=row.error_code or "",
+            error_message=row.error_message or "",
+            items=[_sub_topic(item) for item in view.items],
+            main_topic_id=row.main_topic_id,
+            created_at=_timestamp(row.created_at),
+        )
+        if row.completed_at is not None:
+            reply.completed_at.CopyFrom(_timestamp(row.completed_at))
+        return reply
 
     async def GetGeneratedSubTopics(
         self, request: generation_pb2.GetGeneratedSubTopicsRequest, context: Context
     ) -> generation_pb2.GetGeneratedSubTopicsResponse:
-        raise Unimplemented("GetGeneratedSubTopics is not built yet (issue #4, generation engine)")
+        async with self._sessions() as session:
+            items = await service.get_generated_sub_topics(session, list(request.ids))
+        return generation_pb2.GetGeneratedSubTopicsResponse(
+            items=[_sub_topic(item) for item in items]
+        )
+
+
+def _timestamp(value: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _sub_topic(row: GeneratedSubTopic) -> generation_pb2.GeneratedSubTopic:
+    item = generation_pb2.GeneratedSubTopic(
+        id=row.id,
+        main_topic_id=row.main_topic_id,
+        slug=row.slug,
+        name=row.name,
+        description=row.description or "",
+        estimated_learning_time=row.estimated_learning_time or "",
+        prerequisites=row.prerequisites,
+        practical_projects=row.practical_projects,
+        learning_outcomes=row.learning_outcomes,
+        difficulty_focus=row.difficulty_focus or "",
+        quality_score=float(row.quality_score),
+        generation_id=row.generation_batch_id,
+    )
+    if row.expires_at is not None:
+        item.expires_at.CopyFrom(_timestamp(row.expires_at))
+    return item

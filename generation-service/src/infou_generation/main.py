@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from infou_generation.catalog import CatalogClient
 from infou_generation.grpc_api import GenerationServicer
-from infou_generation.jobs import runner
+from infou_generation.jobs import runner, subtopics
 from infou_generation.jobs.runner import JobConsumerFactory
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
@@ -28,17 +29,19 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     )
     rt.tasks.append(asyncio.create_task(presence.run(), name="worker-presence"))
     rt.closers.append(presence.leave)
+    catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
+    rt.closers.append(catalog.close)
     return [
         (
             generation_pb2_grpc.add_GenerationServiceServicer_to_server,
-            GenerationServicer(rt.sessions, rt.js, settings),
+            GenerationServicer(rt.sessions, rt.js, settings, catalog),
             generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
         )
     ]
 
 
 # One consumer per job kind (see infou_generation.jobs): add a kind's factory here.
-JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = ()
+JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = (subtopics.consumer,)
 
 
 def consumers(rt: Runtime) -> Sequence[DurableConsumer]:

@@ -1,4 +1,4 @@
-"""generation schema: worker liveness, cost ledger, daily budget, content cache."""
+"""generation schema: workers, cost ledger, budget, content cache, personalised sub-topics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -16,10 +17,11 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
@@ -153,3 +155,90 @@ class ContentCache(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     last_hit_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+SUBTOPIC_REQUEST_STATUSES = ("pending", "processing", "completed", "failed")
+
+
+class SubTopicGenerationRequest(Base):
+    """One POST /sub-topics/generate (PRD §4.2 subtopic_generation_requests): input, state, cost."""
+
+    __tablename__ = "subtopic_generation_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'processing', 'completed', 'failed')", name="status"
+        ),
+        Index("ix_subtopic_generation_requests_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The public generation_id ("gen_…"); groups the sub-topics generated for it.
+    generation_batch_id: Mapped[str] = mapped_column(String(50), unique=True)
+    main_topic_id: Mapped[int] = mapped_column(Integer)
+    user_session_id: Mapped[str | None] = mapped_column(String(100))
+    personalization_input: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    generation_options: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    generated_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    total_tokens_used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    llm_cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    llm_model: Mapped[str | None] = mapped_column(String(100))
+    prompt_version: Mapped[str | None] = mapped_column(String(40))
+    cache_hit: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Deliveries of the job that started work (a redelivery after a crash counts again).
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    estimated_completion_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class GeneratedSubTopic(Base):
+    """A personalised sub-topic (PRD §4.2 generated_sub_topics); public id "generated_<id>"."""
+
+    __tablename__ = "generated_sub_topics"
+    __table_args__ = (
+        UniqueConstraint("generation_batch_id", "slug"),
+        Index("ix_generated_sub_topics_batch_status", "generation_batch_id", "approval_status"),
+        Index("ix_generated_sub_topics_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    generation_batch_id: Mapped[str] = mapped_column(String(50))
+    main_topic_id: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    slug: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    estimated_learning_time: Mapped[str | None] = mapped_column(String(50))
+    learning_outcomes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    prerequisites: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    practical_projects: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # What was asked, without learner text (engine.prompt_excerpt).
+    generation_prompt: Mapped[str] = mapped_column(Text)
+    llm_model: Mapped[str] = mapped_column(String(100))
+    llm_temperature: Mapped[Decimal | None] = mapped_column(Numeric(2, 1))
+    generation_params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    personalization_input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    target_audience: Mapped[str | None] = mapped_column(Text)
+    difficulty_focus: Mapped[str | None] = mapped_column(String(20))
+    quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default=text("0"))
+    human_reviewed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    review_notes: Mapped[str | None] = mapped_column(Text)
+    approval_status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
+    usage_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    positive_feedback_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    negative_feedback_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from infou_generation.llm.types import PROVIDER_NAMES, TASK_KINDS, ProviderName, TaskKind
+from infou_libs.messaging import RETRY_BACKOFF_SECONDS
 from infou_libs.settings import CommonSettings
 
 
@@ -88,6 +89,10 @@ class GenerationSettings(CommonSettings):
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
     # A job whose worker stops answering (killed mid-job) is redelivered after this long.
     jobs_ack_wait_seconds: float = Field(default=30.0, ge=1, le=600)
+    # A failed job is retried after these delays (one retry per entry), then given up.
+    jobs_retry_backoff_seconds: list[Annotated[float, Field(ge=0, le=3600)]] = Field(
+        default_factory=lambda: list(RETRY_BACKOFF_SECONDS), min_length=1, max_length=10
+    )
     # catalog-service, to validate main topics and read their curated sub-topics.
     catalog_addr: str = "127.0.0.1:50051"
     # Personalised sub-topics (and the learner input behind them) expire after this many days.

@@ -17,7 +17,7 @@ How a job kind is added (one module, one line in main.py):
                job = decode(msg, events_pb2.GenerateArticleJob)  # PermanentError if garbled
                generated = await ctx.engine.generate("article", context, session_id=job.session_id)
                async with unit_of_work(ctx.sessions) as session:  # result + event together
-                   await add_event(session, ctx.outbox, "events.generation.article.completed", …)
+                   await add_event(session, ctx.outbox, "events.generation.article_generated", …)
 
            async def exhausted(msg: Msg, exc: BaseException) -> None:
                ...  # the terminal failure event with the error code the client sees
@@ -29,9 +29,10 @@ How a job kind is added (one module, one line in main.py):
 `job_consumer` gives a durable pull consumer named `gen-<kind>` (dots become dashes: NATS
 durable names cannot hold them) on the JOBS stream, filtered to `jobs.<kind>`, with
 `settings.worker_concurrency` jobs in flight per process unless told otherwise. A handler that
-returns acks the job; one that raises is redelivered with backoff (1 s, 4 s, 16 s; 3 retries),
-then `on_exhausted` runs; `PermanentError` skips the retries. A worker killed mid-job never
-acks: JetStream redelivers the job after `jobs_ack_wait_seconds` (the consumer tells
-JetStream a long job is still alive while it runs), so handlers must be idempotent — check
-the stored state first and write results with their event in one transaction.
+returns acks the job; one that raises is redelivered with backoff (`jobs_retry_backoff_seconds`:
+1 s, 4 s, 16 s, so 3 retries), then `on_exhausted` runs; `PermanentError` skips the retries.
+A worker killed mid-job never acks: JetStream redelivers the job after
+`jobs_ack_wait_seconds` (the consumer tells JetStream a long job is still alive while it
+runs), so handlers must be idempotent — check the stored state first and write results with
+their event in one transaction. `jobs/subtopics.py` is a complete example.
 """

@@ -80,6 +80,7 @@ def job_consumer(
         on_exhausted=on_exhausted,
         concurrency=concurrency or ctx.settings.worker_concurrency,
         ack_wait=ctx.settings.jobs_ack_wait_seconds,
+        backoff=tuple(ctx.settings.jobs_retry_backoff_seconds),
     )
 
 

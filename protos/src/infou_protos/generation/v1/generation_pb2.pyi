@@ -179,6 +179,8 @@ class GeneratedSubTopic(_message.Message):
     LEARNING_OUTCOMES_FIELD_NUMBER: _builtins.int
     DIFFICULTY_FOCUS_FIELD_NUMBER: _builtins.int
     QUALITY_SCORE_FIELD_NUMBER: _builtins.int
+    GENERATION_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """public id is "generated_<id>" """
     main_topic_id: _builtins.int
@@ -188,12 +190,16 @@ class GeneratedSubTopic(_message.Message):
     estimated_learning_time: _builtins.str
     difficulty_focus: _builtins.str
     quality_score: _builtins.float
+    generation_id: _builtins.str
+    """the batch it was generated in"""
     @_builtins.property
     def prerequisites(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def practical_projects(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def learning_outcomes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -208,10 +214,12 @@ class GeneratedSubTopic(_message.Message):
         learning_outcomes: _abc.Iterable[_builtins.str] | None = ...,
         difficulty_focus: _builtins.str = ...,
         quality_score: _builtins.float = ...,
+        generation_id: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty_focus", b"difficulty_focus", "estimated_learning_time", b"estimated_learning_time", "id", b"id", "learning_outcomes", b"learning_outcomes", "main_topic_id", b"main_topic_id", "name", b"name", "practical_projects", b"practical_projects", "prerequisites", b"prerequisites", "quality_score", b"quality_score", "slug", b"slug"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty_focus", b"difficulty_focus", "estimated_learning_time", b"estimated_learning_time", "expires_at", b"expires_at", "generation_id", b"generation_id", "id", b"id", "learning_outcomes", b"learning_outcomes", "main_topic_id", b"main_topic_id", "name", b"name", "practical_projects", b"practical_projects", "prerequisites", b"prerequisites", "quality_score", b"quality_score", "slug", b"slug"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -226,13 +234,23 @@ class SubTopicGeneration(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     status: _builtins.str
     """processing | completed | failed"""
     error_code: _builtins.str
     error_message: _builtins.str
+    main_topic_id: _builtins.int
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___GeneratedSubTopic]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """unset until completed or failed"""
+
     def __init__(
         self,
         *,
@@ -241,10 +259,13 @@ class SubTopicGeneration(_message.Message):
         error_code: _builtins.str = ...,
         error_message: _builtins.str = ...,
         items: _abc.Iterable[Global___GeneratedSubTopic] | None = ...,
+        main_topic_id: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "generation_id", b"generation_id", "items", b"items", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "error_code", b"error_code", "error_message", b"error_message", "generation_id", b"generation_id", "items", b"items", "main_topic_id", b"main_topic_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -252,6 +273,8 @@ Global___SubTopicGeneration: _TypeAlias = SubTopicGeneration  # noqa: Y015
 
 @_typing.final
 class GetGeneratedSubTopicsRequest(_message.Message):
+    """Unknown and expired ids are left out of the reply (the caller compares); at most 100 ids."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int
