@@ -21,7 +21,7 @@ from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
 from infou_gateway.ratelimit import RateLimiter
-from infou_gateway.routes import catalog, health, levels
+from infou_gateway.routes import catalog, health, levels, subtopics
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
 from infou_libs.db import asyncpg_url
@@ -106,6 +106,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(levels.router)
     app.include_router(catalog.router)
+    app.include_router(subtopics.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
