@@ -38,3 +38,8 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):
         self, request: realtime_pb2.CloseConnectionRequest, context: Context
     ) -> realtime_pb2.CloseConnectionResponse:
         raise Unimplemented("CloseConnection is not built yet (issue #5, live progress)")
+
+    async def TouchConnection(
+        self, request: realtime_pb2.TouchConnectionRequest, context: Context
+    ) -> realtime_pb2.TouchConnectionResponse:
+        raise Unimplemented("TouchConnection is not built yet (issue #5, live progress)")

@@ -6,27 +6,57 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infou_libs.grpc_server import Registration
+from infou_libs.messaging import DurableConsumer
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
+from infou_session.events import result_consumer
 from infou_session.grpc_api import SessionServicer
 from infou_session.models import SCHEMA, outbox
+from infou_session.progress import ProgressPublisher
 from infou_session.settings import SessionSettings
+from infou_session.topics import TopicDirectory
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
+def _settings(rt: Runtime) -> SessionSettings:
+    settings = rt.settings
+    assert isinstance(settings, SessionSettings)
+    return settings
+
+
 async def build(rt: Runtime) -> Sequence[Registration]:
+    settings = _settings(rt)
+    directory = TopicDirectory(
+        settings.catalog_addr, settings.generation_addr, settings.grpc_deadline_seconds
+    )
+    rt.closers.append(directory.close)
+    servicer = SessionServicer(rt.sessions, settings, directory, ProgressPublisher(rt.nc))
     return [
         (
             session_pb2_grpc.add_SessionServiceServicer_to_server,
-            SessionServicer(rt.sessions),
+            servicer,
             session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
         )
     ]
 
 
+def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
+    settings = _settings(rt)
+    return [
+        result_consumer(
+            rt.js, rt.sessions, ProgressPublisher(rt.nc), settings.result_consumer_concurrency
+        )
+    ]
+
+
 SPEC = ServiceSpec(
-    name="session", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+    name="session",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    consumers=consumers,
 )
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_session.models import ACTIVE_STATUSES, LearningSession
+from infou_session.models import (
+    ACTIVE_STATUSES,
+    ArticleVariant,
+    GeneratedArticle,
+    LearningSession,
+)
 
 
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
+async def count_by_status(db: AsyncSession) -> dict[str, int]:
+    rows = await db.execute(
         select(LearningSession.status, func.count())
         .where(LearningSession.expires_at > func.now())
         .group_by(LearningSession.status)
@@ -19,3 +27,89 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
 
 def active(counts: dict[str, int]) -> int:
     return sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
+
+
+async def add(db: AsyncSession, *rows: object) -> None:
+    db.add_all(rows)
+    await db.flush()
+
+
+async def session_by_token_hash(db: AsyncSession, token_hash: str) -> LearningSession | None:
+    result: LearningSession | None = await db.scalar(
+        select(LearningSession).where(LearningSession.access_token_hash == token_hash)
+    )
+    return result
+
+
+async def session_by_id(
+    db: AsyncSession, session_id: str, *, for_update: bool = False
+) -> LearningSession | None:
+    query = select(LearningSession).where(LearningSession.id == session_id)
+    if for_update:
+        query = query.with_for_update()
+    result: LearningSession | None = await db.scalar(query)
+    return result
+
+
+async def articles_of(db: AsyncSession, session_id: str) -> Sequence[GeneratedArticle]:
+    rows = await db.scalars(
+        select(GeneratedArticle)
+        .where(GeneratedArticle.session_id == session_id)
+        .order_by(GeneratedArticle.order_num)
+    )
+    return rows.all()
+
+
+async def article_by_id(db: AsyncSession, article_id: str) -> GeneratedArticle | None:
+    result: GeneratedArticle | None = await db.scalar(
+        select(GeneratedArticle).where(GeneratedArticle.id == article_id)
+    )
+    return result
+
+
+async def variants_of(db: AsyncSession, article_id: str) -> Sequence[ArticleVariant]:
+    rows = await db.scalars(select(ArticleVariant).where(ArticleVariant.article_id == article_id))
+    return rows.all()
+
+
+async def variant(
+    db: AsyncSession, article_id: str, level: str, *, for_update: bool = False
+) -> ArticleVariant | None:
+    query = select(ArticleVariant).where(
+        ArticleVariant.article_id == article_id, ArticleVariant.level == level
+    )
+    if for_update:
+        query = query.with_for_update()
+    result: ArticleVariant | None = await db.scalar(query)
+    return result
+
+
+async def variant_by_task(db: AsyncSession, task_id: str) -> ArticleVariant | None:
+    result: ArticleVariant | None = await db.scalar(
+        select(ArticleVariant).where(ArticleVariant.task_id == task_id).with_for_update()
+    )
+    return result
+
+
+async def claim_variant(db: AsyncSession, article_id: str, level: str, task_id: str) -> bool:
+    """Creates the variant row in `generating`; False when one already exists."""
+    result = await db.execute(
+        insert(ArticleVariant)
+        .values(
+            article_id=article_id,
+            level=level,
+            task_id=task_id,
+            status="generating",
+            code_examples_count=0,
+            practical_tips=[],
+            related_concepts=[],
+            generation_tokens_used=0,
+            generation_cost_usd=0,
+            quality_score=0,
+            content_warnings=[],
+            cache_hit=False,
+        )
+        .on_conflict_do_nothing(index_elements=["article_id", "level"])
+        .returning(ArticleVariant.id)
+    )
+    return result.first() is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 
 from infou_libs.settings import CommonSettings
@@ -10,3 +12,14 @@ from infou_libs.settings import CommonSettings
 class SessionSettings(CommonSettings):
     service_name: str = "session"
     session_ttl_days: int = Field(default=30, ge=1, le=365)
+    catalog_addr: str = "127.0.0.1:50051"
+    generation_addr: str = "127.0.0.1:50053"
+    # Articles per selected sub-topic when the request does not say (PRD option
+    # max_articles_per_subtopic, 1-20).
+    default_articles_per_subtopic: int = Field(default=3, ge=1, le=20)
+    max_sub_topics_per_session: int = Field(default=10, ge=1, le=50)
+    # The estimate returned when a session is created (the real cost comes from the ledger).
+    estimated_cost_per_article_usd: Decimal = Field(default=Decimal("0.03"), ge=0)
+    estimated_cost_per_curriculum_usd: Decimal = Field(default=Decimal("0.02"), ge=0)
+    # Generation results handled at once (each takes its session's row lock).
+    result_consumer_concurrency: int = Field(default=4, ge=1, le=64)

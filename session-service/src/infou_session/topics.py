@@ -1,0 +1,146 @@
+"""What a learner selects, resolved through catalog-service and generation-service (gRPC)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+from infou_libs.errors import InvalidArgument
+from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
+
+SUB_TOPIC_TYPES = ("curated", "generated")
+
+
+@dataclass(frozen=True)
+class SubTopicRef:
+    type: str  # curated | generated
+    id: int
+
+    @property
+    def public_id(self) -> str:
+        return f"{self.type}_{self.id}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The main topic and the sub-topics, as facts to keep with the session."""
+
+    main_topic: dict[str, Any]
+    sub_topics: list[dict[str, Any]]
+    levels: list[str]
+
+
+class TopicDirectory:
+    """Looks topics up in the services that own them; every call has a deadline."""
+
+    def __init__(self, catalog_addr: str, generation_addr: str, deadline: float) -> None:
+        interceptors = aio_client_interceptors()  # type: ignore[no-untyped-call]
+        self._catalog_channel = grpc.aio.insecure_channel(catalog_addr, interceptors=interceptors)
+        self._generation_channel = grpc.aio.insecure_channel(
+            generation_addr, interceptors=interceptors
+        )
+        self._catalog = catalog_pb2_grpc.CatalogServiceStub(self._catalog_channel)
+        self._generation = generation_pb2_grpc.GenerationServiceStub(self._generation_channel)
+        self._deadline = deadline
+
+    async def close(self) -> None:
+        await self._catalog_channel.close(grace=None)
+        await self._generation_channel.close(grace=None)
+
+    async def resolve(self, main_topic_id: int, refs: Sequence[SubTopicRef]) -> Selection:
+        """The selection's facts; InvalidArgument names the first field that is wrong."""
+        generated_ids = [r.id for r in refs if r.type == "generated"]
+        topic_call = self._catalog.GetMainTopic(
+            catalog_pb2.GetMainTopicRequest(id=main_topic_id), timeout=self._deadline
+        )
+        levels_call = self._catalog.ListLevels(
+            catalog_pb2.ListLevelsRequest(), timeout=self._deadline
+        )
+        generated_call = self._generated(generated_ids)
+        results = await asyncio.gather(
+            topic_call, levels_call, generated_call, return_exceptions=True
+        )
+        topic_reply, levels_reply, generated = results
+        if isinstance(topic_reply, grpc.aio.AioRpcError):
+            if topic_reply.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise InvalidArgument("no main topic with this id", field="main_topic_id")
+            raise topic_reply
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        assert isinstance(topic_reply, catalog_pb2.MainTopicDetail)
+        assert isinstance(levels_reply, catalog_pb2.ListLevelsResponse)
+        assert isinstance(generated, dict)
+        topic = topic_reply.topic
+        curated = {s.id: s for s in topic_reply.sub_topics}
+        sub_topics: list[dict[str, Any]] = []
+        for i, ref in enumerate(refs):
+            field = f"sub_topic_ids.{i}"
+            if ref.type == "curated":
+                sub = curated.get(ref.id)
+                if sub is None:
+                    raise InvalidArgument(
+                        f"{ref.public_id} is not a curated sub-topic of this main topic",
+                        field=field,
+                    )
+                sub_topics.append(_curated_fact(sub))
+            else:
+                gen = generated.get(ref.id)
+                if gen is None:
+                    raise InvalidArgument(f"no generated sub-topic {ref.public_id}", field=field)
+                if gen.main_topic_id != topic.id:
+                    raise InvalidArgument(
+                        f"{ref.public_id} belongs to another main topic", field=field
+                    )
+                sub_topics.append(_generated_fact(gen))
+        return Selection(
+            main_topic={
+                "id": topic.id,
+                "slug": topic.slug,
+                "name": topic.name,
+                "description": topic.description,
+                "category": topic.category,
+            },
+            sub_topics=sub_topics,
+            levels=[level.code for level in levels_reply.levels],
+        )
+
+    async def _generated(self, ids: list[int]) -> dict[int, generation_pb2.GeneratedSubTopic]:
+        if not ids:
+            return {}
+        reply = await self._generation.GetGeneratedSubTopics(
+            generation_pb2.GetGeneratedSubTopicsRequest(ids=ids), timeout=self._deadline
+        )
+        return {item.id: item for item in reply.items}
+
+
+def _curated_fact(sub: catalog_pb2.CuratedSubTopic) -> dict[str, Any]:
+    return {
+        "type": "curated",
+        "id": sub.id,
+        "ref": f"curated_{sub.id}",
+        "slug": sub.slug,
+        "name": sub.name,
+        "description": sub.description,
+        "learning_outcomes": list(sub.learning_outcomes),
+        "prerequisites": list(sub.prerequisites),
+    }
+
+
+def _generated_fact(sub: generation_pb2.GeneratedSubTopic) -> dict[str, Any]:
+    return {
+        "type": "generated",
+        "id": sub.id,
+        "ref": f"generated_{sub.id}",
+        "slug": sub.slug,
+        "name": sub.name,
+        "description": sub.description,
+        "learning_outcomes": list(sub.learning_outcomes),
+        "prerequisites": list(sub.prerequisites),
+    }
