@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -61,6 +62,11 @@ def offline_settings() -> GenerationSettings:
     return GenerationSettings(openai_api_key="", anthropic_api_key="", local_llm_base_url="")
 
 
+def hits(task: str) -> float:
+    labels = {"task": task, "result": "hit"}
+    return REGISTRY.get_sample_value("infou_content_cache_lookups_total", labels) or 0.0
+
+
 async def ledger_rows(
     sessions: async_sessionmaker[AsyncSession], generation_id: str
 ) -> list[LLMCall]:
@@ -78,6 +84,7 @@ async def test_the_same_request_again_is_a_cache_hit_with_zero_tokens(
 ) -> None:
     engine = engines()
     context = unique(examples.subtopics_context())
+    hits_before = hits("subtopics")
     first = await engine.generate("subtopics", context, generation_id="gen_first")
     second = await engine.generate("subtopics", context, generation_id="gen_second")
 
@@ -92,6 +99,7 @@ async def test_the_same_request_again_is_a_cache_hit_with_zero_tokens(
     assert second.data == first.data
     assert second.prompt_version == prompts.PROMPT_VERSION
     assert (await fake_llm.stats())["total"] == 1  # the provider was asked once
+    assert hits("subtopics") == hits_before + 1
 
     [call] = await ledger_rows(generation_sessions, "gen_first")
     assert call.status == "ok"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,12 @@ from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
+
+CONTENT_CACHE_LOOKUPS = Counter(
+    "infou_content_cache_lookups_total",
+    "Content cache lookups before generation, by task and result (hit, miss)",
+    ["task", "result"],
+)
 
 OnRateLimited = Callable[[str, float], Awaitable[None]]
 
@@ -64,7 +71,13 @@ _TASK_CONTEXT = re.compile(r"<task_context>.*?</task_context>", re.DOTALL)
 
 @dataclass(frozen=True)
 class Generated:
-    """A schema-valid answer for one task, what it cost and how it was obtained."""
+    """A schema-valid answer for one task, what it cost and how it was obtained.
+
+    `model` is "offline-…" for the offline composer; `cache_hit` means zero tokens and cost;
+    `prompt_excerpt` holds no learner text (for metadata.generation_prompt); `quality` is set
+    for articles and level conversions; `attempts` counts provider attempts: 1, 2 when the
+    schema's bounds or the quality gate asked for one regeneration, 0 for a cache hit.
+    """
 
     data: dict[str, Any]
     model: str
@@ -164,6 +177,7 @@ class GenerationEngine:
 
         if use_cache:
             hit = await self._from_cache(key, task, session_id, generation_id)
+            CONTENT_CACHE_LOOKUPS.labels(task, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 quality = evaluate(hit.data, **gate) if gate is not None else None
                 log.info(
