@@ -309,7 +309,8 @@ async def test_curriculum_then_articles_then_ready(
     assert [i.title for i in curriculum.items] == ["기초", "응용", "다른 주제"]
     assert [i.id for i in curriculum.items] == [f"{sid}_001", f"{sid}_002", f"{sid}_003"]
     assert [i.order for i in curriculum.items] == [1, 2, 3]
-    assert not any(i.is_generated for i in curriculum.items)
+    assert all(i.is_generated for i in curriculum.items)
+    assert {i.status for i in curriculum.items} == {"generating"}
     assert list(curriculum.items[1].prerequisites) == ["기초"]
     assert curriculum.items[0].estimated_read_time == "3-4분"
     assert curriculum.items[2].sub_topic_id == f"curated_{b}"

@@ -161,3 +161,180 @@ class SubTopicGenerationResult(BaseModel):
     status: str = Field(description="processing | completed | failed")
     items: list[GeneratedSubTopic] = Field(description="filled once completed")
     error: GenerationFailure | None = Field(default=None, description="set when failed")
+
+
+# ── learning sessions, curricula, articles (PRD §3.4, §3.5) ───────────────────────────
+
+
+class SessionPersonalization(BaseModel):
+    learning_pace: Literal["slow", "relaxed", "regular", "fast", "intensive"] = Field(
+        default="regular", description="articles read per week: 2, 3, 4, 6, 7"
+    )
+    preferred_article_length: Literal["short", "medium", "long"] = "medium"
+    include_examples: bool = True
+    interests: list[Interest] = Field(default_factory=list, max_length=10)
+    learning_goals: str = Field(default="", max_length=500)
+    preferred_style: str = Field(default="", max_length=50)
+
+
+class SessionOptions(BaseModel):
+    max_articles_per_subtopic: int | None = Field(
+        default=None, ge=1, le=20, description="default: INFOU_DEFAULT_ARTICLES_PER_SUBTOPIC"
+    )
+    enable_adaptive_difficulty: bool = False
+    include_practice_problems: bool = False
+
+
+SubTopicId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+
+
+class SessionCreateRequest(BaseModel):
+    main_topic_id: int = Field(ge=1, le=2_147_483_647, examples=[1])
+    sub_topic_ids: list[SubTopicId] = Field(
+        max_length=50, examples=[["curated_1", "generated_456"]], description="1 to 10 ids"
+    )
+    level: LevelCode = Field(examples=["intermediate"])
+    personalization: SessionPersonalization = Field(default_factory=SessionPersonalization)
+    options: SessionOptions = Field(default_factory=SessionOptions)
+
+
+class SessionCreated(BaseModel):
+    session_id: str = Field(examples=["sess_0f6e2a9c4b7d4e1f8a3b5c6d7e8f9a0b"])
+    status: str = Field(examples=["initializing"])
+    estimated_total_time: str = Field(examples=["3-4주"])
+    websocket_url: str = Field(examples=["ws://api.infou.com/sessions/sess_…/ws"])
+    access_token: str = Field(
+        description="shown once: send it as `Authorization: Bearer <token>` on every call of "
+        "this session (for the WebSocket: that header, or the subprotocols `infou.v1, <token>`)"
+    )
+    token_type: str = "Bearer"  # noqa: S105 - the scheme, not a secret
+    estimated_cost_usd: float = Field(description="an estimate; generation_info has the real cost")
+    estimated_articles: int
+    expires_at: str
+
+
+class CurriculumSummary(BaseModel):
+    title: str
+    level: str
+    total_articles: int
+    completed_articles: int = Field(description="read to the end by the learner")
+    estimated_completion_time: str = Field(examples=["3-4주"])
+    generated_articles: int = Field(description="written and readable")
+    failed_articles: int
+
+
+class SessionProgress(BaseModel):
+    current_article_id: str | None
+    completion_percentage: float
+    time_spent: str = Field(examples=["0분"])
+    last_accessed: str | None
+
+
+class GenerationInfo(BaseModel):
+    llm_model: str | None = Field(examples=["gpt-4.1"])
+    generation_time: str = Field(examples=["2분 15초"], description="so far, until ready")
+    total_tokens_used: int
+    cost: float = Field(description="USD, from the LLM cost ledger")
+    cached_results: int = Field(description="curriculum and articles served from the cache")
+
+
+class SessionStatus(BaseModel):
+    session_id: str
+    status: str = Field(description="initializing | generating | ready | failed")
+    created_at: str
+    expires_at: str
+    curriculum: CurriculumSummary
+    progress: SessionProgress
+    generation_info: GenerationInfo
+    failure_reason: str | None = Field(default=None, description="set while failed")
+    main_topic_id: int
+    sub_topic_ids: list[str]
+
+
+class CurriculumItem(BaseModel):
+    id: str
+    order: int
+    title: str
+    summary: str
+    sub_topic: str
+    sub_topic_id: str
+    estimated_read_time: str = Field(examples=["3-4분"])
+    key_concepts: list[str]
+    is_generated: bool = Field(description="written by an LLM for this session")
+    difficulty_indicators: list[str]
+    prerequisites: list[str] = Field(description="titles of earlier items to read first")
+    status: str = Field(description="generating | ready | failed")
+    content_ready: bool
+
+
+class CurriculumResponse(BaseModel):
+    session_id: str
+    title: str
+    level: str
+    status: str = Field(description="the session's status")
+    ready: bool = Field(description="false (HTTP 202, no items) until the curriculum exists")
+    items: list[CurriculumItem]
+
+
+class ArticleMetadata(BaseModel):
+    generated_at: str | None
+    llm_model: str | None
+    generation_prompt: str
+    quality_score: float
+    human_reviewed: bool
+
+
+class LearningElements(BaseModel):
+    key_terms: list[str]
+    code_examples: int
+    practical_tips: list[str]
+    related_concepts: list[str]
+
+
+class DifficultyVariants(BaseModel):
+    available_levels: list[str]
+    current_level: str
+
+
+class ArticleResponse(BaseModel):
+    id: str
+    session_id: str
+    order: int
+    title: str
+    summary: str
+    content: str
+    level: str
+    sub_topic: str
+    sub_topic_slug: str
+    word_count: int
+    estimated_read_time: str
+    next_article_id: str | None
+    previous_article_id: str | None
+    metadata: ArticleMetadata
+    learning_elements: LearningElements
+    difficulty_variants: DifficultyVariants
+    base_article_id: str | None = Field(description="set on a level variant")
+    status: str = "ready"
+
+
+class ArticlePending(BaseModel):
+    """HTTP 202: the article (or its variant at this level) is not written yet."""
+
+    id: str
+    session_id: str
+    order: int
+    title: str
+    level: str
+    status: str = Field(examples=["generating"])
+    message: str
+
+
+class ConversionAccepted(BaseModel):
+    """HTTP 202: the conversion runs in the background; `conversion_complete` on the
+    session's WebSocket announces it, then GET /articles/{id}?level=<target_level> serves it."""
+
+    task_id: str
+    status: str = Field(examples=["processing"])
+    article_id: str
+    target_level: str
+    message: str

@@ -126,7 +126,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
                     sub_topic_id=f"{a.sub_topic_type}_{a.sub_topic_id}",
                     estimated_read_time=a.estimated_read_time or a.planned_read_time or "",
                     key_concepts=a.key_concepts,
-                    is_generated=a.status == ArticleStatus.READY,
+                    is_generated=True,  # written by an LLM for this session
                     difficulty_indicators=a.difficulty_indicators,
                     status=a.status,
                     prerequisites=a.prerequisites,

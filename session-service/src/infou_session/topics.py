@@ -33,7 +33,6 @@ class Selection:
 
     main_topic: dict[str, Any]
     sub_topics: list[dict[str, Any]]
-    levels: list[str]
 
 
 class TopicDirectory:
@@ -59,14 +58,9 @@ class TopicDirectory:
         topic_call = self._catalog.GetMainTopic(
             catalog_pb2.GetMainTopicRequest(id=main_topic_id), timeout=self._deadline
         )
-        levels_call = self._catalog.ListLevels(
-            catalog_pb2.ListLevelsRequest(), timeout=self._deadline
-        )
         generated_call = self._generated(generated_ids)
-        results = await asyncio.gather(
-            topic_call, levels_call, generated_call, return_exceptions=True
-        )
-        topic_reply, levels_reply, generated = results
+        results = await asyncio.gather(topic_call, generated_call, return_exceptions=True)
+        topic_reply, generated = results
         if isinstance(topic_reply, grpc.aio.AioRpcError):
             if topic_reply.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 raise InvalidArgument("no main topic with this id", field="main_topic_id")
@@ -75,7 +69,6 @@ class TopicDirectory:
             if isinstance(result, BaseException):
                 raise result
         assert isinstance(topic_reply, catalog_pb2.MainTopicDetail)
-        assert isinstance(levels_reply, catalog_pb2.ListLevelsResponse)
         assert isinstance(generated, dict)
         topic = topic_reply.topic
         curated = {s.id: s for s in topic_reply.sub_topics}
@@ -108,7 +101,6 @@ class TopicDirectory:
                 "category": topic.category,
             },
             sub_topics=sub_topics,
-            levels=[level.code for level in levels_reply.levels],
         )
 
     async def _generated(self, ids: list[int]) -> dict[int, generation_pb2.GeneratedSubTopic]:
