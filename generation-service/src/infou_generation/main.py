@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infou_generation.catalog import CatalogClient
 from infou_generation.grpc_api import GenerationServicer
-from infou_generation.jobs import runner, subtopics
+from infou_generation.jobs import article, conversion, curriculum, runner, subtopics
 from infou_generation.jobs.runner import JobConsumerFactory
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
@@ -41,7 +41,12 @@ async def build(rt: Runtime) -> Sequence[Registration]:
 
 
 # One consumer per job kind (see infou_generation.jobs): add a kind's factory here.
-JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = (subtopics.consumer,)
+JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = (
+    subtopics.consumer,
+    curriculum.consumer,
+    article.consumer,
+    conversion.consumer,
+)
 
 
 def consumers(rt: Runtime) -> Sequence[DurableConsumer]:

@@ -1,0 +1,477 @@
+"""The session generation jobs: curriculum, article and level conversion, through the real
+service, JetStream and the fake LLM server behind the openai provider.
+
+Jobs go in as session-service would enqueue them (the task's context in the job); results come
+out as events on EVENTS. Handlers are also called directly with a message, to see a redelivery
+and a budget refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infou_generation.catalog import CatalogClient
+from infou_generation.content import examples
+from infou_generation.engine import build_engine
+from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
+from infou_generation.jobs import article, conversion, curriculum
+from infou_generation.jobs.runner import JobContext
+from infou_generation.llm.types import BudgetExceededError
+from infou_generation.main import SPEC
+from infou_generation.models import SCHEMA, outbox
+from infou_generation.settings import GenerationSettings
+from infou_libs import engines
+from infou_libs.db import create_engine, session_factory
+from infou_libs.messaging import EVENT_ID_HEADER, EVENTS_STREAM, connect, ensure_streams, publish
+from infou_libs.testing import running_service
+from infou_protos.events.v1 import events_pb2
+
+RESULTS = "events.generation.>"
+
+
+@pytest.fixture(scope="module")
+def settings(
+    module_database_url: str, module_nats_url: str, fake_llm_server: FakeLLMServer
+) -> GenerationSettings:
+    return GenerationSettings(
+        environment="test",
+        database_url=module_database_url,
+        nats_url=module_nats_url,
+        catalog_addr=f"127.0.0.1:{engines.free_port()}",
+        openai_api_key="sk-test-openai",
+        openai_base_url=fake_llm_server.openai_base_url,
+        llm_routes={
+            "curriculum": ["openai"],
+            "article": ["openai"],
+            "level_conversion": ["openai"],
+        },
+        llm_providers={
+            "openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": "0.000008"}
+        },
+        llm_max_retries=0,
+        llm_backoff_base_s=0.01,
+        llm_request_timeout_s=10.0,
+        jobs_ack_wait_seconds=5,
+        jobs_retry_backoff_seconds=[0.2, 0.2, 0.2],
+    )
+
+
+@pytest.fixture(scope="module")
+async def service(settings: GenerationSettings) -> AsyncIterator[int]:
+    async with running_service(SPEC, settings) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+async def sessions(module_database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(module_database_url, SCHEMA)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def nc(module_nats_url: str, service: int) -> AsyncIterator[NatsClient]:
+    client = await connect(module_nats_url, "generation-session-jobs-tests")
+    await ensure_streams(client.jetstream())
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+def js(nc: NatsClient) -> JetStreamContext:
+    return nc.jetstream()
+
+
+class Results:
+    """Every result event on EVENTS, decoded, by subject."""
+
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        self.sub = sub
+        self.seen: list[tuple[str, Any]] = []
+
+    async def wait(self, subject: str, match: Any, timeout: float = 30.0) -> Any:
+        kinds = {
+            "events.generation.curriculum_generated": events_pb2.CurriculumGenerated,
+            "events.generation.article_generated": events_pb2.ArticleGenerated,
+            "events.generation.article_converted": events_pb2.ArticleConverted,
+            "events.generation.task_failed": events_pb2.GenerationFailed,
+        }
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for seen_subject, event in self.seen:
+                if seen_subject == subject and match(event):
+                    return event
+            if loop.time() > deadline:
+                raise TimeoutError(f"no {subject} matched")
+            try:
+                msgs = await self.sub.fetch(20, timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            for msg in msgs:
+                await msg.ack()
+                if msg.subject in kinds:
+                    self.seen.append((msg.subject, kinds[msg.subject].FromString(msg.data)))
+
+    def count(self, subject: str, match: Any) -> int:
+        return sum(1 for s, e in self.seen if s == subject and match(e))
+
+
+@pytest.fixture(scope="module")
+async def results(js: JetStreamContext) -> AsyncIterator[Results]:
+    sub = await js.pull_subscribe(
+        RESULTS,
+        durable="test-session-results",
+        stream=EVENTS_STREAM,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    yield Results(sub)
+    await sub.unsubscribe()
+
+
+@pytest.fixture
+async def llm(fake_llm: FakeLLMControl) -> AsyncIterator[FakeLLMControl]:
+    yield fake_llm
+    await fake_llm.reset()
+
+
+def fresh(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with a goal no other test uses (the content cache is shared)."""
+    context["personalization"]["learning_goals"] = f"업무 자동화 {uuid.uuid4().hex[:8]}"
+    return context
+
+
+def session_id() -> str:
+    return f"sess_{uuid.uuid4().hex}"
+
+
+async def test_a_curriculum_job_answers_with_the_plan_and_its_cost_then_from_the_cache(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    context = fresh(
+        examples.curriculum_context(("transformers", "supervised"), max_articles_per_subtopic=2)
+    )
+    refs = {s["ref"] for s in context["sub_topics"]}
+    first, second = session_id(), session_id()
+    await publish(
+        js,
+        "jobs.curriculum.generate",
+        events_pb2.GenerateCurriculumJob(session_id=first, context_json=json.dumps(context)),
+    )
+    plan = await results.wait(
+        "events.generation.curriculum_generated", lambda e: e.session_id == first
+    )
+    assert plan.title
+    assert plan.items
+    assert {item.sub_topic_ref for item in plan.items} <= refs
+    assert all(item.key_concepts for item in plan.items)
+    assert plan.usage.cache_hit is False
+    assert plan.usage.input_tokens > 0
+    assert plan.usage.output_tokens > 0
+    assert plan.usage.cost_usd > 0
+    assert plan.usage.provider == "openai"
+    assert plan.usage.model
+    assert plan.occurred_at.seconds > 0
+    requests = (await llm.stats())["total"]
+
+    # Another session with the same selection, level and options: the cache, no tokens.
+    await publish(
+        js,
+        "jobs.curriculum.generate",
+        events_pb2.GenerateCurriculumJob(session_id=second, context_json=json.dumps(context)),
+    )
+    again = await results.wait(
+        "events.generation.curriculum_generated", lambda e: e.session_id == second
+    )
+    assert again.usage.cache_hit is True
+    assert again.usage.input_tokens + again.usage.output_tokens == 0
+    assert again.usage.cost_usd == 0
+    assert [i.title for i in again.items] == [i.title for i in plan.items]
+    assert (await llm.stats())["total"] == requests
+
+
+async def test_an_article_job_answers_with_the_written_article(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    context = fresh(
+        examples.article_context(
+            "transformers", "intermediate", key_concepts=("어텐션", "멀티헤드")
+        )
+    )
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
+    )
+    await publish(js, "jobs.article.generate", job)
+    event = await results.wait(
+        "events.generation.article_generated", lambda e: e.article_id == job.article_id
+    )
+    written = event.article
+    assert written.content.startswith("## ")
+    assert written.word_count > 100
+    assert written.estimated_read_time.endswith("분")
+    assert 0 < written.quality_score <= 1
+    assert written.title
+    body = json.loads(written.article_json)
+    assert body["sections"]
+    assert list(written.key_terms) == [t["term"] for t in body["key_terms"]]
+    assert written.code_examples == len(body["code_examples"])
+    assert event.usage.prompt_excerpt.startswith("[infou_article")
+    # The excerpt shown to learners names the task but holds none of their text.
+    assert context["personalization"]["learning_goals"] not in event.usage.prompt_excerpt
+
+
+async def test_a_conversion_job_answers_at_the_target_level(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    source = examples.article_context("supervised", "intermediate")
+    written = await _direct_article(js, results, fresh(source))
+    context = examples.level_conversion_context(
+        json.loads(written.article_json), sub_topic="supervised"
+    )
+    context = fresh(context)
+    sid = session_id()
+    job = events_pb2.ConvertArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_001",
+        target_level="beginner",
+        task_id=f"conv_{uuid.uuid4().hex}",
+        context_json=json.dumps(context),
+    )
+    await publish(js, "jobs.article.convert", job)
+    event = await results.wait(
+        "events.generation.article_converted", lambda e: e.task_id == job.task_id
+    )
+    assert event.target_level == "beginner"
+    assert event.article_id == job.article_id
+    assert event.article.content.startswith("## ")
+    assert event.usage.prompt_excerpt.startswith("[infou_level_conversion")
+
+
+async def _direct_article(
+    js: JetStreamContext, results: Results, context: dict[str, Any]
+) -> events_pb2.WrittenArticle:
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
+    )
+    await publish(js, "jobs.article.generate", job)
+    event = await results.wait(
+        "events.generation.article_generated", lambda e: e.article_id == job.article_id
+    )
+    return event.article
+
+
+async def test_a_job_that_exhausts_its_retries_is_reported_as_failed(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    await llm.arm("server_error", times=-1)
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_002",
+        context_json=json.dumps(fresh(examples.article_context())),
+    )
+    await publish(js, "jobs.article.generate", job)
+    failed = await results.wait("events.generation.task_failed", lambda e: e.session_id == sid)
+    assert failed.task == "article"
+    assert failed.article_id == job.article_id
+    assert failed.error_code == "GENERATION_FAILED"
+    assert failed.message
+    assert results.count("events.generation.article_generated", lambda e: e.session_id == sid) == 0
+    stats = await llm.stats()
+    assert stats["scenarios"]["server_error"] == 4  # the first delivery and three retries
+
+
+async def test_a_context_the_prompts_refuse_fails_at_once(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    sid = session_id()
+    bad = examples.curriculum_context()
+    bad["sub_topics"] = []
+    await publish(
+        js,
+        "jobs.curriculum.generate",
+        events_pb2.GenerateCurriculumJob(session_id=sid, context_json=json.dumps(bad)),
+    )
+    failed = await results.wait("events.generation.task_failed", lambda e: e.session_id == sid)
+    assert (failed.task, failed.error_code) == ("curriculum", "GENERATION_FAILED")
+    assert (await llm.stats())["total"] == 0
+
+
+# ── handlers called directly: redelivery and budget ────────────────────────────────────
+
+
+@pytest.fixture
+async def direct(
+    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession], js: JetStreamContext
+) -> AsyncIterator[Any]:
+    made: list[Any] = []
+
+    def make(**overrides: Any) -> JobContext:
+        engine = build_engine(settings.model_copy(update=overrides), sessions)
+        catalog = CatalogClient(settings.catalog_addr, 2)
+        made.append((engine, catalog))
+        return JobContext(settings, sessions, js, outbox, engine, catalog)
+
+    yield make
+    for engine, catalog in made:
+        await engine.aclose()
+        await catalog.close()
+
+
+def job_message(js: JetStreamContext, subject: str, job: Any) -> Msg:
+    """A job as JetStream delivers it (its event id in the headers)."""
+    return Msg(
+        js._nc,
+        subject=subject,
+        data=job.SerializeToString(),
+        headers={EVENT_ID_HEADER: uuid.uuid4().hex},
+    )
+
+
+async def outbox_rows(sessions: async_sessionmaker[AsyncSession], event_id: str) -> int:
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.event_id == event_id)
+        )
+    return int(count or 0)
+
+
+async def test_a_redelivered_article_job_publishes_its_result_once(
+    direct: Any,
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+    service: int,
+) -> None:
+    ctx = direct()
+    handler = article.consumer(ctx).handler
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_001",
+        context_json=json.dumps(fresh(examples.article_context())),
+    )
+    msg = job_message(js, "jobs.article.generate", job)
+    await handler(msg)
+    calls = (await llm.stats())["total"]
+    await handler(msg)  # the worker died before acking: JetStream delivers it again
+    assert (await llm.stats())["total"] == calls  # nothing generated twice
+    assert await outbox_rows(sessions, f"article-{msg.headers[EVENT_ID_HEADER]}") == 1
+
+
+async def test_an_exhausted_job_reports_once_and_never_after_a_success(
+    direct: Any,
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+    service: int,
+) -> None:
+    ctx = direct()
+    consumer = curriculum.consumer(ctx)
+    sid = session_id()
+    job = events_pb2.GenerateCurriculumJob(
+        session_id=sid, context_json=json.dumps(fresh(examples.curriculum_context()))
+    )
+    msg = job_message(js, "jobs.curriculum.generate", job)
+    await consumer.handler(msg)
+    assert consumer.on_exhausted is not None
+    await consumer.on_exhausted(msg, RuntimeError("late"))
+    event_id = msg.headers[EVENT_ID_HEADER]
+    assert await outbox_rows(sessions, f"curriculum-{event_id}") == 1
+    assert await outbox_rows(sessions, f"failed-{event_id}") == 0
+
+
+async def test_no_budget_fails_the_conversion_with_the_budget_code(
+    direct: Any,
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+    service: int,
+) -> None:
+    ctx = direct(daily_budget_usd=Decimal(0))
+    consumer = conversion.consumer(ctx)
+    source = {
+        "title": "원문",
+        "summary": "요약",
+        "sections": [{"heading": "h", "body": "b"}],
+        "key_terms": [],
+    }
+    context = fresh(examples.level_conversion_context(source))
+    sid = session_id()
+    job = events_pb2.ConvertArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_001",
+        target_level="beginner",
+        task_id="conv_x",
+        context_json=json.dumps(context),
+    )
+    msg = job_message(js, "jobs.article.convert", job)
+    with pytest.raises(BudgetExceededError) as caught:
+        await consumer.handler(msg)
+    assert consumer.on_exhausted is not None
+    await consumer.on_exhausted(msg, caught.value)
+    assert (await llm.stats())["total"] == 0
+    async with sessions() as session:
+        payload = await session.scalar(
+            select(outbox.c.payload).where(
+                outbox.c.event_id == f"failed-{msg.headers[EVENT_ID_HEADER]}"
+            )
+        )
+    failed = events_pb2.GenerationFailed.FromString(bytes(payload))
+    assert failed.error_code == "LLM_BUDGET_EXCEEDED"
+    assert (failed.task, failed.task_id, failed.target_level) == (
+        "level_conversion",
+        "conv_x",
+        "beginner",
+    )
+    assert "예산" in failed.message
+
+
+async def test_waiting_out_a_rate_limit_is_announced_to_the_sessions_watchers(
+    direct: Any, nc: NatsClient, js: JetStreamContext, llm: FakeLLMControl, service: int
+) -> None:
+    ctx = direct(llm_max_retries=1)  # a worker that waits a rate limit out
+    handler = article.consumer(ctx).handler
+    sid = session_id()
+    notices: list[events_pb2.SessionProgress] = []
+
+    async def on_notice(msg: Msg) -> None:
+        notices.append(events_pb2.SessionProgress.FromString(msg.data))
+
+    sub = await nc.subscribe(f"progress.session.{sid}", cb=on_notice)
+    try:
+        await llm.arm("rate_limit", times=1, retry_after=1)
+        job = events_pb2.GenerateArticleJob(
+            session_id=sid,
+            article_id=f"{sid}_001",
+            context_json=json.dumps(fresh(examples.article_context())),
+        )
+        await handler(job_message(js, "jobs.article.generate", job))
+        await nc.flush()
+    finally:
+        await sub.unsubscribe()
+    assert notices, "no rate-limit notice"
+    notice = notices[0]
+    assert notice.type == "error"
+    assert notice.sequence == 0
+    data = json.loads(notice.data_json)
+    assert data["error_code"] == "LLM_RATE_LIMIT"
+    assert data["auto_retry"] is True
+    assert data["retry_after"] == "1초"
+    assert data["session_id"] == sid
