@@ -11,12 +11,15 @@ import datetime as dt
 import re
 import statistics
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
@@ -25,6 +28,7 @@ from infou_gateway.routes.subtopics import ACCEPTED_MESSAGE
 from infou_gateway.settings import GatewaySettings
 from infou_generation.main import SPEC as GENERATION_SPEC
 from infou_generation.settings import GenerationSettings
+from infou_libs.db import asyncpg_url
 from infou_libs.testing import running_service
 
 REDIS_DB = 12  # this module's own database on the shared Redis
@@ -245,3 +249,36 @@ async def test_an_unknown_generation_is_a_404(api: httpx.AsyncClient, generation
     assert reply.status_code == 404, reply.text
     error = reply.json()["error"]
     assert (error["code"], error["field"]) == ("NOT_FOUND", "generation_id")
+
+
+async def test_a_failed_generation_says_why(
+    api: httpx.AsyncClient, module_database_url: str
+) -> None:
+    # A generation whose job gave up (the worker's side is tested in generation-service).
+    generation_id = "gen_" + uuid.uuid4().hex[:16]
+    engine = create_async_engine(asyncpg_url(module_database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO generation.subtopic_generation_requests (generation_batch_id, "
+                    "main_topic_id, personalization_input, generation_options, status, "
+                    "error_code, error_message, estimated_completion_at, expires_at) VALUES "
+                    "(:id, 1, '{}', '{}', 'failed', 'LLM_BUDGET_EXCEEDED', :message, now(), "
+                    "now() + interval '1 day')"
+                ),
+                {"id": generation_id, "message": "오늘의 LLM 사용 예산이 모두 소진되었습니다."},
+            )
+    finally:
+        await engine.dispose()
+    reply = await api.get(f"/sub-topics/generated/{generation_id}")
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {
+        "generation_id": generation_id,
+        "status": "failed",
+        "items": [],
+        "error": {
+            "code": "LLM_BUDGET_EXCEEDED",
+            "message": "오늘의 LLM 사용 예산이 모두 소진되었습니다.",
+        },
+    }
