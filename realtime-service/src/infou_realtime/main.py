@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
 from infou_libs.grpc_server import Registration
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
+from infou_protos.session.v1 import session_pb2_grpc
 from infou_realtime.grpc_api import RealtimeServicer
+from infou_realtime.hub import ProgressHub
 from infou_realtime.models import SCHEMA, outbox
 from infou_realtime.settings import RealtimeSettings
 
@@ -16,10 +21,27 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:
+    settings = rt.settings
+    assert isinstance(settings, RealtimeSettings)
+    hub = ProgressHub(rt.nc, settings.watcher_queue_size)
+    await hub.start()
+    rt.closers.append(hub.stop)
+    channel = grpc.aio.insecure_channel(
+        settings.session_addr,
+        interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
+    )
+
+    async def close_channel() -> None:
+        await channel.close(grace=None)
+
+    rt.closers.append(close_channel)
+    servicer = RealtimeServicer(
+        rt.sessions, hub, session_pb2_grpc.SessionServiceStub(channel), settings
+    )
     return [
         (
             realtime_pb2_grpc.add_RealtimeServiceServicer_to_server,
-            RealtimeServicer(rt.sessions),
+            servicer,
             realtime_pb2.DESCRIPTOR.services_by_name["RealtimeService"].full_name,
         )
     ]
