@@ -585,6 +585,8 @@ class FeedbackSubmitted(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
     CURATED_SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    GENERATED_SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     rating: _builtins.str
@@ -595,6 +597,10 @@ class FeedbackSubmitted(_message.Message):
     main_topic_id: _builtins.int
     curated_sub_topic_id: _builtins.int
     """0 when the article belongs to a generated sub-topic"""
+    generated_sub_topic_id: _builtins.int
+    """0 when the article belongs to a curated sub-topic"""
+    level: _builtins.str
+    """the level the learner read the article at"""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """orders replacements; set it"""
@@ -610,10 +616,12 @@ class FeedbackSubmitted(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         main_topic_id: _builtins.int = ...,
         curated_sub_topic_id: _builtins.int = ...,
+        generated_sub_topic_id: _builtins.int = ...,
+        level: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "curated_sub_topic_id", b"curated_sub_topic_id", "difficulty_perceived", b"difficulty_perceived", "main_topic_id", b"main_topic_id", "occurred_at", b"occurred_at", "previous_rating", b"previous_rating", "rating", b"rating", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "curated_sub_topic_id", b"curated_sub_topic_id", "difficulty_perceived", b"difficulty_perceived", "generated_sub_topic_id", b"generated_sub_topic_id", "level", b"level", "main_topic_id", b"main_topic_id", "occurred_at", b"occurred_at", "previous_rating", b"previous_rating", "rating", b"rating", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,7 +629,10 @@ Global___FeedbackSubmitted: _TypeAlias = FeedbackSubmitted  # noqa: Y015
 
 @_typing.final
 class ProgressRecorded(_message.Message):
-    """events.feedback.progress_recorded"""
+    """events.feedback.progress_recorded: one learning progress entry, with the session's totals
+    after it (feedback-service owns the logs), so a consumer sets rather than adds: applying the
+    event twice, or an older one after a newer one, never counts anything twice.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -630,10 +641,19 @@ class ProgressRecorded(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     TIME_SPENT_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_ARTICLES_FIELD_NUMBER: _builtins.int
+    TOTAL_TIME_SPENT_FIELD_NUMBER: _builtins.int
+    TOTAL_ARTICLES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     action: _builtins.str
+    """started | completed | bookmarked | skipped | level_switched"""
     time_spent: _builtins.int
+    completed_articles: _builtins.int
+    """distinct articles of the session completed so far"""
+    total_time_spent: _builtins.int
+    """seconds over all the session's entries so far"""
+    total_articles: _builtins.int
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -644,10 +664,13 @@ class ProgressRecorded(_message.Message):
         action: _builtins.str = ...,
         time_spent: _builtins.int = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_articles: _builtins.int = ...,
+        total_time_spent: _builtins.int = ...,
+        total_articles: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "article_id", b"article_id", "occurred_at", b"occurred_at", "session_id", b"session_id", "time_spent", b"time_spent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "article_id", b"article_id", "completed_articles", b"completed_articles", "occurred_at", b"occurred_at", "session_id", b"session_id", "time_spent", b"time_spent", "total_articles", b"total_articles", "total_time_spent", b"total_time_spent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -689,6 +712,58 @@ class SessionAnalyticsUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionAnalyticsUpdated: _TypeAlias = SessionAnalyticsUpdated  # noqa: Y015
+
+@_typing.final
+class DifficultyAdjusted(_message.Message):
+    """events.feedback.difficulty_adjusted: adaptive difficulty (feedback-service decides; its
+    service.py documents the rule) moved the learner one level. session-service converts the
+    listed unread articles to `to_level` and tells the session's watchers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FROM_LEVEL_FIELD_NUMBER: _builtins.int
+    TO_LEVEL_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ARTICLE_IDS_FIELD_NUMBER: _builtins.int
+    TRIGGER_ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    from_level: _builtins.str
+    to_level: _builtins.str
+    direction: _builtins.str
+    """down | up"""
+    reason: _builtins.str
+    """too_hard | too_easy"""
+    trigger_article_id: _builtins.str
+    """the article whose feedback tipped the balance"""
+    @_builtins.property
+    def article_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the session's articles not yet read, in order"""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        from_level: _builtins.str = ...,
+        to_level: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        article_ids: _abc.Iterable[_builtins.str] | None = ...,
+        trigger_article_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_ids", b"article_ids", "direction", b"direction", "from_level", b"from_level", "occurred_at", b"occurred_at", "reason", b"reason", "session_id", b"session_id", "to_level", b"to_level", "trigger_article_id", b"trigger_article_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DifficultyAdjusted: _TypeAlias = DifficultyAdjusted  # noqa: Y015
 
 @_typing.final
 class SessionProgress(_message.Message):

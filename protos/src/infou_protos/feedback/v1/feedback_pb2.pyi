@@ -59,6 +59,8 @@ Global___SubmitFeedbackRequest: _TypeAlias = SubmitFeedbackRequest  # noqa: Y015
 
 @_typing.final
 class Feedback(_message.Message):
+    """One learner's (= one session's) feedback on one article: a later submission replaces it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -69,16 +71,33 @@ class Feedback(_message.Message):
     COMMENTS_FIELD_NUMBER: _builtins.int
     DIFFICULTY_PERCEIVED_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_RATING_FIELD_NUMBER: _builtins.int
+    USER_LEVEL_AT_TIME_FIELD_NUMBER: _builtins.int
+    TIME_SPENT_READING_FIELD_NUMBER: _builtins.int
+    SCROLL_DEPTH_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     article_id: _builtins.str
     session_id: _builtins.str
     rating: _builtins.str
     comments: _builtins.str
     difficulty_perceived: _builtins.str
+    previous_rating: _builtins.str
+    """set when this submission replaced an earlier rating"""
+    user_level_at_time: _builtins.str
+    """the level the learner was reading at"""
+    time_spent_reading: _builtins.int
+    """seconds, from the progress logs of the article"""
+    scroll_depth: _builtins.float
+    """the deepest scroll logged for the article"""
     @_builtins.property
     def feedback_type(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """the latest submission"""
+
     def __init__(
         self,
         *,
@@ -90,12 +109,19 @@ class Feedback(_message.Message):
         comments: _builtins.str = ...,
         difficulty_perceived: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        previous_rating: _builtins.str = ...,
+        user_level_at_time: _builtins.str = ...,
+        time_spent_reading: _builtins.int = ...,
+        scroll_depth: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_scroll_depth", b"_scroll_depth", "created_at", b"created_at", "scroll_depth", b"scroll_depth", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "comments", b"comments", "created_at", b"created_at", "difficulty_perceived", b"difficulty_perceived", "feedback_type", b"feedback_type", "id", b"id", "rating", b"rating", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scroll_depth", b"_scroll_depth", "article_id", b"article_id", "comments", b"comments", "created_at", b"created_at", "difficulty_perceived", b"difficulty_perceived", "feedback_type", b"feedback_type", "id", b"id", "previous_rating", b"previous_rating", "rating", b"rating", "scroll_depth", b"scroll_depth", "session_id", b"session_id", "time_spent_reading", b"time_spent_reading", "updated_at", b"updated_at", "user_level_at_time", b"user_level_at_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__scroll_depth: _TypeAlias = _typing.Literal["scroll_depth"]  # noqa: Y015
+    _WhichOneofArgType__scroll_depth: _TypeAlias = _typing.Literal["_scroll_depth", b"_scroll_depth"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scroll_depth) -> _WhichOneofReturnType__scroll_depth | None: ...
 
 Global___Feedback: _TypeAlias = Feedback  # noqa: Y015
 
@@ -112,6 +138,9 @@ class RecordProgressRequest(_message.Message):
     DEVICE_TYPE_FIELD_NUMBER: _builtins.int
     REFERRER_URL_FIELD_NUMBER: _builtins.int
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    FROM_LEVEL_FIELD_NUMBER: _builtins.int
+    TO_LEVEL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     action: _builtins.str
@@ -121,6 +150,12 @@ class RecordProgressRequest(_message.Message):
     device_type: _builtins.str
     referrer_url: _builtins.str
     access_token: _builtins.str
+    level: _builtins.str
+    """the level read at; empty: the session's current level"""
+    from_level: _builtins.str
+    """action level_switched"""
+    to_level: _builtins.str
+    """action level_switched (required for it)"""
     def __init__(
         self,
         *,
@@ -133,10 +168,13 @@ class RecordProgressRequest(_message.Message):
         device_type: _builtins.str = ...,
         referrer_url: _builtins.str = ...,
         access_token: _builtins.str = ...,
+        level: _builtins.str = ...,
+        from_level: _builtins.str = ...,
+        to_level: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "engagement_score", b"engagement_score", "scroll_depth", b"scroll_depth"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "access_token", b"access_token", "action", b"action", "article_id", b"article_id", "device_type", b"device_type", "engagement_score", b"engagement_score", "referrer_url", b"referrer_url", "scroll_depth", b"scroll_depth", "session_id", b"session_id", "time_spent", b"time_spent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "access_token", b"access_token", "action", b"action", "article_id", b"article_id", "device_type", b"device_type", "engagement_score", b"engagement_score", "from_level", b"from_level", "level", b"level", "referrer_url", b"referrer_url", "scroll_depth", b"scroll_depth", "session_id", b"session_id", "time_spent", b"time_spent", "to_level", b"to_level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__engagement_score: _TypeAlias = _typing.Literal["engagement_score"]  # noqa: Y015
     _WhichOneofArgType__engagement_score: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score"]  # noqa: Y015
@@ -161,6 +199,10 @@ class ProgressEntry(_message.Message):
     SCROLL_DEPTH_FIELD_NUMBER: _builtins.int
     ENGAGEMENT_SCORE_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    FROM_LEVEL_FIELD_NUMBER: _builtins.int
+    TO_LEVEL_FIELD_NUMBER: _builtins.int
+    DEVICE_TYPE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
@@ -168,6 +210,10 @@ class ProgressEntry(_message.Message):
     time_spent: _builtins.int
     scroll_depth: _builtins.float
     engagement_score: _builtins.float
+    level: _builtins.str
+    from_level: _builtins.str
+    to_level: _builtins.str
+    device_type: _builtins.str
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -181,10 +227,14 @@ class ProgressEntry(_message.Message):
         scroll_depth: _builtins.float | None = ...,
         engagement_score: _builtins.float | None = ...,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
+        level: _builtins.str = ...,
+        from_level: _builtins.str = ...,
+        to_level: _builtins.str = ...,
+        device_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "engagement_score", b"engagement_score", "scroll_depth", b"scroll_depth", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "action", b"action", "article_id", b"article_id", "engagement_score", b"engagement_score", "id", b"id", "scroll_depth", b"scroll_depth", "session_id", b"session_id", "time_spent", b"time_spent", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score", "_scroll_depth", b"_scroll_depth", "action", b"action", "article_id", b"article_id", "device_type", b"device_type", "engagement_score", b"engagement_score", "from_level", b"from_level", "id", b"id", "level", b"level", "scroll_depth", b"scroll_depth", "session_id", b"session_id", "time_spent", b"time_spent", "timestamp", b"timestamp", "to_level", b"to_level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__engagement_score: _TypeAlias = _typing.Literal["engagement_score"]  # noqa: Y015
     _WhichOneofArgType__engagement_score: _TypeAlias = _typing.Literal["_engagement_score", b"_engagement_score"]  # noqa: Y015
@@ -234,6 +284,12 @@ class SessionAnalytics(_message.Message):
     MOST_USED_LEVEL_FIELD_NUMBER: _builtins.int
     PREFERRED_ARTICLE_LENGTH_FIELD_NUMBER: _builtins.int
     LAST_CALCULATED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_ARTICLES_FIELD_NUMBER: _builtins.int
+    TOTAL_ARTICLES_FIELD_NUMBER: _builtins.int
+    TOTAL_TIME_SPENT_FIELD_NUMBER: _builtins.int
+    CURRENT_LEVEL_FIELD_NUMBER: _builtins.int
+    ADAPTIVE_DIFFICULTY_FIELD_NUMBER: _builtins.int
+    FEEDBACK_COUNT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     completion_rate: _builtins.float
     avg_time_per_article: _builtins.int
@@ -244,6 +300,15 @@ class SessionAnalytics(_message.Message):
     level_switches_count: _builtins.int
     most_used_level: _builtins.str
     preferred_article_length: _builtins.int
+    completed_articles: _builtins.int
+    """distinct articles completed"""
+    total_articles: _builtins.int
+    total_time_spent: _builtins.int
+    """seconds, over every progress entry"""
+    current_level: _builtins.str
+    """after adaptive or manual level switches"""
+    adaptive_difficulty: _builtins.bool
+    feedback_count: _builtins.int
     @_builtins.property
     def last_calculated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -260,10 +325,16 @@ class SessionAnalytics(_message.Message):
         most_used_level: _builtins.str = ...,
         preferred_article_length: _builtins.int = ...,
         last_calculated_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_articles: _builtins.int = ...,
+        total_articles: _builtins.int = ...,
+        total_time_spent: _builtins.int = ...,
+        current_level: _builtins.str = ...,
+        adaptive_difficulty: _builtins.bool = ...,
+        feedback_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_calculated_at", b"last_calculated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avg_difficulty_rating", b"avg_difficulty_rating", "avg_time_per_article", b"avg_time_per_article", "completion_rate", b"completion_rate", "last_calculated_at", b"last_calculated_at", "level_switches_count", b"level_switches_count", "most_used_level", b"most_used_level", "negative_feedback_count", b"negative_feedback_count", "positive_feedback_count", b"positive_feedback_count", "preferred_article_length", b"preferred_article_length", "session_id", b"session_id", "total_engagement_score", b"total_engagement_score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_difficulty", b"adaptive_difficulty", "avg_difficulty_rating", b"avg_difficulty_rating", "avg_time_per_article", b"avg_time_per_article", "completed_articles", b"completed_articles", "completion_rate", b"completion_rate", "current_level", b"current_level", "feedback_count", b"feedback_count", "last_calculated_at", b"last_calculated_at", "level_switches_count", b"level_switches_count", "most_used_level", b"most_used_level", "negative_feedback_count", b"negative_feedback_count", "positive_feedback_count", b"positive_feedback_count", "preferred_article_length", b"preferred_article_length", "session_id", b"session_id", "total_articles", b"total_articles", "total_engagement_score", b"total_engagement_score", "total_time_spent", b"total_time_spent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

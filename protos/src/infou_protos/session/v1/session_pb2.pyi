@@ -790,3 +790,94 @@ class SessionStats(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionStats: _TypeAlias = SessionStats  # noqa: Y015
+
+@_typing.final
+class AuthorizeArticleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    article_id: _builtins.str
+    """empty: the session only"""
+    access_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        article_id: _builtins.str = ...,
+        access_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "article_id", b"article_id", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeArticleRequest: _TypeAlias = AuthorizeArticleRequest  # noqa: Y015
+
+@_typing.final
+class ArticleAccess(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ARTICLE_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    MAIN_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_TYPE_FIELD_NUMBER: _builtins.int
+    SUB_TOPIC_ID_FIELD_NUMBER: _builtins.int
+    ADAPTIVE_DIFFICULTY_FIELD_NUMBER: _builtins.int
+    TOTAL_ARTICLES_FIELD_NUMBER: _builtins.int
+    WORD_COUNT_FIELD_NUMBER: _builtins.int
+    ARTICLE_STATUS_FIELD_NUMBER: _builtins.int
+    ARTICLE_IDS_FIELD_NUMBER: _builtins.int
+    SESSION_LEVEL_FIELD_NUMBER: _builtins.int
+    SESSION_STATUS_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    article_id: _builtins.str
+    """empty when none was asked for"""
+    level: _builtins.str
+    """the article's own level"""
+    main_topic_id: _builtins.int
+    sub_topic_type: _builtins.str
+    """curated | generated"""
+    sub_topic_id: _builtins.int
+    adaptive_difficulty: _builtins.bool
+    """the session's enable_adaptive_difficulty option"""
+    total_articles: _builtins.int
+    word_count: _builtins.int
+    """of the article at its own level; 0 until written"""
+    article_status: _builtins.str
+    """generating | ready | failed"""
+    session_level: _builtins.str
+    """the level the session was created at"""
+    session_status: _builtins.str
+    @_builtins.property
+    def article_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the session's articles, in curriculum order"""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        article_id: _builtins.str = ...,
+        level: _builtins.str = ...,
+        main_topic_id: _builtins.int = ...,
+        sub_topic_type: _builtins.str = ...,
+        sub_topic_id: _builtins.int = ...,
+        adaptive_difficulty: _builtins.bool = ...,
+        total_articles: _builtins.int = ...,
+        word_count: _builtins.int = ...,
+        article_status: _builtins.str = ...,
+        article_ids: _abc.Iterable[_builtins.str] | None = ...,
+        session_level: _builtins.str = ...,
+        session_status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adaptive_difficulty", b"adaptive_difficulty", "article_id", b"article_id", "article_ids", b"article_ids", "article_status", b"article_status", "level", b"level", "main_topic_id", b"main_topic_id", "session_id", b"session_id", "session_level", b"session_level", "session_status", b"session_status", "sub_topic_id", b"sub_topic_id", "sub_topic_type", b"sub_topic_type", "total_articles", b"total_articles", "word_count", b"word_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArticleAccess: _TypeAlias = ArticleAccess  # noqa: Y015

@@ -75,6 +75,11 @@ class SessionServiceStub:
                 request_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.SerializeToString,
                 response_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.FromString,
                 _registered_method=True)
+        self.AuthorizeArticle = channel.unary_unary(
+                '/infou.session.v1.SessionService/AuthorizeArticle',
+                request_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.AuthorizeArticleRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ArticleAccess.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -131,6 +136,14 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AuthorizeArticle(self, request, context):
+        """Internal (feedback-service): whether a token opens a session, and an article of it, with
+        the facts feedback records. Errors as GetSession / GetArticle: 401, 404, 410.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +186,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.GetProgressSnapshot,
                     request_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.FromString,
                     response_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.SerializeToString,
+            ),
+            'AuthorizeArticle': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeArticle,
+                    request_deserializer=infou__protos_dot_session_dot_v1_dot_session__pb2.AuthorizeArticleRequest.FromString,
+                    response_serializer=infou__protos_dot_session_dot_v1_dot_session__pb2.ArticleAccess.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +410,33 @@ class SessionService:
             '/infou.session.v1.SessionService/GetProgressSnapshot',
             infou__protos_dot_session_dot_v1_dot_session__pb2.GetProgressSnapshotRequest.SerializeToString,
             infou__protos_dot_session_dot_v1_dot_session__pb2.ProgressSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeArticle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.session.v1.SessionService/AuthorizeArticle',
+            infou__protos_dot_session_dot_v1_dot_session__pb2.AuthorizeArticleRequest.SerializeToString,
+            infou__protos_dot_session_dot_v1_dot_session__pb2.ArticleAccess.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class SessionServiceStub:
     """Counts for /health and dashboards."""
     GetProgressSnapshot: _grpc.UnaryUnaryMultiCallable[_session_pb2.GetProgressSnapshotRequest, _session_pb2.ProgressSnapshot]
     """Internal (realtime-service): the session's current progress, the first WebSocket message."""
+    AuthorizeArticle: _grpc.UnaryUnaryMultiCallable[_session_pb2.AuthorizeArticleRequest, _session_pb2.ArticleAccess]
+    """Internal (feedback-service): whether a token opens a session, and an article of it, with
+    the facts feedback records. Errors as GetSession / GetArticle: 401, 404, 410.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -59,6 +63,10 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """Counts for /health and dashboards."""
     GetProgressSnapshot: _aio.UnaryUnaryMultiCallable[_session_pb2.GetProgressSnapshotRequest, _session_pb2.ProgressSnapshot]  # type: ignore[assignment]
     """Internal (realtime-service): the session's current progress, the first WebSocket message."""
+    AuthorizeArticle: _aio.UnaryUnaryMultiCallable[_session_pb2.AuthorizeArticleRequest, _session_pb2.ArticleAccess]  # type: ignore[assignment]
+    """Internal (feedback-service): whether a token opens a session, and an article of it, with
+    the facts feedback records. Errors as GetSession / GetArticle: 401, 404, 410.
+    """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Learning sessions, curricula, articles and their level variants (PRD §3.4-3.5, §4.3)."""
@@ -120,5 +128,15 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.ProgressSnapshot, _abc.Awaitable[_session_pb2.ProgressSnapshot]]:
         """Internal (realtime-service): the session's current progress, the first WebSocket message."""
+
+    @_abc_1.abstractmethod
+    def AuthorizeArticle(
+        self,
+        request: _session_pb2.AuthorizeArticleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.ArticleAccess, _abc.Awaitable[_session_pb2.ArticleAccess]]:
+        """Internal (feedback-service): whether a token opens a session, and an article of it, with
+        the facts feedback records. Errors as GetSession / GetArticle: 401, 404, 410.
+        """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
