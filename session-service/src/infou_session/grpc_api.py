@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
-from infou_session import service
+from infou_session import feedback_access, service
 from infou_session.models import ArticleVariant, GeneratedArticle
 from infou_session.progress import ProgressPublisher
 from infou_session.service import ArticleView, SessionView
@@ -176,6 +176,30 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
             session_id=request.session_id,
             snapshot_json=json.dumps(snapshot, ensure_ascii=False),
             sequence=sequence,
+        )
+
+    async def AuthorizeArticle(
+        self, request: session_pb2.AuthorizeArticleRequest, context: Context
+    ) -> session_pb2.ArticleAccess:
+        async with self._sessions() as db:
+            access = await feedback_access.authorize_article(
+                db, self._secret, request.session_id, request.article_id, request.access_token
+            )
+        s, a = access.session, access.article
+        return session_pb2.ArticleAccess(
+            session_id=s.id,
+            article_id=a.id if a else "",
+            level=a.target_level if a else "",
+            main_topic_id=s.main_topic_id,
+            sub_topic_type=a.sub_topic_type if a else "",
+            sub_topic_id=a.sub_topic_id if a else 0,
+            adaptive_difficulty=access.adaptive_difficulty,
+            total_articles=s.total_articles or 0,
+            word_count=(a.word_count or 0) if a else 0,
+            article_status=a.status if a else "",
+            article_ids=[article.id for article in access.articles],
+            session_level=s.target_level,
+            session_status=s.status,
         )
 
 
