@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from infou_feedback import partitions
 from infou_feedback.grpc_api import FeedbackServicer
 from infou_feedback.models import SCHEMA, outbox
+from infou_feedback.session_access import SessionAccess
 from infou_feedback.settings import FeedbackSettings
 from infou_libs.grpc_server import Registration
 from infou_libs.runtime import Runtime, ServiceSpec, main
@@ -16,10 +19,26 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:
+    settings = rt.settings
+    assert isinstance(settings, FeedbackSettings)
+    # Partitions first, then every day: a month never starts without its partition.
+    await partitions.ensure_ahead(rt.sessions, settings.partition_months_ahead)
+    rt.tasks.append(
+        asyncio.create_task(
+            partitions.maintain(
+                rt.sessions,
+                settings.partition_months_ahead,
+                settings.partition_check_interval_seconds,
+            ),
+            name="progress-partitions",
+        )
+    )
+    access = SessionAccess(settings.session_addr, settings.grpc_deadline_seconds)
+    rt.closers.append(access.close)
     return [
         (
             feedback_pb2_grpc.add_FeedbackServiceServicer_to_server,
-            FeedbackServicer(rt.sessions),
+            FeedbackServicer(rt.sessions, settings, access),
             feedback_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name,
         )
     ]
