@@ -188,10 +188,10 @@ class Learner:
                     return payload.FromString(msg.data)  # type: ignore[attr-defined,no-any-return]
         raise TimeoutError(f"no job on {subject}")
 
-    async def curated(self) -> tuple[int, list[int]]:
+    async def curated(self, topic_index: int = 0) -> tuple[int, list[int]]:
         """A seeded main topic and its curated sub-topic ids."""
         topics = await self.catalog.ListMainTopics(catalog_pb2.ListMainTopicsRequest(limit=10))
-        topic = topics.items[0]
+        topic = topics.items[topic_index]
         detail = await self.catalog.GetMainTopic(catalog_pb2.GetMainTopicRequest(id=topic.id))
         return topic.id, [s.id for s in detail.sub_topics]
 
@@ -202,9 +202,10 @@ class Learner:
         level: str = "intermediate",
         adaptive: bool = False,
         word_counts: tuple[int, ...] = (),
+        topic_index: int = 0,
     ) -> tuple[session_pb2.CreateSessionResponse, list[str], int, int]:
         """(created, article ids in order, main topic id, curated sub-topic id)."""
-        topic_id, curated = await self.curated()
+        topic_id, curated = await self.curated(topic_index)
         created = await self.session.CreateSession(
             session_pb2.CreateSessionRequest(
                 main_topic_id=topic_id,
