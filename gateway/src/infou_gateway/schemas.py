@@ -338,3 +338,95 @@ class ConversionAccepted(BaseModel):
     article_id: str
     target_level: str
     message: str
+
+
+# ── feedback, learning progress, analytics (PRD §3.7) ─────────────────────────────────
+
+FeedbackType = Literal["difficulty", "clarity", "usefulness", "accuracy"]
+ProgressAction = Literal["started", "completed", "bookmarked", "skipped", "level_switched"]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class FeedbackRequest(BaseModel):
+    rating: Literal["like", "dislike"]
+    feedback_type: list[FeedbackType] = Field(default_factory=list, max_length=4)
+    comments: str | None = Field(
+        default=None, max_length=1000, examples=["예제가 더 있으면 좋겠어요"]
+    )
+    difficulty_perceived: Literal["too_easy", "appropriate", "too_hard"] | None = None
+    session_id: str = Field(min_length=1, max_length=64, examples=["sess_xyz789"])
+
+
+class FeedbackResponse(BaseModel):
+    """HTTP 201: the stored feedback; a later one for the same article replaces it."""
+
+    id: int
+    article_id: str
+    session_id: str
+    rating: str
+    feedback_type: list[str]
+    comments: str | None
+    difficulty_perceived: str | None
+    user_level_at_time: str | None = Field(description="the level the learner read at")
+    time_spent_reading: int = Field(description="seconds, from the article's progress entries")
+    scroll_depth: float | None
+    created_at: str | None
+    updated_at: str | None = Field(description="the latest submission")
+    replaced: bool = Field(description="this submission replaced an earlier rating")
+    previous_rating: str | None
+
+
+class ProgressRequest(BaseModel):
+    article_id: str = Field(min_length=1, max_length=80, examples=["art_001"])
+    action: ProgressAction
+    time_spent: int = Field(default=0, ge=0, le=86_400, description="seconds")
+    scroll_depth: Fraction | None = None
+    engagement_score: Fraction | None = None
+    device_type: str | None = Field(default=None, max_length=20, examples=["mobile"])
+    referrer_url: str | None = Field(default=None, max_length=2048)
+    level: LevelCode | None = Field(
+        default=None, description="the level read at; default: the session's current level"
+    )
+    from_level: LevelCode | None = Field(default=None, description="level_switched only")
+    to_level: LevelCode | None = Field(default=None, description="level_switched: required")
+
+
+class ProgressResponse(BaseModel):
+    """HTTP 201: the logged entry."""
+
+    id: int
+    session_id: str
+    article_id: str
+    action: str
+    time_spent: int
+    scroll_depth: float | None
+    engagement_score: float | None
+    level: str | None
+    from_level: str | None
+    to_level: str | None
+    device_type: str | None
+    timestamp: str | None
+
+
+class SessionAnalyticsResponse(BaseModel):
+    """Beyond the PRD: the session's analytics (PRD §4.5 session_analytics), kept current."""
+
+    session_id: str
+    completion_rate: float = Field(description="completed articles / articles, 0.0-1.0")
+    avg_time_per_article: int = Field(description="seconds")
+    total_engagement_score: float = Field(description="mean engagement score, 0.0-1.0")
+    positive_feedback_count: int
+    negative_feedback_count: int
+    avg_difficulty_rating: float = Field(
+        description="too_easy 1, appropriate 2, too_hard 3; 0 while nobody said"
+    )
+    level_switches_count: int
+    most_used_level: str | None
+    preferred_article_length: int | None = Field(description="words")
+    completed_articles: int
+    total_articles: int
+    total_time_spent: int = Field(description="seconds")
+    feedback_count: int
+    current_level: str = Field(description="after adaptive or manual level switches")
+    adaptive_difficulty: bool
+    last_calculated_at: str | None
