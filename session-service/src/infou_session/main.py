@@ -10,6 +10,7 @@ from infou_libs.messaging import DurableConsumer
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_session.events import result_consumer
+from infou_session.feedback_events import feedback_consumer
 from infou_session.grpc_api import SessionServicer
 from infou_session.models import SCHEMA, outbox
 from infou_session.progress import ProgressPublisher
@@ -46,7 +47,8 @@ def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
     return [
         result_consumer(
             rt.js, rt.sessions, ProgressPublisher(rt.nc), settings.result_consumer_concurrency
-        )
+        ),
+        feedback_consumer(rt.js, rt.sessions, ProgressPublisher(rt.nc)),
     ]
 
 

@@ -1,0 +1,194 @@
+"""What session-service takes from feedback-service's events (one durable consumer, each event
+claimed by id in `session.processed_events` in the transaction of its effect, the session's
+row locked):
+
+- events.feedback.progress_recorded (ProgressRecorded): the learner's progress. The event
+  carries the session's totals after the entry (feedback-service owns the logs), so
+  completed_articles and total_time_spent are set, never added to, and only ever grow: a
+  redelivered or late event changes nothing. The current article and last_accessed_at follow
+  the newest entry (an older one arriving late leaves them); a completed or skipped article
+  makes the next one current.
+- events.feedback.difficulty_adjusted (DifficultyAdjusted): adaptive difficulty (decided by
+  feedback-service, whose service.py documents the rule) moved the learner a level. Each listed
+  unread article is converted to the new level through the conversion machinery of
+  GET /articles/{id}/convert (a ready variant is reused, a failed one retried), and the
+  session's watchers get a `difficulty_adjusted` message naming each article's conversion, whose
+  `conversion_complete` follows as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infou_libs.logging import get_logger
+from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError, event_id_of
+from infou_libs.metrics import EVENTS_CONSUMED
+from infou_libs.outbox import claim_event
+from infou_protos.events.v1 import events_pb2
+from infou_session import progress, repository, service
+from infou_session.models import GeneratedArticle, LearningSession, processed_events
+from infou_session.progress import ProgressMessage, ProgressPublisher
+from infou_session.workflow import ArticleStatus
+
+log = get_logger(__name__)
+
+PROGRESS_RECORDED = "events.feedback.progress_recorded"
+DIFFICULTY_ADJUSTED = "events.feedback.difficulty_adjusted"
+
+CONSUMER = "session-feedback"
+
+# Done with the article: the next one is where the learner is.
+MOVES_ON = ("completed", "skipped")
+
+
+def _occurred(event: events_pb2.ProgressRecorded | events_pb2.DifficultyAdjusted) -> dt.datetime:
+    if event.occurred_at.seconds or event.occurred_at.nanos:
+        return event.occurred_at.ToDatetime(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC)
+
+
+async def _session(db: AsyncSession, session_id: str) -> LearningSession | None:
+    session = await repository.session_by_id(db, session_id, for_update=True)
+    if session is None:
+        log.warning("feedback_for_unknown_session", session_id=session_id)
+        return None
+    if session.expires_at <= dt.datetime.now(dt.UTC):
+        log.info("feedback_for_expired_session", session_id=session_id)
+        return None
+    return session
+
+
+async def on_progress_recorded(
+    db: AsyncSession, event: events_pb2.ProgressRecorded
+) -> list[ProgressMessage]:
+    """Sets the session's progress from the learner's latest entry."""
+    session = await _session(db, event.session_id)
+    if session is None:
+        return []
+    session.completed_articles = max(session.completed_articles or 0, event.completed_articles)
+    session.total_time_spent = max(session.total_time_spent or 0, event.total_time_spent)
+    occurred = _occurred(event)
+    if session.last_accessed_at is None or occurred >= session.last_accessed_at:
+        session.last_accessed_at = occurred
+        article = await repository.article_by_id(db, event.article_id)
+        if article is not None and article.session_id == session.id:
+            moves_on = event.action in MOVES_ON and article.next_article_id
+            session.current_article_id = article.next_article_id if moves_on else article.id
+    return []
+
+
+async def _convert(
+    db: AsyncSession, session: LearningSession, article: GeneratedArticle, level: str
+) -> dict[str, Any]:
+    """One article at `level`: ready, or converting (the task named), or not written yet."""
+    entry: dict[str, Any] = {"article_id": article.id, "task_id": None}
+    if article.status != ArticleStatus.READY:
+        return entry | {"status": "not_written"}
+    if article.target_level == level:
+        return entry | {"status": "ready"}
+    variant = await repository.variant(db, article.id, level, for_update=True)
+    if variant is None:
+        task_id = f"conv_{uuid.uuid4().hex}"
+        if await repository.claim_variant(db, article.id, level, task_id):
+            # The same job GET /articles/{id}/convert enqueues.
+            await service._enqueue_conversion(db, session, article, level, task_id)
+            return entry | {"status": "processing", "task_id": task_id}
+        variant = await repository.variant(db, article.id, level, for_update=True)
+        assert variant is not None
+    if variant.status == ArticleStatus.FAILED:
+        variant.task_id = f"conv_{uuid.uuid4().hex}"
+        variant.status = ArticleStatus.GENERATING.value
+        variant.failure_reason = None
+        await service._enqueue_conversion(db, session, article, level, variant.task_id)
+    status = "ready" if variant.status == ArticleStatus.READY else "processing"
+    return entry | {"status": status, "task_id": variant.task_id}
+
+
+async def on_difficulty_adjusted(
+    db: AsyncSession, event: events_pb2.DifficultyAdjusted
+) -> list[ProgressMessage]:
+    """Converts the unread articles to the new level and tells the watchers."""
+    session = await _session(db, event.session_id)
+    if session is None:
+        return []
+    if event.to_level not in service.LEVELS:
+        raise PermanentError(f"unknown level {event.to_level!r}")
+    articles = {a.id: a for a in await repository.articles_of(db, session.id)}
+    moved = [
+        await _convert(db, session, articles[article_id], event.to_level)
+        for article_id in event.article_ids
+        if article_id in articles
+    ]
+    log.info(
+        "difficulty_adjusted",
+        session_id=session.id,
+        from_level=event.from_level,
+        to_level=event.to_level,
+        articles=len(moved),
+    )
+    message = (
+        "difficulty_adjusted",
+        {
+            "session_id": session.id,
+            "from_level": event.from_level,
+            "to_level": event.to_level,
+            "direction": event.direction,
+            "reason": event.reason,
+            "articles": moved,
+            "occurred_at": _occurred(event).isoformat(),
+        },
+    )
+    return progress.stamp(session, [message])
+
+
+Apply = Callable[[AsyncSession, Any], Awaitable[list[ProgressMessage]]]
+
+_HANDLERS: dict[str, tuple[type[Message], Apply]] = {
+    PROGRESS_RECORDED: (events_pb2.ProgressRecorded, on_progress_recorded),
+    DIFFICULTY_ADJUSTED: (events_pb2.DifficultyAdjusted, on_difficulty_adjusted),
+}
+
+
+def feedback_handler(
+    sessions: async_sessionmaker[AsyncSession], publisher: ProgressPublisher
+) -> Callable[[Msg], Awaitable[None]]:
+    """Applies one feedback event once, then publishes the messages it caused."""
+
+    async def handle(msg: Msg) -> None:
+        if msg.subject not in _HANDLERS:
+            raise PermanentError(f"unexpected subject {msg.subject}")
+        kind, apply = _HANDLERS[msg.subject]
+        try:
+            event = kind.FromString(msg.data)
+        except DecodeError as exc:
+            raise PermanentError(f"undecodable {msg.subject}: {exc}") from exc
+        session_id = str(getattr(event, "session_id", ""))
+        async with sessions() as db, db.begin():
+            if not await claim_event(db, processed_events, CONSUMER, event_id_of(msg)):
+                EVENTS_CONSUMED.labels(CONSUMER, "duplicate").inc()
+                return
+            messages = await apply(db, event)
+        EVENTS_CONSUMED.labels(CONSUMER, "processed").inc()
+        await publisher.publish(session_id, messages)
+
+    return handle
+
+
+def feedback_consumer(
+    js: JetStreamContext, sessions: async_sessionmaker[AsyncSession], publisher: ProgressPublisher
+) -> DurableConsumer:
+    return DurableConsumer(
+        js=js,
+        stream=EVENTS_STREAM,
+        durable=CONSUMER,
+        subjects=list(_HANDLERS),
+        handler=feedback_handler(sessions, publisher),
+    )
