@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infou_generation.catalog import CatalogClient
+from infou_generation.feedback_events import feedback_consumer
 from infou_generation.grpc_api import GenerationServicer
 from infou_generation.jobs import article, conversion, curriculum, runner, subtopics
 from infou_generation.jobs.runner import JobConsumerFactory
@@ -50,7 +51,7 @@ JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = (
 
 
 def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
-    return runner.consumers(rt, JOB_CONSUMERS)
+    return [*runner.consumers(rt, JOB_CONSUMERS), feedback_consumer(rt)]
 
 
 SPEC = ServiceSpec(

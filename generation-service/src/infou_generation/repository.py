@@ -97,3 +97,17 @@ async def generated_by_ids(
         .order_by(GeneratedSubTopic.id)
     )
     return rows.all()
+
+
+async def add_subtopic_feedback(
+    session: AsyncSession, sub_topic_id: int, positive: int, negative: int
+) -> bool:
+    """Moves a generated sub-topic's feedback counts; False when there is no such sub-topic."""
+    sub = await session.get(GeneratedSubTopic, sub_topic_id, with_for_update=True)
+    if sub is None:
+        return False
+    sub.positive_feedback_count += positive
+    sub.negative_feedback_count += negative
+    sub.updated_at = func.now()
+    await session.flush()
+    return True
