@@ -4,6 +4,7 @@ catalog."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -276,3 +277,77 @@ async def test_events_leave_through_the_outbox(
         1,
         True,
     )
+
+
+async def test_progress_and_adaptive_difficulty_reach_the_session(
+    feedback_stub: Stub,
+    session_stub: Any,
+    learner: Any,
+    nc: NatsClient,
+    eventually: Eventually,
+) -> None:
+    created, ids, _topic, _sub = await learner.written_session(articles=4, adaptive=True)
+    watched: list[events_pb2.SessionProgress] = []
+
+    async def watch(msg: Any) -> None:
+        watched.append(events_pb2.SessionProgress.FromString(msg.data))
+
+    sub = await nc.subscribe(f"progress.session.{created.session_id}", cb=watch)
+    get = session_pb2.GetSessionRequest(
+        session_id=created.session_id, access_token=created.access_token
+    )
+    await feedback_stub.RecordProgress(progress(created, ids[0], "started", time_spent=20))
+    await feedback_stub.RecordProgress(progress(created, ids[0], "completed", time_spent=100))
+    session = await eventually(
+        lambda: session_stub.GetSession(get), lambda s: s.curriculum.completed_articles == 1
+    )
+    assert session.progress.completion_percentage == 25.0
+    assert session.progress.time_spent_seconds == 120
+    assert session.progress.current_article_id == ids[1]
+    assert session.progress.last_accessed.seconds > 0
+
+    # Two of the last three say too hard: the two articles not yet read move a level down.
+    await feedback_stub.SubmitFeedback(
+        feedback(created, ids[0], "like", difficulty_perceived="too_hard")
+    )
+    await feedback_stub.SubmitFeedback(
+        feedback(created, ids[1], "dislike", difficulty_perceived="too_hard")
+    )
+    jobs = [
+        await learner._job("jobs.article.convert", events_pb2.ConvertArticleJob) for _ in range(2)
+    ]
+    assert sorted((j.article_id, j.target_level) for j in jobs) == [
+        (ids[2], "beginner"),
+        (ids[3], "beginner"),
+    ]
+    adjusted = await eventually(
+        lambda: _async([m for m in watched if m.type == "difficulty_adjusted"]), bool
+    )
+    await sub.unsubscribe()
+    data = json.loads(adjusted[0].data_json)
+    assert (data["from_level"], data["to_level"], data["reason"]) == (
+        "intermediate",
+        "beginner",
+        "too_hard",
+    )
+    assert [a["article_id"] for a in data["articles"]] == [ids[2], ids[3]]
+    a = await feedback_stub.GetAnalytics(analytics(created))
+    assert (a.current_level, a.level_switches_count) == ("beginner", 1)
+
+
+async def test_without_adaptive_difficulty_nothing_is_converted(
+    feedback_stub: Stub, learner: Any, nc: NatsClient
+) -> None:
+    created, ids, _topic, _sub = await learner.written_session(articles=3, adaptive=False)
+    for article_id in ids:
+        await feedback_stub.SubmitFeedback(
+            feedback(created, article_id, "dislike", difficulty_perceived="too_hard")
+        )
+    with pytest.raises(TimeoutError):
+        await learner._job("jobs.article.convert", events_pb2.ConvertArticleJob, timeout=2.0)
+    a = await feedback_stub.GetAnalytics(analytics(created))
+    assert (a.current_level, a.level_switches_count) == ("intermediate", 0)
+
+
+async def _async(value: Any) -> Any:
+    return value
