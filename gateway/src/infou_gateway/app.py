@@ -21,7 +21,7 @@ from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
 from infou_gateway.ratelimit import RateLimiter
-from infou_gateway.routes import articles, catalog, health, levels, sessions, subtopics
+from infou_gateway.routes import articles, catalog, health, levels, sessions, subtopics, ws
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
@@ -111,6 +111,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(articles.router)
     app.include_router(feedback_router)
+    app.include_router(ws.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

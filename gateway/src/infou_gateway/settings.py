@@ -22,6 +22,8 @@ class GatewaySettings(CommonSettings):
     cache_enabled: bool = True
     rate_limit_per_minute: int = Field(default=100, ge=0)  # per client IP; 0 turns it off
     trust_forwarded_for: bool = False  # behind a trusted proxy: the client is X-Forwarded-For
+    # A WebSocket client that does not take a message within this long is dropped.
+    ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
     def service_addresses(self) -> dict[str, str]:
         return {
