@@ -482,9 +482,9 @@ async def test_status_curriculum_and_articles_follow_the_prd(
         "available_levels": ["intermediate"],
         "current_level": "intermediate",
     }
-    # Reading an article is "accessing" the session.
+    # Reading is not progress: POST /sessions/{id}/progress (feedback) moves it.
     session = (await api.get(f"/sessions/{sid}", headers=auth(token))).json()
-    assert session["progress"]["last_accessed"].endswith("Z")
+    assert session["progress"]["last_accessed"] is None
 
 
 async def test_convert_then_read_the_variant(

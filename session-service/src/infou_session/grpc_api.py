@@ -138,7 +138,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
     async def GetArticle(
         self, request: session_pb2.GetArticleRequest, context: Context
     ) -> session_pb2.Article:
-        async with unit_of_work(self._sessions) as db:
+        async with self._sessions() as db:
             view = await service.get_article(
                 db, self._secret, request.article_id, request.level, request.access_token
             )

@@ -389,10 +389,9 @@ async def get_article(
     """The article at `level` (its own when empty); its status says whether it is written."""
     if level and level not in LEVELS:
         raise InvalidArgument(f"level must be one of {', '.join(LEVELS)}", field="level")
-    session, article = await _authorize_article(db, secret, article_id, token)
+    _session, article = await _authorize_article(db, secret, article_id, token)
     variants = await repository.variants_of(db, article.id)
     available = _available_levels(article, variants)
-    session.last_accessed_at = _now()
     if not level or level == article.target_level:
         return ArticleView(article, None, available)
     for variant in variants:
