@@ -14,7 +14,8 @@ class FeedbackSettings(CommonSettings):
     # Monthly partitions of learning_progress_logs kept ready beyond the current month.
     partition_months_ahead: int = Field(default=2, ge=0, le=24)
     partition_check_interval_seconds: float = Field(default=24 * 3600.0, gt=0)
-    max_comment_length: int = Field(default=1000, ge=1, le=10000)
+    # The gateway refuses longer ones already (the public contract); this may only be lower.
+    max_comment_length: int = Field(default=1000, ge=1, le=1000)
     # Adaptive difficulty: of the learner's last `window` difficulty ratings since the last
     # level switch, `threshold` saying too_hard (too_easy) move the unread articles a level.
     adaptive_window: int = Field(default=3, ge=1, le=20)
