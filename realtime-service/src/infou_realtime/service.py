@@ -98,34 +98,25 @@ async def watch(
             raise
         yield Outgoing("snapshot", snapshot.snapshot_json, snapshot.sequence)
         last_progress = snapshot.sequence
-        dropped = asyncio.ensure_future(watcher.dropped.wait())
-        try:
-            while True:
-                if watcher.dropped.is_set():
-                    raise RateLimited(
-                        "this watcher fell too far behind and was dropped; reconnect",
-                        code="SLOW_CONSUMER",
-                    )
-                get = asyncio.ensure_future(watcher.queue.get())
-                done, _ = await asyncio.wait(
-                    {get, dropped}, timeout=heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
+        while True:
+            # A dropped watcher's queue is full, so this is seen at once.
+            if watcher.dropped.is_set():
+                raise RateLimited(
+                    "this watcher fell too far behind and was dropped; reconnect",
+                    code="SLOW_CONSUMER",
                 )
-                if get not in done:
-                    get.cancel()
-                    if dropped in done:
-                        continue
-                    yield Outgoing("heartbeat", json.dumps({"session_id": session_id}), 0)
+            try:
+                message = await asyncio.wait_for(watcher.queue.get(), heartbeat_seconds)
+            except TimeoutError:
+                yield Outgoing("heartbeat", json.dumps({"session_id": session_id}), 0)
+                continue
+            if message.sequence and message.sequence <= snapshot.sequence:
+                continue  # already in the snapshot
+            if message.type == "generation_progress":
+                # Counts only grow: a late, older progress message would show them shrink.
+                if message.sequence <= last_progress:
                     continue
-                message = get.result()
-                if message.sequence and message.sequence <= snapshot.sequence:
-                    continue  # already in the snapshot
-                if message.type == "generation_progress":
-                    # Counts only grow: a late, older progress message would show them shrink.
-                    if message.sequence <= last_progress:
-                        continue
-                    last_progress = message.sequence
-                yield Outgoing(message.type, message.data_json, message.sequence)
-        finally:
-            dropped.cancel()
+                last_progress = message.sequence
+            yield Outgoing(message.type, message.data_json, message.sequence)
     finally:
         hub.unwatch(watcher)

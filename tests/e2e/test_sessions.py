@@ -1,0 +1,600 @@
+"""Learning sessions through the whole stack, driven over the public HTTP and WebSocket API.
+
+A stack of its own: two gateways and two generation workers (so a watcher on either gateway
+must see what either worker produced), generation-service on the fake LLM server behind the
+real OpenAI SDK, a short ack wait so that a killed worker's jobs come back soon, and short
+retry back-offs. The fake server's speed and faults are set per test through its controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from websockets.exceptions import InvalidStatus
+
+from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
+from infou_libs import engines
+from infou_libs.db import asyncpg_url
+from infou_libs.stack import ChildSpec, Stack
+from infou_protos.events.v1 import events_pb2
+
+T = TypeVar("T")
+ACK_WAIT_S = 3
+PER_SUB_TOPIC = 2
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def second_gateway() -> int:
+    return engines.free_port()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    pg_server_url: str,
+    fake_llm: FakeLLMServer,
+    second_gateway: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("sessions-stack")
+    stack = Stack(
+        data_dir=data_dir,
+        gateway_port=engines.free_port(),
+        database_url=pg_server_url,
+        database_name=f"infou_e2e_sess_{uuid.uuid4().hex[:8]}",
+        fast_engines=True,
+        extra_env={
+            "INFOU_ENVIRONMENT": "test",
+            "INFOU_LOG_JSON": "true",
+            "INFOU_RATE_LIMIT_PER_MINUTE": "0",
+            "INFOU_OPENAI_API_KEY": "sk-fake-e2e",
+            "INFOU_OPENAI_BASE_URL": fake_llm.openai_base_url,
+            "INFOU_LLM_MAX_RETRIES": "0",
+            "INFOU_JOBS_ACK_WAIT_SECONDS": str(ACK_WAIT_S),
+            "INFOU_JOBS_RETRY_BACKOFF_SECONDS": "[0.5, 1, 1]",
+            "INFOU_HEARTBEAT_SECONDS": "2",
+        },
+        extra_children=[
+            ChildSpec(
+                "gateway2",
+                [sys.executable, "-m", "infou_gateway"],
+                {"INFOU_PORT": str(second_gateway), "INFOU_SERVICE_NAME": "gateway2"},
+            ),
+            ChildSpec(
+                "generation2",
+                [sys.executable, "-m", "infou_generation"],
+                {
+                    "INFOU_GRPC_PORT": str(engines.free_port()),
+                    "INFOU_METRICS_PORT": str(engines.free_port()),
+                    "INFOU_SERVICE_NAME": "generation2",
+                },
+            ),
+        ],
+        echo=False,
+        log_file=data_dir / "stack.log",
+    )
+    try:
+        await stack.start(ready_timeout=120)
+        await _healthy(f"http://127.0.0.1:{second_gateway}", 60)
+    except Exception:
+        await stack.stop()
+        raise
+    yield stack
+    await stack.stop()
+    await engines.drop_database(pg_server_url, stack.database_name)
+
+
+async def _healthy(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/health")).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy")
+
+
+@pytest.fixture(scope="module")
+def gateways(stack: Stack, second_gateway: int) -> tuple[str, str]:
+    """host:port of both gateways."""
+    return stack.gateway_url.removeprefix("http://"), f"127.0.0.1:{second_gateway}"
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=15.0) as client:
+        yield client
+
+
+@pytest.fixture
+async def llm(fake_llm: FakeLLMServer) -> AsyncIterator[FakeLLMControl]:
+    control = FakeLLMControl(fake_llm.url)
+    await control.reset()
+    yield control
+    await control.reset()
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    assert stack.database_url is not None
+    engine = create_async_engine(asyncpg_url(stack.database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def topic(stack: Stack) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=15.0) as client:
+        return dict((await client.get("/main-topics/ai-ml")).json())
+
+
+def session_body(topic: dict[str, Any], goals: str | None = None) -> dict[str, Any]:
+    return {
+        "main_topic_id": topic["id"],
+        "sub_topic_ids": [s["id"] for s in topic["sub_topics"][:2]],
+        "level": "intermediate",
+        "personalization": {
+            "learning_pace": "regular",
+            "preferred_article_length": "short",
+            "include_examples": True,
+            "interests": ["자동화"],
+            # Its own goal per test: no test is served another's cached content.
+            "learning_goals": goals or f"업무 자동화 {uuid.uuid4().hex[:8]}",
+        },
+        "options": {"max_articles_per_subtopic": PER_SUB_TOPIC, "include_practice_problems": False},
+    }
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 90.0
+) -> T:
+    deadline = time.monotonic() + timeout
+    result = await probe()
+    while not done(result) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        result = await probe()
+    return result
+
+
+async def status_of(api: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, Any]:
+    reply = await api.get(
+        f"/sessions/{created['session_id']}", headers=auth(created["access_token"])
+    )
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+async def until_status(
+    api: httpx.AsyncClient, created: dict[str, Any], status: str, timeout: float = 90.0
+) -> dict[str, Any]:
+    body = await eventually(
+        lambda: status_of(api, created), lambda b: b["status"] == status, timeout
+    )
+    assert body["status"] == status, body
+    return body
+
+
+@dataclass
+class Watcher:
+    """A WebSocket client collecting every message in the background."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    subprotocol: str | None = None
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    async def until(
+        self,
+        kind: str,
+        match: Callable[[dict[str, Any]], bool] = lambda _d: True,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if message["type"] == kind and match(message["data"]):
+                    return message
+            if self.task is not None and self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"no {kind}; got {[m['type'] for m in self.messages]}")
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    gateway: str, session_id: str, token: str, *, subprotocol: bool = False
+) -> AsyncIterator[Watcher]:
+    watcher = Watcher()
+    url = f"ws://{gateway}/sessions/{session_id}/ws"
+    kwargs: dict[str, Any] = {"max_size": None}
+    if subprotocol:
+        kwargs["subprotocols"] = ["infou.v1", token]
+    else:
+        kwargs["additional_headers"] = auth(token)
+    async with websockets.connect(url, **kwargs) as ws:
+        watcher.subprotocol = ws.subprotocol
+
+        async def collect() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for raw in ws:
+                    watcher.messages.append(json.loads(raw))
+
+        watcher.task = asyncio.create_task(collect())
+        try:
+            yield watcher
+        finally:
+            watcher.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher.task
+
+
+async def read_in_order(
+    api: httpx.AsyncClient, created: dict[str, Any], first_id: str
+) -> list[dict[str, Any]]:
+    """Every article, from the first, following next_article_id."""
+    articles: list[dict[str, Any]] = []
+    article_id: str | None = first_id
+    while article_id is not None:
+        reply = await api.get(f"/articles/{article_id}", headers=auth(created["access_token"]))
+        assert reply.status_code == 200, reply.text
+        articles.append(reply.json())
+        article_id = reply.json()["next_article_id"]
+        assert len(articles) <= 50
+    return articles
+
+
+# ── the main path ──────────────────────────────────────────────────────────────────────
+
+
+async def test_create_watch_read_in_order_convert_and_read_the_variant(
+    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    started = time.monotonic()
+    reply = await api.post("/sessions", json=session_body(topic))
+    assert reply.status_code == 201, reply.text
+    assert time.monotonic() - started < 2.0
+    created = reply.json()
+    sid, token = created["session_id"], created["access_token"]
+    assert created["status"] == "initializing"
+    assert created["websocket_url"] == f"ws://{gateways[0]}/sessions/{sid}/ws"
+    assert created["estimated_articles"] == 2 * PER_SUB_TOPIC
+
+    # One watcher on each gateway: each must see every event, whichever worker caused it.
+    async with (
+        watching(gateways[0], sid, token) as first,
+        watching(gateways[1], sid, token, subprotocol=True) as second,
+    ):
+        assert second.subprotocol == "infou.v1"
+        for watcher in (first, second):
+            await watcher.until("generation_complete")
+            assert watcher.messages[0]["type"] == "snapshot"
+        curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
+        ids = [item["id"] for item in curriculum["items"]]
+        for watcher in (first, second):
+            ready = [m["data"]["article_id"] for m in watcher.of("article_ready")]
+            assert sorted(ready) == sorted(ids)
+            progress = watcher.of("generation_progress")
+            assert progress[-1]["data"]["progress"]["completed"] == len(ids)
+            assert progress[-1]["data"]["progress"]["total"] == len(ids)
+            complete = watcher.of("generation_complete")[0]["data"]
+            assert complete["total_articles"] == len(ids)
+            assert complete["ready_to_start"] is True
+
+        # The learner reads: the curriculum in order, each article by next_article_id.
+        assert curriculum["title"]
+        assert curriculum["level"] == "intermediate"
+        assert 2 <= len(ids) <= 2 * PER_SUB_TOPIC
+        assert [item["order"] for item in curriculum["items"]] == list(range(1, len(ids) + 1))
+        assert all(item["content_ready"] for item in curriculum["items"])
+        assert {item["sub_topic_id"] for item in curriculum["items"]} <= set(
+            session_body(topic)["sub_topic_ids"]
+        )
+        articles = await read_in_order(api, created, ids[0])
+        assert [a["id"] for a in articles] == ids
+        assert [a["previous_article_id"] for a in articles] == [None, *ids[:-1]]
+        for article in articles:
+            assert article["content"].startswith("## ")
+            assert article["word_count"] > 50
+            assert article["level"] == "intermediate"
+            assert article["estimated_read_time"].endswith("분")
+            assert article["metadata"]["generation_prompt"].startswith("[infou_article")
+            assert 0 < article["metadata"]["quality_score"] <= 1
+            assert article["difficulty_variants"] == {
+                "available_levels": ["intermediate"],
+                "current_level": "intermediate",
+            }
+
+        session = await status_of(api, created)
+        assert session["status"] == "ready"
+        info = session["generation_info"]
+        assert info["total_tokens_used"] > 0
+        assert info["cost"] > 0
+        assert info["llm_model"]
+        assert info["llm_model"] != "offline"
+        assert info["cached_results"] == 0
+        assert session["curriculum"]["generated_articles"] == len(ids)
+
+        # Another level: queued, announced on the WebSocket, then served at that level.
+        target = ids[0]
+        accepted = await api.get(
+            f"/articles/{target}/convert", params={"target_level": "beginner"}, headers=auth(token)
+        )
+        assert accepted.status_code == 202, accepted.text
+        task_id = accepted.json()["task_id"]
+        done = await second.until("conversion_complete", lambda d: d["task_id"] == task_id)
+        assert done["data"]["status"] == "ready"
+        await first.until("conversion_complete", lambda d: d["task_id"] == task_id)
+        # A quiet stream still carries heartbeats.
+        await first.until("heartbeat", timeout=10)
+    variant = await api.get(
+        f"/articles/{target}", params={"level": "beginner"}, headers=auth(token)
+    )
+    assert variant.status_code == 200, variant.text
+    body = variant.json()
+    assert body["level"] == "beginner"
+    assert body["content"] != articles[0]["content"]
+    assert body["difficulty_variants"]["available_levels"] == ["beginner", "intermediate"]
+    assert body["next_article_id"] == articles[0]["next_article_id"]
+    again = await api.get(
+        f"/articles/{target}/convert", params={"target_level": "beginner"}, headers=auth(token)
+    )
+    assert again.status_code == 200
+    assert again.json()["content"] == body["content"]
+    same = await api.get(
+        f"/articles/{target}/convert", params={"target_level": "intermediate"}, headers=auth(token)
+    )
+    assert same.status_code == 200
+    assert same.json()["content"] == articles[0]["content"]
+
+
+async def test_the_same_choices_again_come_from_the_cache_with_zero_tokens(
+    api: httpx.AsyncClient, topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    body = session_body(topic)
+    first = (await api.post("/sessions", json=body)).json()
+    done = await until_status(api, first, "ready")
+    assert done["generation_info"]["total_tokens_used"] > 0
+    calls = (await llm.stats())["total"]
+
+    started = time.monotonic()
+    second = (await api.post("/sessions", json=body)).json()
+    ready = await until_status(api, second, "ready", timeout=15)
+    assert time.monotonic() - started < 10
+    info = ready["generation_info"]
+    assert info["total_tokens_used"] == 0
+    assert info["cost"] == 0
+    assert info["cached_results"] == ready["curriculum"]["total_articles"] + 1
+    assert (await llm.stats())["total"] == calls
+    assert ready["curriculum"]["title"] == done["curriculum"]["title"]
+
+
+async def test_a_failure_is_reported_and_the_session_retried(
+    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    await llm.arm("server_error", times=-1)
+    created = (await api.post("/sessions", json=session_body(topic))).json()
+    sid, token = created["session_id"], created["access_token"]
+    async with watching(gateways[1], sid, token) as watcher:
+        error = await watcher.until("error")
+        assert error["data"]["error_code"] == "GENERATION_FAILED"
+        assert error["data"]["auto_retry"] is False
+        failed = await until_status(api, created, "failed")
+        assert failed["failure_reason"]
+        await llm.reset()
+        retried = await api.post(f"/sessions/{sid}/retry", headers=auth(token))
+        assert retried.status_code == 202, retried.text
+        await watcher.until("generation_complete")
+    ready = await until_status(api, created, "ready")
+    assert ready["failure_reason"] is None
+
+
+# ── nothing lost ───────────────────────────────────────────────────────────────────────
+
+
+async def test_workers_killed_mid_session_leave_exactly_the_right_articles(
+    api: httpx.AsyncClient,
+    stack: Stack,
+    gateways: tuple[str, str],
+    topic: dict[str, Any],
+    llm: FakeLLMControl,
+    db: AsyncEngine,
+) -> None:
+    # Slow answers: the article jobs are surely in flight when the workers die.
+    await llm.configure(ttft_ms=1500)
+    created = (await api.post("/sessions", json=session_body(topic))).json()
+    sid, token = created["session_id"], created["access_token"]
+    async with watching(gateways[0], sid, token) as watcher:
+        await until_status(api, created, "generating")
+        await eventually(lambda: _requests(llm), lambda n: n >= 3, timeout=30)
+        assert not watcher.of("article_ready")
+        for worker in ("generation", "generation2"):
+            await stack.kill(worker, signal.SIGKILL)
+        await llm.configure(ttft_ms=0)
+        # The supervisor restarts both; JetStream hands them the un-acked jobs.
+        await watcher.until("generation_complete", timeout=120)
+    await stack.wait_healthy(timeout=60)
+    assert stack.children["generation"].restarts >= 1
+    assert stack.children["generation2"].restarts >= 1
+    ready = await until_status(api, created, "ready")
+    total = ready["curriculum"]["total_articles"]
+    assert ready["curriculum"]["generated_articles"] == total
+
+    # Exactly one announcement and one stored article per curriculum item, no more.
+    ready_ids = Counter(m["data"]["article_id"] for m in watcher.of("article_ready"))
+    assert set(ready_ids.values()) == {1}
+    assert len(ready_ids) == total
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT order_num, status FROM session.generated_articles"
+                    " WHERE session_id = :sid ORDER BY order_num"
+                ),
+                {"sid": sid},
+            )
+        ).all()
+        payloads = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT payload FROM generation.outbox"
+                        " WHERE subject = 'events.generation.article_generated'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [r.order_num for r in rows] == list(range(1, total + 1))
+    assert {r.status for r in rows} == {"ready"}
+    published = Counter(
+        e.article_id
+        for e in (events_pb2.ArticleGenerated.FromString(bytes(p)) for p in payloads)
+        if e.session_id == sid
+    )
+    assert set(published.values()) == {1}
+    assert len(published) == total
+
+
+async def _requests(llm: FakeLLMControl) -> int:
+    stats = await llm.stats()
+    return int(stats["total"])
+
+
+async def test_a_session_service_restart_mid_generation_still_ends_ready(
+    api: httpx.AsyncClient,
+    stack: Stack,
+    gateways: tuple[str, str],
+    topic: dict[str, Any],
+    llm: FakeLLMControl,
+) -> None:
+    await llm.configure(ttft_ms=1000)
+    created = (await api.post("/sessions", json=session_body(topic))).json()
+    sid, token = created["session_id"], created["access_token"]
+    async with watching(gateways[1], sid, token) as watcher:
+        await until_status(api, created, "generating")
+        await stack.kill("session", signal.SIGKILL)
+        await llm.configure(ttft_ms=0)
+        await watcher.until("generation_complete", timeout=120)
+    await stack.wait_healthy(timeout=60)
+    ready = await until_status(api, created, "ready")
+    assert ready["curriculum"]["generated_articles"] == ready["curriculum"]["total_articles"]
+    assert stack.children["session"].restarts >= 1
+
+
+# ── access and bad input ───────────────────────────────────────────────────────────────
+
+
+async def test_tokens_guard_every_endpoint_and_the_websocket(
+    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any]
+) -> None:
+    mine = (await api.post("/sessions", json=session_body(topic))).json()
+    theirs = (await api.post("/sessions", json=session_body(topic))).json()
+    sid = mine["session_id"]
+    await until_status(api, mine, "ready")
+    paths = [
+        ("GET", f"/sessions/{sid}", {}),
+        ("GET", f"/sessions/{sid}/curriculum", {}),
+        ("POST", f"/sessions/{sid}/retry", {}),
+        ("GET", f"/articles/{sid}_001", {}),
+        ("GET", f"/articles/{sid}_001/convert", {"target_level": "expert"}),
+    ]
+    for method, path, params in paths:
+        assert (await api.request(method, path, params=params)).status_code == 401
+        wrong = await api.request(method, path, params=params, headers=auth("st_" + "A" * 43))
+        assert wrong.status_code == 401
+        other = await api.request(method, path, params=params, headers=auth(theirs["access_token"]))
+        assert other.status_code == 404
+    for headers, status in (({}, 401), (auth(theirs["access_token"]), 404)):
+        with pytest.raises(InvalidStatus) as caught:
+            async with websockets.connect(
+                f"ws://{gateways[0]}/sessions/{sid}/ws", additional_headers=headers
+            ):
+                pass
+        assert caught.value.response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "params", "field"),
+    [
+        (
+            "POST",
+            "/sessions",
+            {"sub_topic_ids": ["curated_1"], "level": "beginner"},
+            {},
+            "main_topic_id",
+        ),
+        (
+            "POST",
+            "/sessions",
+            {"main_topic_id": 999999, "sub_topic_ids": ["curated_1"], "level": "beginner"},
+            {},
+            "main_topic_id",
+        ),
+        (
+            "POST",
+            "/sessions",
+            {"main_topic_id": 1, "sub_topic_ids": [], "level": "beginner"},
+            {},
+            "sub_topic_ids",
+        ),
+        (
+            "POST",
+            "/sessions",
+            {"main_topic_id": 1, "sub_topic_ids": ["generated_x"], "level": "beginner"},
+            {},
+            "sub_topic_ids.0",
+        ),
+        (
+            "POST",
+            "/sessions",
+            {"main_topic_id": 1, "sub_topic_ids": ["generated_999999"], "level": "beginner"},
+            {},
+            "sub_topic_ids.0",
+        ),
+        (
+            "POST",
+            "/sessions",
+            {"main_topic_id": 1, "sub_topic_ids": ["curated_1"], "level": "guru"},
+            {},
+            "level",
+        ),
+        ("GET", "/articles/x/convert", None, {"target_level": "guru"}, "target_level"),
+        ("GET", "/articles/x", None, {"level": "guru"}, "level"),
+    ],
+)
+async def test_bad_input_is_a_4xx_naming_the_field(
+    api: httpx.AsyncClient, method: str, path: str, body: Any, params: dict[str, str], field: str
+) -> None:
+    reply = await api.request(
+        method, path, json=body, params=params, headers=auth("st_" + "A" * 43)
+    )
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["field"] == field
