@@ -259,6 +259,20 @@ async def test_bad_input_names_the_field(
     assert got_field == field
 
 
+async def test_an_unreachable_generation_service_is_unavailable_not_internal(
+    stub: Stub, topics: Any, rpc_error: RpcError
+) -> None:
+    # This module runs no generation-service: a generated sub-topic cannot be looked up.
+    request = session_pb2.CreateSessionRequest(
+        main_topic_id=topics[0].id,
+        sub_topics=[session_pb2.SubTopicRef(type="generated", id=5)],
+        level="beginner",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateSession(request)
+    assert rpc_error(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
+
+
 # ── the workflow ───────────────────────────────────────────────────────────────────────
 
 

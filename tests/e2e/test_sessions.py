@@ -415,6 +415,59 @@ async def test_a_failure_is_reported_and_the_session_retried(
     assert ready["failure_reason"] is None
 
 
+async def test_generated_and_curated_sub_topics_mix_but_not_across_main_topics(
+    api: httpx.AsyncClient, topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    reply = await api.post(
+        "/sub-topics/generate",
+        json={
+            "main_topic_id": topic["id"],
+            "personalization": {"interests": ["chatbot"], "current_level": "intermediate"},
+            "options": {"max_subtopics": 2},
+        },
+    )
+    assert reply.status_code == 202, reply.text
+    generation_id = reply.json()["generation_id"]
+    result = await eventually(
+        lambda: _json(api.get(f"/sub-topics/generated/{generation_id}")),
+        lambda r: r["status"] != "processing",
+        timeout=60,
+    )
+    assert result["status"] == "completed", result
+    generated = result["items"][0]
+
+    body = session_body(topic) | {"sub_topic_ids": [topic["sub_topics"][0]["id"], generated["id"]]}
+    created = await api.post("/sessions", json=body)
+    assert created.status_code == 201, created.text
+    session = await until_status(api, created.json(), "ready")
+    assert session["sub_topic_ids"] == body["sub_topic_ids"]
+    curriculum = (
+        await api.get(
+            f"/sessions/{session['session_id']}/curriculum",
+            headers=auth(created.json()["access_token"]),
+        )
+    ).json()
+    assert {item["sub_topic_id"] for item in curriculum["items"]} <= set(body["sub_topic_ids"])
+    assert generated["name"] in {item["sub_topic"] for item in curriculum["items"]}
+
+    others = (await api.get("/main-topics", params={"limit": 5})).json()["items"]
+    other = next(t for t in others if t["id"] != topic["id"])
+    other_curated = (await api.get(f"/main-topics/{other['slug']}")).json()["sub_topics"][0]["id"]
+    refused = await api.post(
+        "/sessions",
+        json=session_body(topic)
+        | {"main_topic_id": other["id"], "sub_topic_ids": [other_curated, generated["id"]]},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "sub_topic_ids.1"
+
+
+async def _json(request: Awaitable[httpx.Response]) -> dict[str, Any]:
+    reply = await request
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
 # ── nothing lost ───────────────────────────────────────────────────────────────────────
 
 

@@ -10,11 +10,19 @@ from typing import Any
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-from infou_libs.errors import InvalidArgument
+from infou_libs.errors import DomainError, InvalidArgument
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
 SUB_TOPIC_TYPES = ("curated", "generated")
+UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class TopicsUnavailable(DomainError):
+    """catalog- or generation-service did not answer; the caller may try again (HTTP 503)."""
+
+    status = grpc.StatusCode.UNAVAILABLE
+    code = "SERVICE_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -61,11 +69,16 @@ class TopicDirectory:
         generated_call = self._generated(generated_ids)
         results = await asyncio.gather(topic_call, generated_call, return_exceptions=True)
         topic_reply, generated = results
-        if isinstance(topic_reply, grpc.aio.AioRpcError):
-            if topic_reply.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise InvalidArgument("no main topic with this id", field="main_topic_id")
-            raise topic_reply
+        if isinstance(topic_reply, grpc.aio.AioRpcError) and topic_reply.code() in (
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ):
+            raise InvalidArgument("no main topic with this id", field="main_topic_id")
         for result in results:
+            if isinstance(result, grpc.aio.AioRpcError) and result.code() in UNAVAILABLE:
+                raise TopicsUnavailable(
+                    "the topics could not be looked up just now; try again"
+                ) from result
             if isinstance(result, BaseException):
                 raise result
         assert isinstance(topic_reply, catalog_pb2.MainTopicDetail)
