@@ -105,6 +105,7 @@ async def test_progress_sets_the_sessions_counts_once(
         lambda: _get(stub, created), lambda s: s.curriculum.completed_articles == 1
     )
     assert session.progress.completion_percentage == 33.3
+    assert session.status == "active"  # the learner has started reading
     assert session.progress.time_spent_seconds == 120
     assert session.progress.current_article_id == ids[1]  # done with the first: on to the next
     assert abs(session.progress.last_accessed.ToDatetime(tzinfo=dt.UTC) - now) < dt.timedelta(
@@ -138,6 +139,20 @@ async def test_progress_sets_the_sessions_counts_once(
     )
     assert session.curriculum.completed_articles == 1
     assert session.progress.time_spent_seconds == 150
+    assert session.status == "active"
+
+    done = events_pb2.ProgressRecorded(
+        session_id=created.session_id,
+        article_id=ids[2],
+        action="completed",
+        time_spent=60,
+        occurred_at=_at(now + dt.timedelta(minutes=2)),
+        completed_articles=3,
+        total_time_spent=210,
+    )
+    await worker.answer(PROGRESS, done)
+    session = await eventually(lambda: _get(stub, created), lambda s: s.status == "completed")
+    assert session.progress.completion_percentage == 100.0
 
 
 async def test_difficulty_adjusted_converts_the_unread_articles_and_tells_the_watchers(

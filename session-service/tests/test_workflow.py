@@ -12,6 +12,7 @@ from infou_session.workflow import (
     article_accepts,
     article_after,
     derive_status,
+    learner_status,
     stage,
 )
 
@@ -112,3 +113,13 @@ def test_changes_announce_completion_and_failure_once() -> None:
 def test_stages_are_the_prd_progress_statuses() -> None:
     assert stage(Status.GENERATING) == "generating_articles"
     assert stage(Status.INITIALIZING) == "generating_curriculum"
+
+
+def test_learner_status_moves_a_ready_session_on_and_leaves_generation_states_alone() -> None:
+    assert learner_status(Status.READY, 0, 3, started=False) == "ready"
+    assert learner_status(Status.READY, 0, 3, started=True) == "active"
+    assert learner_status(Status.READY, 1, 3, started=False) == "active"
+    assert learner_status(Status.READY, 3, 3, started=True) == "completed"
+    assert learner_status(Status.GENERATING, 1, 3, started=True) == "generating"
+    assert learner_status(Status.FAILED, 3, 3, started=True) == "failed"
+    assert learner_status(Status.READY, 0, 0, started=False) == "ready"

@@ -240,7 +240,9 @@ class GenerationInfo(BaseModel):
 
 class SessionStatus(BaseModel):
     session_id: str
-    status: str = Field(description="initializing | generating | ready | failed")
+    status: str = Field(
+        description="initializing | generating | ready | active | completed | failed"
+    )
     created_at: str
     expires_at: str
     curriculum: CurriculumSummary

@@ -17,7 +17,7 @@ from infou_session.progress import ProgressPublisher
 from infou_session.service import ArticleView, SessionView
 from infou_session.settings import SessionSettings
 from infou_session.topics import SubTopicRef, TopicDirectory
-from infou_session.workflow import ArticleStatus, Status
+from infou_session.workflow import ArticleStatus, Status, learner_status
 
 
 def _ts(when: dt.datetime | None) -> Timestamp | None:
@@ -213,7 +213,9 @@ def session_message(view: SessionView) -> session_pb2.Session:
         generation_time = int((dt.datetime.now(dt.UTC) - s.created_at).total_seconds())
     return session_pb2.Session(
         session_id=s.id,
-        status=s.status,
+        status=learner_status(
+            Status(s.status), s.completed_articles or 0, total, s.last_accessed_at is not None
+        ),
         created_at=_ts(s.created_at),
         expires_at=_ts(s.expires_at),
         failure_reason=s.failure_reason or "",

@@ -67,6 +67,25 @@ def derive_status(facts: Facts) -> Status:
     return Status.READY
 
 
+def learner_status(
+    status: Status, completed_articles: int, total_articles: int, started: bool
+) -> str:
+    """The status a learner sees (PRD §4.3): once generation is done, ready → active → completed.
+
+    Generation owns the stored status (initializing, generating, ready, failed); reading moves
+    a ready session on: `active` from the learner's first recorded progress, `completed` when
+    every article is completed. Derived at read time from the progress feedback-service
+    reports, so a late generation event can never undo it and a replayed one cannot redo it.
+    """
+    if status is not Status.READY:
+        return status.value
+    if total_articles and completed_articles >= total_articles:
+        return "completed"
+    if started or completed_articles:
+        return "active"
+    return status.value
+
+
 def accepts(facts: Facts, event: Event) -> bool:
     """Whether a session event changes anything; False means a duplicate or a late straggler."""
     if event is Event.CURRICULUM_GENERATED:
