@@ -318,7 +318,10 @@ async def test_a_context_the_prompts_refuse_fails_at_once(
 
 @pytest.fixture
 async def direct(
-    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession], js: JetStreamContext
+    settings: GenerationSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    nc: NatsClient,
+    js: JetStreamContext,
 ) -> AsyncIterator[Any]:
     made: list[Any] = []
 
@@ -326,7 +329,7 @@ async def direct(
         engine = build_engine(settings.model_copy(update=overrides), sessions)
         catalog = CatalogClient(settings.catalog_addr, 2)
         made.append((engine, catalog))
-        return JobContext(settings, sessions, js, outbox, engine, catalog)
+        return JobContext(settings, sessions, nc, js, outbox, engine, catalog)
 
     yield make
     for engine, catalog in made:

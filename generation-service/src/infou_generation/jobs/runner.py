@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import Table
@@ -34,6 +35,7 @@ class JobContext:
 
     settings: GenerationSettings
     sessions: async_sessionmaker[AsyncSession]
+    nc: NatsClient  # core NATS, for ephemeral notices on progress.session.<id>
     js: JetStreamContext
     outbox: Table
     engine: GenerationEngine
@@ -48,7 +50,7 @@ class JobContext:
         catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
         rt.closers.append(engine.aclose)
         rt.closers.append(catalog.close)
-        return cls(settings, rt.sessions, rt.js, outbox, engine, catalog)
+        return cls(settings, rt.sessions, rt.nc, rt.js, outbox, engine, catalog)
 
 
 JobConsumerFactory = Callable[[JobContext], DurableConsumer]

@@ -162,7 +162,7 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
     """Tells the session's watchers that the engine waits out a rate limit (PRD §3.6 error,
     auto_retry: true), on core NATS `progress.session.<id>` with sequence 0 (a notice outside
     the session's numbered progress)."""
-    nc = ctx.js._nc  # the JetStream context's own connection: notices are core NATS
+    nc = ctx.nc
 
     async def announce(provider: str, retry_after_s: float) -> None:
         data = rate_limit_notice(retry_after_s) | {"session_id": session_id}
