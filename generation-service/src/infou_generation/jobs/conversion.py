@@ -4,14 +4,12 @@ waits behind a session's bulk article jobs."""
 
 from __future__ import annotations
 
-import time
-
 from nats.aio.msg import Msg
 
 from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext, decode, durable_name, job_consumer
 from infou_libs.logging import get_logger
-from infou_libs.messaging import DurableConsumer, PermanentError
+from infou_libs.messaging import DurableConsumer
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -27,17 +25,9 @@ def consumer(ctx: JobContext) -> DurableConsumer:
         job = decode(msg, events_pb2.ConvertArticleJob)
         if await session_tasks.already_done(ctx, name, msg):
             return
-        context = session_tasks.context_of(job.context_json)
-        started = time.monotonic()
-        try:
-            generated = await ctx.engine.generate(
-                "level_conversion",
-                context,
-                session_id=job.session_id,
-                on_rate_limited=session_tasks.rate_limit_announcer(ctx, job.session_id),
-            )
-        except ValueError as exc:  # a context the prompts refuse: retrying cannot help
-            raise PermanentError(str(exc)) from exc
+        generated, _, started = await session_tasks.generate(
+            ctx, "level_conversion", job.session_id, job.context_json
+        )
         event = events_pb2.ArticleConverted(
             session_id=job.session_id,
             article_id=job.article_id,

@@ -25,7 +25,7 @@ from infou_generation.content.quality import article_markdown, read_time, word_c
 from infou_generation.engine import Generated, OnRateLimited
 from infou_generation.jobs.runner import JobContext
 from infou_generation.llm.notices import rate_limit_notice
-from infou_generation.llm.types import BudgetExceededError, RateLimitedError
+from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
 from infou_generation.models import processed_events
 from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
@@ -175,3 +175,21 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
             log.warning("rate_limit_notice_failed", session_id=session_id, error=str(exc))
 
     return announce
+
+
+async def generate(
+    ctx: JobContext, task: TaskKind, session_id: str, context_json: str
+) -> tuple[Generated, dict[str, Any], float]:
+    """Runs the engine for one session job: (its output, the job's context, when it started)."""
+    context = context_of(context_json)
+    started = time.monotonic()
+    try:
+        generated = await ctx.engine.generate(
+            task,
+            context,
+            session_id=session_id,
+            on_rate_limited=rate_limit_announcer(ctx, session_id),
+        )
+    except ValueError as exc:  # a context the prompts refuse: retrying cannot help
+        raise PermanentError(str(exc)) from exc
+    return generated, context, started
