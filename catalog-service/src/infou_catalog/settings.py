@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from infou_libs.settings import CommonSettings
 
 
 class CatalogSettings(CommonSettings):
     service_name: str = "catalog"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)  # the gateway's default address
     catalog_seed_dir: Path | None = None  # default: the data files shipped in the package

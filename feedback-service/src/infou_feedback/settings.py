@@ -9,6 +9,7 @@ from infou_libs.settings import CommonSettings
 
 class FeedbackSettings(CommonSettings):
     service_name: str = "feedback"
+    grpc_port: int = Field(default=50054, ge=0, le=65535)  # the gateway's default address
     # session-service: checks each request's session token and describes the article.
     session_addr: str = "127.0.0.1:50052"
     # Monthly partitions of learning_progress_logs kept ready beyond the current month.

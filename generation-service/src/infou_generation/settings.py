@@ -74,6 +74,7 @@ DEFAULT_ROUTES: dict[TaskKind, list[ProviderName]] = {
 
 class GenerationSettings(CommonSettings):
     service_name: str = "generation"
+    grpc_port: int = Field(default=50053, ge=0, le=65535)  # the gateway's default address
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
     openai_model: str = "gpt-4.1"

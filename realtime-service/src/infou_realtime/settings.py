@@ -9,6 +9,7 @@ from infou_libs.settings import CommonSettings
 
 class RealtimeSettings(CommonSettings):
     service_name: str = "realtime"
+    grpc_port: int = Field(default=50055, ge=0, le=65535)  # the gateway's default address
     # session-service: the snapshot each watcher starts from.
     session_addr: str = "127.0.0.1:50052"
     # A heartbeat on every Watch stream when nothing else was sent for this long.

@@ -11,6 +11,7 @@ from infou_libs.settings import CommonSettings
 
 class SessionSettings(CommonSettings):
     service_name: str = "session"
+    grpc_port: int = Field(default=50052, ge=0, le=65535)  # the gateway's default address
     session_ttl_days: int = Field(default=30, ge=1, le=365)
     catalog_addr: str = "127.0.0.1:50051"
     generation_addr: str = "127.0.0.1:50053"
