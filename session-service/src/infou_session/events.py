@@ -21,6 +21,7 @@ After each commit the progress messages of the change go out on `progress.sessio
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
@@ -42,36 +43,43 @@ TASK_FAILED = "events.generation.task_failed"
 
 CONSUMER = "session-generation-results"
 
-Apply = Callable[[AsyncSession, Message], Awaitable[list[ProgressMessage]]]
+# The event argument is the subject's own message type.
+Apply = Callable[[AsyncSession, Any], Awaitable[list[ProgressMessage]]]
 
-_HANDLERS: dict[str, tuple[type[Message], Apply]] = {
-    CURRICULUM_GENERATED: (events_pb2.CurriculumGenerated, service.on_curriculum_generated),  # type: ignore[dict-item]
-    ARTICLE_GENERATED: (events_pb2.ArticleGenerated, service.on_article_generated),  # type: ignore[dict-item]
-    ARTICLE_CONVERTED: (events_pb2.ArticleConverted, service.on_article_converted),  # type: ignore[dict-item]
-    TASK_FAILED: (events_pb2.GenerationFailed, service.on_generation_failed),  # type: ignore[dict-item]
+Handlers = dict[str, tuple[type[Message], Apply]]
+
+_HANDLERS: Handlers = {
+    CURRICULUM_GENERATED: (events_pb2.CurriculumGenerated, service.on_curriculum_generated),
+    ARTICLE_GENERATED: (events_pb2.ArticleGenerated, service.on_article_generated),
+    ARTICLE_CONVERTED: (events_pb2.ArticleConverted, service.on_article_converted),
+    TASK_FAILED: (events_pb2.GenerationFailed, service.on_generation_failed),
 }
 
 
-def result_handler(
-    sessions: async_sessionmaker[AsyncSession], publisher: ProgressPublisher
+def dispatching_handler(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: ProgressPublisher,
+    handlers: Handlers,
+    consumer: str,
 ) -> Callable[[Msg], Awaitable[None]]:
-    """Applies one generation result once, then publishes the progress it caused."""
+    """Applies one event once (claimed by id in its transaction, by the handler of its subject),
+    then publishes the progress it caused."""
 
     async def handle(msg: Msg) -> None:
-        if msg.subject not in _HANDLERS:
+        if msg.subject not in handlers:
             raise PermanentError(f"unexpected subject {msg.subject}")
-        kind, apply = _HANDLERS[msg.subject]
+        kind, apply = handlers[msg.subject]
         try:
             event = kind.FromString(msg.data)
         except DecodeError as exc:
             raise PermanentError(f"undecodable {msg.subject}: {exc}") from exc
         session_id = str(getattr(event, "session_id", ""))
         async with sessions() as db, db.begin():
-            if not await claim_event(db, processed_events, CONSUMER, event_id_of(msg)):
-                EVENTS_CONSUMED.labels(CONSUMER, "duplicate").inc()
+            if not await claim_event(db, processed_events, consumer, event_id_of(msg)):
+                EVENTS_CONSUMED.labels(consumer, "duplicate").inc()
                 return
             messages = await apply(db, event)
-        EVENTS_CONSUMED.labels(CONSUMER, "processed").inc()
+        EVENTS_CONSUMED.labels(consumer, "processed").inc()
         await publisher.publish(session_id, messages)
 
     return handle
@@ -88,6 +96,6 @@ def result_consumer(
         stream=EVENTS_STREAM,
         durable=CONSUMER,
         subjects=list(_HANDLERS),
-        handler=result_handler(sessions, publisher),
+        handler=dispatching_handler(sessions, publisher, _HANDLERS, CONSUMER),
         concurrency=concurrency,
     )

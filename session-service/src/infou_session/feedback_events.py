@@ -20,21 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from google.protobuf.message import DecodeError, Message
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs.logging import get_logger
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError, event_id_of
-from infou_libs.metrics import EVENTS_CONSUMED
-from infou_libs.outbox import claim_event
+from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError
 from infou_protos.events.v1 import events_pb2
 from infou_session import progress, repository, service
-from infou_session.models import GeneratedArticle, LearningSession, processed_events
+from infou_session.events import Handlers, dispatching_handler
+from infou_session.models import GeneratedArticle, LearningSession
 from infou_session.progress import ProgressMessage, ProgressPublisher
 from infou_session.workflow import ArticleStatus
 
@@ -149,37 +145,10 @@ async def on_difficulty_adjusted(
     return progress.stamp(session, [message])
 
 
-Apply = Callable[[AsyncSession, Any], Awaitable[list[ProgressMessage]]]
-
-_HANDLERS: dict[str, tuple[type[Message], Apply]] = {
+_HANDLERS: Handlers = {
     PROGRESS_RECORDED: (events_pb2.ProgressRecorded, on_progress_recorded),
     DIFFICULTY_ADJUSTED: (events_pb2.DifficultyAdjusted, on_difficulty_adjusted),
 }
-
-
-def feedback_handler(
-    sessions: async_sessionmaker[AsyncSession], publisher: ProgressPublisher
-) -> Callable[[Msg], Awaitable[None]]:
-    """Applies one feedback event once, then publishes the messages it caused."""
-
-    async def handle(msg: Msg) -> None:
-        if msg.subject not in _HANDLERS:
-            raise PermanentError(f"unexpected subject {msg.subject}")
-        kind, apply = _HANDLERS[msg.subject]
-        try:
-            event = kind.FromString(msg.data)
-        except DecodeError as exc:
-            raise PermanentError(f"undecodable {msg.subject}: {exc}") from exc
-        session_id = str(getattr(event, "session_id", ""))
-        async with sessions() as db, db.begin():
-            if not await claim_event(db, processed_events, CONSUMER, event_id_of(msg)):
-                EVENTS_CONSUMED.labels(CONSUMER, "duplicate").inc()
-                return
-            messages = await apply(db, event)
-        EVENTS_CONSUMED.labels(CONSUMER, "processed").inc()
-        await publisher.publish(session_id, messages)
-
-    return handle
 
 
 def feedback_consumer(
@@ -190,5 +159,5 @@ def feedback_consumer(
         stream=EVENTS_STREAM,
         durable=CONSUMER,
         subjects=list(_HANDLERS),
-        handler=feedback_handler(sessions, publisher),
+        handler=dispatching_handler(sessions, publisher, _HANDLERS, CONSUMER),
     )
