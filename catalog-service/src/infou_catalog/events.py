@@ -32,6 +32,7 @@ from infou_libs.errors import InvalidArgument
 from infou_libs.logging import get_logger
 from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError
 from infou_libs.outbox import add_event, idempotent_handler
+from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -55,8 +56,7 @@ async def announce_change(
 ) -> None:
     """Writes CatalogChanged to the outbox in the caller's transaction."""
     topics = sorted(topics, key=lambda t: t.id)
-    now = Timestamp()
-    now.FromDatetime(dt.datetime.now(dt.UTC))
+    now = timestamp()
     await add_event(
         session,
         outbox,

@@ -21,11 +21,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
+from infou_libs.levels import LEVELS
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "catalog"
 # The fixed vocabularies of the catalog: level codes in learning order, and topic categories.
-LEVEL_CODES = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
+LEVEL_CODES = LEVELS
 CATEGORIES = ("tech", "business", "science", "humanities", "language", "arts", "life")
 
 

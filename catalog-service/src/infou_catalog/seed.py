@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infou_catalog import repository
 from infou_catalog.events import announce_change
 from infou_catalog.models import CATEGORIES, LEVEL_CODES, CuratedSubTopic, Level, MainTopic
+from infou_libs.levels import LevelCode
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
@@ -22,7 +23,7 @@ SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 
 class LevelSeed(BaseModel):
-    code: Literal["absolute_beginner", "beginner", "intermediate", "advanced", "expert"]
+    code: LevelCode
     name: str = Field(min_length=1, max_length=50)
     description: str = Field(min_length=1)
     target_audience: str = Field(min_length=1)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_feedback import service
@@ -14,15 +11,8 @@ from infou_feedback.session_access import SessionAccess
 from infou_feedback.settings import FeedbackSettings
 from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
+from infou_libs.protobuf import optional_timestamp as _ts
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
-
-
-def _ts(when: dt.datetime | None) -> Timestamp | None:
-    if when is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 def analytics_to_proto(view: AnalyticsView) -> feedback_pb2.SessionAnalytics:

@@ -37,7 +37,6 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_feedback import events, repository
@@ -51,14 +50,14 @@ from infou_feedback.models import (
 )
 from infou_feedback.session_access import Access
 from infou_libs.errors import InvalidArgument
+from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
 from infou_libs.outbox import add_event
+from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
 
-# The PRD's five levels (§3.1), easiest first: adaptive difficulty moves along this line.
-LEVELS = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
 RATINGS = ("like", "dislike")
 FEEDBACK_TYPES = ("difficulty", "clarity", "usefulness", "accuracy")
 DIFFICULTIES = ("too_easy", "appropriate", "too_hard")
@@ -71,12 +70,6 @@ MAX_REFERRER_URL = 2048
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _timestamp(when: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 def _quantize(value: Decimal | float | None, places: str) -> Decimal:

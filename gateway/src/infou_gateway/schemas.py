@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from infou_libs.levels import LevelCode
+
 
 class Level(BaseModel):
     code: str = Field(examples=["absolute_beginner"])
@@ -104,7 +106,6 @@ class MainTopicDetail(MainTopic):
 # ── personalised sub-topics (PRD §3.3) ────────────────────────────────────────────────
 
 
-LevelCode = Literal["absolute_beginner", "beginner", "intermediate", "advanced", "expert"]
 Interest = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 

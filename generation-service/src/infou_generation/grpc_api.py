@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +13,7 @@ from infou_generation.catalog import CatalogClient
 from infou_generation.models import GeneratedSubTopic
 from infou_generation.settings import GenerationSettings
 from infou_libs.grpc_server import Context
+from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
 
@@ -105,12 +105,6 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return generation_pb2.GetGeneratedSubTopicsResponse(
             items=[_sub_topic(item) for item in items]
         )
-
-
-def _timestamp(value: dt.datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _sub_topic(row: GeneratedSubTopic) -> generation_pb2.GeneratedSubTopic:

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import repository
 from infou_generation.catalog import CatalogClient, main_topic_context
-from infou_generation.content.levels import LEVEL_NAMES, LEVELS, level_index
+from infou_generation.content.levels import LEVEL_NAMES, level_index
 from infou_generation.content.prompts import MAX_SUBTOPICS
 from infou_generation.engine import TEMPERATURE, Generated, GenerationEngine
 from infou_generation.llm.types import BudgetExceededError, InvalidOutputError
@@ -27,9 +26,11 @@ from infou_generation.models import (
 )
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
+from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
 from infou_libs.messaging import JOBS_STREAM, pending_messages
 from infou_libs.outbox import add_event
+from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -247,8 +248,7 @@ async def generate_subtopics(
         request.cache_hit = generated.cache_hit
         request.error_code = None
         request.error_message = None
-        occurred_at = Timestamp()
-        occurred_at.FromDatetime(request.completed_at)
+        occurred_at = timestamp(request.completed_at)
         await add_event(
             session,
             outbox,

@@ -25,6 +25,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
 from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError
 from infou_protos.events.v1 import events_pb2
@@ -115,7 +116,7 @@ async def on_difficulty_adjusted(
     session = await _session(db, event.session_id)
     if session is None:
         return []
-    if event.to_level not in service.LEVELS:
+    if event.to_level not in LEVELS:
         raise PermanentError(f"unknown level {event.to_level!r}")
     articles = {a.id: a for a in await repository.articles_of(db, session.id)}
     moved = [

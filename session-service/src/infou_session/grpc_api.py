@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
+from infou_libs.protobuf import optional_timestamp as _ts
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_session import feedback_access, service
 from infou_session.models import ArticleVariant, GeneratedArticle
@@ -18,14 +18,6 @@ from infou_session.service import ArticleView, SessionView
 from infou_session.settings import SessionSettings
 from infou_session.topics import SubTopicRef, TopicDirectory
 from infou_session.workflow import ArticleStatus, Status, learner_status
-
-
-def _ts(when: dt.datetime | None) -> Timestamp | None:
-    if when is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 class SessionServicer(session_pb2_grpc.SessionServiceServicer):

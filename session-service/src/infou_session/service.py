@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_libs.errors import FailedPrecondition, Gone, InvalidArgument, NotFound, Unauthenticated
+from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
 from infou_libs.outbox import add_event
+from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.events.v1 import events_pb2
 from infou_session import curriculum, generation_input, progress, repository, tokens
 from infou_session.models import ArticleVariant, GeneratedArticle, LearningSession, outbox
@@ -42,8 +43,6 @@ CURRICULUM_JOB = "jobs.curriculum.generate"
 ARTICLE_JOB = "jobs.article.generate"
 CONVERT_JOB = "jobs.article.convert"
 
-# The PRD's five levels (§3.1), in learning order; catalog-service describes them.
-LEVELS = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
 ARTICLE_LENGTHS = ("short", "medium", "long")
 # Articles a learner reads per week at each pace (for estimated_total_time).
 ARTICLES_PER_WEEK = {"slow": 2, "relaxed": 3, "regular": 4, "fast": 6, "intensive": 7}
@@ -55,12 +54,6 @@ MAX_LEARNING_GOALS = 500
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _timestamp(when: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(when)
-    return ts
 
 
 # ── creating a session ─────────────────────────────────────────────────────────────────

@@ -19,9 +19,9 @@ from infou_gateway.schemas import (
     ArticleResponse,
     ConversionAccepted,
     ErrorResponse,
-    LevelCode,
 )
 from infou_gateway.state import State
+from infou_libs.levels import LevelCode
 from infou_protos.session.v1 import session_pb2
 
 router = APIRouter(tags=["articles"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-LEVELS: Final = ("absolute_beginner", "beginner", "intermediate", "advanced", "expert")
+from infou_libs.levels import LEVELS
 
 LEVEL_NAMES: Final = {
     "absolute_beginner": "완전 초심자",

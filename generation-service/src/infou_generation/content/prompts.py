@@ -39,7 +39,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from infou_generation.content.levels import ARTICLE_LENGTHS, LEVEL_NAMES, LEVELS
+from infou_generation.content.levels import ARTICLE_LENGTHS, LEVEL_NAMES
 from infou_generation.content.quality import (
     MIN_KEY_TERMS,
     MIN_PRACTICE_PROBLEMS,
@@ -48,6 +48,7 @@ from infou_generation.content.quality import (
     expects_code,
 )
 from infou_generation.content.schemas import SCHEMAS, TASKS
+from infou_libs.levels import LEVELS
 
 PROMPT_VERSION: Final = "2026-11-26.1"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from infou_generation.content.levels import LEVELS
+from infou_libs.levels import LEVELS
 
 JsonSchema = dict[str, Any]
 

@@ -10,6 +10,7 @@ from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext, decode, durable_name, job_consumer
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
+from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -35,7 +36,7 @@ def consumer(ctx: JobContext) -> DurableConsumer:
             task_id=job.task_id,
             article=session_tasks.written_of(generated, job.target_level),
             usage=session_tasks.usage_of(generated, started),
-            occurred_at=session_tasks.now_timestamp(),
+            occurred_at=timestamp(),
         )
         await session_tasks.publish_once(ctx, name, msg, ARTICLE_CONVERTED, event, "converted")
         log.info(

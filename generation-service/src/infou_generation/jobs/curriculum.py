@@ -8,6 +8,7 @@ from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext, decode, durable_name, job_consumer
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
+from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -43,7 +44,7 @@ def consumer(ctx: JobContext) -> DurableConsumer:
                 for item in data.get("items") or []
             ],
             usage=session_tasks.usage_of(generated, started),
-            occurred_at=session_tasks.now_timestamp(),
+            occurred_at=timestamp(),
         )
         await session_tasks.publish_once(ctx, name, msg, CURRICULUM_GENERATED, event, "curriculum")
         log.info(

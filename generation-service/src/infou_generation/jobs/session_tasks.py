@@ -11,13 +11,11 @@ the PRD error code the learner sees.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.msg import Msg
 from sqlalchemy import select
 
@@ -31,6 +29,7 @@ from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
 from infou_libs.messaging import PermanentError, event_id_of
 from infou_libs.outbox import add_event, claim_event
+from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -55,12 +54,6 @@ def context_of(context_json: str) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise PermanentError("the job's context is not an object")
     return context
-
-
-def now_timestamp() -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt.datetime.now(dt.UTC))
-    return ts
 
 
 def usage_of(generated: Generated, started: float) -> events_pb2.GenerationUsage:
@@ -146,7 +139,7 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
 async def publish_failure(
     ctx: JobContext, consumer: str, msg: Msg, event: events_pb2.GenerationFailed
 ) -> None:
-    event.occurred_at.CopyFrom(now_timestamp())
+    event.occurred_at.CopyFrom(timestamp())
     written = await publish_once(ctx, consumer, msg, TASK_FAILED, event, "failed")
     log.error(
         "session_task_gave_up",
