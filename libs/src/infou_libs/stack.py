@@ -80,8 +80,8 @@ class Stack:
         self._say("stack", f"database {mask_url(self.database_url)}")
         self._say("stack", f"nats     {self.nats_url}")
         self._say("stack", f"redis    {self.redis_url}")
-        # Migrate and seed the catalog before anyone reads it.
-        await self._run_once("seed", [sys.executable, "-m", "infou_catalog", "seed"], env)
+        # Each service migrates its own schema as it starts; catalog-service also loads its
+        # seed files before it serves, so no separate step runs here.
         ports = {name: engines.free_port() for name in SERVICES}
         addrs = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         # Services call each other too (session → catalog, realtime → session, …).
@@ -146,15 +146,6 @@ class Stack:
 
     def _add(self, spec: ChildSpec) -> None:
         self.children[spec.name] = Child(spec)
-
-    async def _run_once(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-        assert proc.stdout is not None
-        await self._pump_lines(name, proc.stdout)
-        if await proc.wait() != 0:
-            raise RuntimeError(f"{name} failed with exit code {proc.returncode}")
 
     async def _spawn(self, child: Child) -> None:
         spec = child.spec
