@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from infou_libs import limits
 from infou_libs.levels import LevelCode
 
 
@@ -106,21 +107,32 @@ class MainTopicDetail(MainTopic):
 # ── personalised sub-topics (PRD §3.3) ────────────────────────────────────────────────
 
 
-Interest = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Interest = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_INTEREST_CHARS),
+]
 
 
 class SubTopicPersonalization(BaseModel):
     interests: list[Interest] = Field(
-        default_factory=list, max_length=10, examples=[["chatbot", "automation", "nlp"]]
+        default_factory=list,
+        max_length=limits.MAX_INTERESTS,
+        examples=[["chatbot", "automation", "nlp"]],
     )
     current_level: LevelCode | None = Field(default=None, examples=["intermediate"])
-    learning_goals: str = Field(default="", max_length=500, examples=["업무 자동화 도구 개발"])
-    time_availability: str = Field(default="", max_length=50, examples=["regular"])
-    preferred_style: str = Field(default="", max_length=50, examples=["practical"])
+    learning_goals: str = Field(
+        default="", max_length=limits.MAX_LEARNING_GOALS_CHARS, examples=["업무 자동화 도구 개발"]
+    )
+    time_availability: str = Field(
+        default="", max_length=limits.MAX_SHORT_TEXT_CHARS, examples=["regular"]
+    )
+    preferred_style: str = Field(
+        default="", max_length=limits.MAX_SHORT_TEXT_CHARS, examples=["practical"]
+    )
 
 
 class SubTopicOptions(BaseModel):
-    max_subtopics: int = Field(default=5, ge=1, le=10)
+    max_subtopics: int = Field(default=limits.DEFAULT_SUBTOPICS, ge=1, le=limits.MAX_SUBTOPICS)
     include_prerequisites: bool = True
     difficulty_progression: bool = Field(default=True, description="easiest sub-topic first")
 
@@ -173,14 +185,17 @@ class SessionPersonalization(BaseModel):
     )
     preferred_article_length: Literal["short", "medium", "long"] = "medium"
     include_examples: bool = True
-    interests: list[Interest] = Field(default_factory=list, max_length=10)
-    learning_goals: str = Field(default="", max_length=500)
-    preferred_style: str = Field(default="", max_length=50)
+    interests: list[Interest] = Field(default_factory=list, max_length=limits.MAX_INTERESTS)
+    learning_goals: str = Field(default="", max_length=limits.MAX_LEARNING_GOALS_CHARS)
+    preferred_style: str = Field(default="", max_length=limits.MAX_SHORT_TEXT_CHARS)
 
 
 class SessionOptions(BaseModel):
     max_articles_per_subtopic: int | None = Field(
-        default=None, ge=1, le=20, description="default: INFOU_DEFAULT_ARTICLES_PER_SUBTOPIC"
+        default=None,
+        ge=1,
+        le=limits.MAX_ARTICLES_PER_SUBTOPIC,
+        description="default: INFOU_DEFAULT_ARTICLES_PER_SUBTOPIC",
     )
     enable_adaptive_difficulty: bool = False
     include_practice_problems: bool = False

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_libs import subjects
+from infou_libs import limits, subjects
 from infou_libs.errors import Gone, InvalidArgument, NotFound, Unauthenticated
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
@@ -33,10 +33,6 @@ log = get_logger(__name__)
 ARTICLE_LENGTHS = ("short", "medium", "long")
 # Articles a learner reads per week at each pace (for estimated_total_time).
 ARTICLES_PER_WEEK = {"slow": 2, "relaxed": 3, "regular": 4, "fast": 6, "intensive": 7}
-MAX_ARTICLES_PER_SUBTOPIC = 20
-MAX_INTERESTS = 10
-MAX_SHORT_TEXT = 100
-MAX_LEARNING_GOALS = 500
 
 
 def _now() -> dt.datetime:
@@ -101,28 +97,32 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
             field="personalization.preferred_article_length",
         )
     interests = [str(x).strip() for x in p.get("interests") or [] if str(x).strip()]
-    if len(interests) > MAX_INTERESTS or any(len(x) > MAX_SHORT_TEXT for x in interests):
+    if len(interests) > limits.MAX_INTERESTS or any(
+        len(x) > limits.MAX_INTEREST_CHARS for x in interests
+    ):
         raise InvalidArgument(
-            f"at most {MAX_INTERESTS} interests of {MAX_SHORT_TEXT} characters",
+            f"at most {limits.MAX_INTERESTS} interests of {limits.MAX_INTEREST_CHARS} characters",
             field="personalization.interests",
         )
     goals = str(p.get("learning_goals") or "").strip()
-    if len(goals) > MAX_LEARNING_GOALS:
+    if len(goals) > limits.MAX_LEARNING_GOALS_CHARS:
         raise InvalidArgument(
-            f"at most {MAX_LEARNING_GOALS} characters", field="personalization.learning_goals"
+            f"at most {limits.MAX_LEARNING_GOALS_CHARS} characters",
+            field="personalization.learning_goals",
         )
     style = str(p.get("preferred_style") or "").strip()
-    if len(style) > MAX_SHORT_TEXT:
+    if len(style) > limits.MAX_SHORT_TEXT_CHARS:
         raise InvalidArgument(
-            f"at most {MAX_SHORT_TEXT} characters", field="personalization.preferred_style"
+            f"at most {limits.MAX_SHORT_TEXT_CHARS} characters",
+            field="personalization.preferred_style",
         )
     o = dict(request.options)
     per_sub_topic = int(
         o.get("max_articles_per_subtopic") or settings.default_articles_per_subtopic
     )
-    if not 1 <= per_sub_topic <= MAX_ARTICLES_PER_SUBTOPIC:
+    if not 1 <= per_sub_topic <= limits.MAX_ARTICLES_PER_SUBTOPIC:
         raise InvalidArgument(
-            f"max_articles_per_subtopic must be between 1 and {MAX_ARTICLES_PER_SUBTOPIC}",
+            f"max_articles_per_subtopic must be between 1 and {limits.MAX_ARTICLES_PER_SUBTOPIC}",
             field="options.max_articles_per_subtopic",
         )
     return NewSession(
