@@ -1,18 +1,21 @@
 """/health never crashes: a dependency down is named, and the answer is 503 degraded."""
 
 import asyncio
+from typing import Any
 
 import httpx
 
+from infou_catalog.main import SPEC as CATALOG
+from infou_catalog.settings import CatalogSettings
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
 from infou_libs.engines import free_port
+from infou_libs.testing import running_service
 
 
 async def test_everything_down_is_degraded_and_named() -> None:
     closed = free_port()
     settings = GatewaySettings(
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/infou",
         redis_url=f"redis://127.0.0.1:{closed}/0",
         nats_url=f"nats://127.0.0.1:{closed}",
         **{
@@ -45,8 +48,11 @@ async def test_healthy_dependencies_are_reported_connected(
     database_url: str, redis_url: str, nats_url: str
 ) -> None:
     closed = free_port()
+    # The gateway holds no database: catalog-service reports its own.
+    catalog_settings = CatalogSettings(
+        environment="test", database_url=database_url, nats_url=nats_url
+    )
     settings = GatewaySettings(
-        database_url=database_url,
         redis_url=redis_url,
         nats_url=nats_url,
         **{
@@ -55,6 +61,20 @@ async def test_healthy_dependencies_are_reported_connected(
         },
         health_timeout_seconds=0.5,
     )
+    async with running_service(CATALOG, catalog_settings) as catalog_port:
+        settings.catalog_addr = f"127.0.0.1:{catalog_port}"
+        body = await _health_once_nats_attached(settings)
+    services = body["services"]
+    assert (services["database"], services["redis"], services["nats"]) == (
+        "connected",
+        "connected",
+        "connected",
+    )
+    assert "database" not in body["degraded"]
+    assert "realtime_service" in body["degraded"]
+
+
+async def _health_once_nats_attached(settings: GatewaySettings) -> dict[str, Any]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -65,11 +85,4 @@ async def test_healthy_dependencies_are_reported_connected(
                 if body["services"]["nats"] == "connected":
                     break
                 await asyncio.sleep(0.1)
-    services = body["services"]
-    assert (services["database"], services["redis"], services["nats"]) == (
-        "connected",
-        "connected",
-        "connected",
-    )
-    assert "database" not in body["degraded"]
-    assert "realtime_service" in body["degraded"]
+    return body

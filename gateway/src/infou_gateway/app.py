@@ -11,8 +11,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
-from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.responses import Response
 
 from infou_gateway import errors
@@ -25,7 +23,6 @@ from infou_gateway.routes import articles, catalog, health, levels, sessions, su
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
-from infou_libs.db import asyncpg_url
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer, connect, ensure_streams
 from infou_libs.messaging import close as close_nats
@@ -66,8 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
             enabled=settings.cache_enabled,
         )
-        db = create_async_engine(asyncpg_url(settings.database_url), poolclass=pool.NullPool)
-        state = GatewayState(settings, clients, cache, None, db)
+        state = GatewayState(settings, clients, cache, None)
         app.state.gateway = state
         consumers: list[DurableConsumer] = []
         # NATS may come up after the gateway: attach in the background, /health names it until then.
@@ -85,7 +81,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await close_nats(state.nc)
             await clients.close()
             await cache.redis.aclose()
-            await db.dispose()
 
     app = FastAPI(
         title="InfoU API",

@@ -29,11 +29,14 @@ class ServiceClients:
         self.feedback = feedback_pb2_grpc.FeedbackServiceStub(self.channels["feedback"])
         self.realtime = realtime_pb2_grpc.RealtimeServiceStub(self.channels["realtime"])
 
-    async def health(self, name: str, timeout: float) -> str:
-        """The service's standard gRPC health: serving, not_serving or unavailable."""
+    async def health(self, name: str, timeout: float, service: str = "") -> str:
+        """The service's standard gRPC health (of `service`, default the whole server):
+        serving, not_serving or unavailable."""
         stub = health_pb2_grpc.HealthStub(self.channels[name])
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
         except grpc.aio.AioRpcError:
             return "unavailable"
         return (

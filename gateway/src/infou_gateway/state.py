@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from nats.aio.client import Client as NatsClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
@@ -20,7 +19,6 @@ class GatewayState:
     clients: ServiceClients
     cache: ResponseCache
     nc: NatsClient | None
-    db: AsyncEngine
 
 
 def _state(request: Request) -> GatewayState:

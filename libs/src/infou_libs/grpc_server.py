@@ -25,6 +25,10 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 """(add_XServicer_to_server, servicer instance, full service name)."""
 
+DATABASE_HEALTH = "infou.database"
+"""The health-checked name whose status is the service's own database (SERVING when it answers):
+how the gateway's /health learns about the databases without connecting to any."""
+
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,type-arg]
     """Logs and times every call and turns domain errors into gRPC status codes."""
@@ -141,6 +145,7 @@ class GrpcServer:
     async def start(self) -> None:
         await self.server.start()
         await self.set_serving(True)
+        await self.set_database(True)
         log.info("grpc_serving", port=self.port, services=self._names)
 
     async def set_serving(self, serving: bool) -> None:
@@ -151,6 +156,15 @@ class GrpcServer:
         )
         for name in ["", *self._names]:
             await self.health.set(name, status)
+
+    async def set_database(self, up: bool) -> None:
+        """Reports whether this service's database answers (health name DATABASE_HEALTH)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set(DATABASE_HEALTH, status)
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()

@@ -106,12 +106,15 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
 
 async def _watch_dependencies(rt: Runtime, server: GrpcServer, interval: float = 5.0) -> None:
     """Keeps the gRPC health status true: NOT_SERVING while the database or NATS is away."""
-    serving = True
+    serving = database = True
     while True:
         db_up = await ping(rt.engine)
         nats_up = rt.nc.is_connected
         DEPENDENCY_UP.labels("database").set(int(db_up))
         DEPENDENCY_UP.labels("nats").set(int(nats_up))
+        if db_up != database:
+            database = db_up
+            await server.set_database(db_up)
         if (db_up and nats_up) != serving:
             serving = db_up and nats_up
             await server.set_serving(serving)

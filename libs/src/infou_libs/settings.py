@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEV_SESSION_TOKEN_SECRET = "dev-only-session-token-secret-change-me"  # noqa: S105
 
 
 class CommonSettings(BaseSettings):
@@ -27,19 +25,13 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
-    session_token_secret: SecretStr = SecretStr(DEV_SESSION_TOKEN_SECRET)
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> CommonSettings:
-        if self.environment == "production":
-            if self.session_token_secret.get_secret_value() == DEV_SESSION_TOKEN_SECRET:
-                raise ValueError(
-                    "INFOU_SESSION_TOKEN_SECRET is still the development default; "
-                    "set a real secret for production"
-                )
-            if "127.0.0.1" in self.database_url and "@" in self.database_url:
-                # A production database with the development URL is a misconfiguration.
-                raise ValueError("INFOU_DATABASE_URL points at the development default")
+    def _production_needs_real_settings(self) -> CommonSettings:
+        # A production database with the development URL is a misconfiguration.
+        development_url = "127.0.0.1" in self.database_url and "@" in self.database_url
+        if self.environment == "production" and development_url:
+            raise ValueError("INFOU_DATABASE_URL points at the development default")
         return self
 
     @property

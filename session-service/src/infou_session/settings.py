@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from infou_libs.settings import CommonSettings
+
+DEV_SESSION_TOKEN_SECRET = "dev-only-session-token-secret-change-me"  # noqa: S105
 
 
 class SessionSettings(CommonSettings):
@@ -24,3 +26,17 @@ class SessionSettings(CommonSettings):
     estimated_cost_per_curriculum_usd: Decimal = Field(default=Decimal("0.02"), ge=0)
     # Generation results handled at once (each takes its session's row lock).
     result_consumer_concurrency: int = Field(default=4, ge=1, le=64)
+    # Keys the hashes of session access tokens; only this service makes and checks tokens.
+    session_token_secret: SecretStr = SecretStr(DEV_SESSION_TOKEN_SECRET)
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_secret(self) -> SessionSettings:
+        if (
+            self.environment == "production"
+            and self.session_token_secret.get_secret_value() == DEV_SESSION_TOKEN_SECRET
+        ):
+            raise ValueError(
+                "INFOU_SESSION_TOKEN_SECRET is still the development default; "
+                "set a real secret for production"
+            )
+        return self

@@ -1,4 +1,7 @@
-"""GET /health (PRD §3.1): every value is measured, a dependency down is named."""
+"""GET /health (PRD §3.1): every value is measured, a dependency down is named.
+
+The gateway holds no database: `database` is what the services report of their own (gRPC health
+name DATABASE_HEALTH), connected when at least one answers and none says its database is away."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from fastapi.responses import JSONResponse
 from infou_gateway.observability import average_response_ms
 from infou_gateway.schemas import HealthResponse
 from infou_gateway.state import State
-from infou_libs.db import ping
+from infou_libs.grpc_server import DATABASE_HEALTH
 from infou_libs.metrics import DEPENDENCY_UP
 from infou_protos.generation.v1 import generation_pb2
 from infou_protos.session.v1 import session_pb2
@@ -36,7 +39,6 @@ async def health(state: State) -> JSONResponse:
     clients = state.clients
     names = list(clients.channels)
     results = await asyncio.gather(
-        _bounded(ping(state.db), timeout, False),
         _bounded(state.cache.ping(), timeout, False),
         _bounded(
             clients.generation.GetEngineStatus(
@@ -51,9 +53,15 @@ async def health(state: State) -> JSONResponse:
             None,
         ),
         *(_bounded(clients.health(name, timeout), timeout, "unavailable") for name in names),
+        *(
+            _bounded(clients.health(name, timeout, DATABASE_HEALTH), timeout, "unavailable")
+            for name in names
+        ),
     )
-    db_up, redis_up, engine, stats = results[:4]
-    service_health = dict(zip(names, results[4:], strict=True))
+    redis_up, engine, stats = results[:3]
+    service_health = dict(zip(names, results[3 : 3 + len(names)], strict=True))
+    databases = results[3 + len(names) :]
+    db_up = "serving" in databases and "not_serving" not in databases
     nats_up = bool(state.nc and state.nc.is_connected)
     workers = engine.workers_alive if engine else 0
 
