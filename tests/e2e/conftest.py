@@ -12,6 +12,15 @@ import pytest
 from infou_libs import engines
 from infou_libs.stack import Stack
 
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is `e2e`: `pytest -m "not e2e"` is the quick loop."""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 async def stack(
