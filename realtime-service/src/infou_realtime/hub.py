@@ -13,14 +13,15 @@ import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
 from infou_libs import subjects
+from infou_libs.consume import decode
 from infou_libs.logging import get_logger
+from infou_libs.messaging import PermanentError
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
@@ -74,9 +75,10 @@ class ProgressHub:
         return len(self._watchers.get(session_id, ()))
 
     async def _on_message(self, msg: Msg) -> None:
+        # Core NATS, ephemeral: nothing to claim or retry, so the consume path is only its decode.
         try:
-            progress = events_pb2.SessionProgress.FromString(msg.data)
-        except DecodeError:
+            progress = decode(msg, events_pb2.SessionProgress)
+        except PermanentError:
             log.warning("progress_undecodable", subject=msg.subject)
             return
         session_id = progress.session_id or msg.subject.rsplit(".", 1)[-1]
