@@ -9,9 +9,18 @@ from nats.aio.msg import Msg
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_libs.consume import Route, event_consumer
+from infou_libs.consume import Route, consume_handler, event_consumer
 from infou_libs.db import create_engine, schema_metadata, session_factory, unit_of_work
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, connect, ensure_streams, publish
+from infou_libs.errors import InvalidArgument
+from infou_libs.messaging import (
+    EVENT_ID_HEADER,
+    EVENTS_STREAM,
+    DurableConsumer,
+    PermanentError,
+    connect,
+    ensure_streams,
+    publish,
+)
 from infou_libs.outbox import OutboxRelay, add_event, outbox_tables
 from infou_protos.events.v1 import events_pb2
 
@@ -148,3 +157,52 @@ async def test_failing_handler_is_retried_then_reported(nats) -> None:
         assert attempts == [1, 2, 3, 4]
     finally:
         await consumer.stop()
+
+
+async def test_consume_path_rejects_what_can_never_succeed_and_claims_once(
+    database_url: str,
+) -> None:
+    """Undecodable, unknown and invalid events are permanent (not retried) and leave no claim;
+    `prepare` (the slow work outside the transaction) is skipped for an event already applied."""
+    suffix = uuid.uuid4().hex[:8]
+    sessions, _, processed, counter = await _make_schema(database_url, f"consume_{suffix}")
+    async with unit_of_work(sessions) as s:
+        await s.execute(counter.insert().values(name="learners", value=0))
+    prepared: list[str] = []
+
+    async def prepare(event: events_pb2.SessionCreated) -> str:
+        prepared.append(event.session_id)
+        return event.session_id
+
+    async def apply(session: AsyncSession, session_id: str) -> None:
+        if session_id == "sess_invalid":
+            await session.execute(update(counter).values(value=counter.c.value + 100))
+            raise InvalidArgument("no such session", field="session_id")
+        await session.execute(update(counter).values(value=counter.c.value + 1))
+
+    subject = f"events.test{suffix}.created"
+    handle = consume_handler(
+        sessions,
+        processed,
+        f"consume-{suffix}",
+        {subject: Route(events_pb2.SessionCreated, apply, prepare=prepare)},
+    )
+
+    def message(data: bytes, event_id: str, on: str = subject) -> Msg:
+        return Msg(_client=None, subject=on, data=data, headers={EVENT_ID_HEADER: event_id})  # type: ignore[arg-type]
+
+    created = events_pb2.SessionCreated(session_id="sess_1").SerializeToString()
+    with pytest.raises(PermanentError, match="undecodable"):
+        await handle(message(b"\xff\xff not protobuf", "e-garbage"))
+    with pytest.raises(PermanentError, match="unexpected subject"):
+        await handle(message(created, "e-elsewhere", on=f"{subject}.other"))
+    invalid = events_pb2.SessionCreated(session_id="sess_invalid").SerializeToString()
+    with pytest.raises(PermanentError, match="session_id"):
+        await handle(message(invalid, "e-invalid"))
+    await handle(message(created, "e-1"))
+    await handle(message(created, "e-1"))  # a redelivery: neither prepared nor applied again
+    async with sessions() as s:
+        assert await s.scalar(select(counter.c.value)) == 1
+        claimed = (await s.scalars(select(processed.c.event_id))).all()
+    assert claimed == ["e-1"]
+    assert prepared == ["sess_invalid", "sess_1"]
