@@ -61,9 +61,8 @@ class TopicDirectory:
             raise InvalidArgument("no main topic with this id", field="main_topic_id")
         for result in results:
             if isinstance(result, Unavailable):
-                raise Unavailable("the topics could not be looked up just now; try again") from (
-                    result
-                )
+                message = "the topics could not be looked up just now; try again"
+                raise Unavailable(message) from result
             if isinstance(result, BaseException):
                 raise result
         assert isinstance(topic_reply, catalog_pb2.MainTopicDetail)
