@@ -1,4 +1,8 @@
-"""What the session generation jobs (curriculum, article, conversion) share.
+"""The one runner of the session generation jobs (curriculum, article, conversion).
+
+Each kind is a `SessionJob`: its job payload, its task, the result event it publishes and how
+that event and the failure event name the job; `consumer(ctx, spec)` turns a spec into its
+durable consumer, so the three kinds share one handler and one give-up path.
 
 A job carries its task's input (`context_json`, built by session-service when it enqueued the
 job; content/prompts.py documents the keys), so a worker needs nothing but the message. The
@@ -7,13 +11,20 @@ of the job's event id: a job redelivered after its result was committed (the wor
 acking) publishes nothing twice, and a job redelivered before that regenerates from the content
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
 the PRD error code the learner sees.
+
+Transactions of one job: the engine's own short ones while it generates (the cache lookup, and
+per provider call the budget hold before it and the ledger row with the settled hold after it;
+llm/router.py says why they cannot wait for the job's end), then the job's unit of work, opened
+here: the claim of the job's event id and its result event, committed together.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
@@ -21,13 +32,13 @@ from sqlalchemy import select
 
 from infou_generation.content.quality import article_markdown, read_time, word_count
 from infou_generation.engine import Generated, OnRateLimited
-from infou_generation.jobs.runner import JobContext
+from infou_generation.jobs.runner import JobContext, decode, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
 from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
 from infou_generation.models import processed_events
 from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
-from infou_libs.messaging import PermanentError, event_id_of
+from infou_libs.messaging import DurableConsumer, PermanentError, event_id_of
 from infou_libs.outbox import add_event, claim_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
@@ -136,21 +147,6 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
     return GENERATION_FAILED, FAILURE_MESSAGES.get(task, FAILURE_MESSAGES["article"])
 
 
-async def publish_failure(
-    ctx: JobContext, consumer: str, msg: Msg, event: events_pb2.GenerationFailed
-) -> None:
-    event.occurred_at.CopyFrom(timestamp())
-    written = await publish_once(ctx, consumer, msg, TASK_FAILED, event, "failed")
-    log.error(
-        "session_task_gave_up",
-        task=event.task,
-        session_id=event.session_id,
-        article_id=event.article_id or None,
-        error_code=event.error_code,
-        published=written,
-    )
-
-
 def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
     """Tells the session's watchers that the engine waits out a rate limit (PRD §3.6 error,
     auto_retry: true), on core NATS `progress.session.<id>` with sequence 0 (a notice outside
@@ -186,3 +182,72 @@ async def generate(
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
     return generated, context, started
+
+
+# The payloads of the session jobs: each names its session and carries its task's context.
+J = TypeVar(
+    "J",
+    events_pb2.GenerateCurriculumJob,
+    events_pb2.GenerateArticleJob,
+    events_pb2.ConvertArticleJob,
+)
+
+
+@dataclass(frozen=True)
+class SessionJob(Generic[J]):
+    """One kind of session job: what the runner needs to run it and to report its outcome."""
+
+    kind: str  # subject jobs.<kind>, durable gen-<kind> (dots as dashes)
+    task: TaskKind
+    payload: type[J]
+    subject: str  # of the result event
+    event_prefix: str  # the result's event id is "<prefix>-<the job's event id>"
+    logged_as: str
+    # The result event (given the job, its output, its context and usage) and what to log.
+    result: Callable[
+        [J, Generated, dict[str, Any], events_pb2.GenerationUsage], tuple[Message, dict[str, Any]]
+    ]
+    # The failure event naming this job (the runner adds the error code and message).
+    failed: Callable[[J], events_pb2.GenerationFailed]
+
+
+def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
+    """The durable consumer of one session job kind (see the module doc)."""
+    name = durable_name(spec.kind)
+
+    async def handle(msg: Msg) -> None:
+        job = decode(msg, spec.payload)
+        if await already_done(ctx, name, msg):
+            return
+        generated, context, started = await generate(
+            ctx, spec.task, job.session_id, job.context_json
+        )
+        event, logged = spec.result(job, generated, context, usage_of(generated, started))
+        await publish_once(ctx, name, msg, spec.subject, event, spec.event_prefix)
+        log.info(
+            spec.logged_as,
+            session_id=job.session_id,
+            cache_hit=generated.cache_hit,
+            tokens=generated.total_tokens,
+            **logged,
+        )
+
+    async def exhausted(msg: Msg, exc: BaseException) -> None:
+        try:
+            job = spec.payload.FromString(msg.data)
+        except Exception:
+            return
+        event = spec.failed(job)
+        event.error_code, event.message = failure_of(exc, spec.task)
+        event.occurred_at.CopyFrom(timestamp())
+        written = await publish_once(ctx, name, msg, TASK_FAILED, event, "failed")
+        log.error(
+            "session_task_gave_up",
+            task=event.task,
+            session_id=event.session_id,
+            article_id=event.article_id or None,
+            error_code=event.error_code,
+            published=written,
+        )
+
+    return job_consumer(ctx, spec.kind, handle, on_exhausted=exhausted)
