@@ -1,4 +1,4 @@
-"""The outbox → relay → JetStream → idempotent consumer path, on real Postgres and NATS."""
+"""The outbox → relay → JetStream → consume path (infou_libs.consume), on real Postgres and NATS."""
 
 import asyncio
 import uuid
@@ -9,9 +9,10 @@ from nats.aio.msg import Msg
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_libs.consume import Route, event_consumer
 from infou_libs.db import create_engine, schema_metadata, session_factory, unit_of_work
 from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, connect, ensure_streams, publish
-from infou_libs.outbox import OutboxRelay, add_event, idempotent_handler, outbox_tables
+from infou_libs.outbox import OutboxRelay, add_event, outbox_tables
 from infou_protos.events.v1 import events_pb2
 
 
@@ -55,14 +56,19 @@ async def test_event_flows_once_from_one_schema_to_another(
     async with unit_of_work(consumer_sessions) as s:
         await s.execute(counter.insert().values(name="learners", value=0))
 
-    async def apply(session: AsyncSession, msg: Msg) -> None:
-        events_pb2.SessionCreated.FromString(msg.data)
+    async def apply(session: AsyncSession, event: events_pb2.SessionCreated) -> str:
         await session.execute(
             update(counter).where(counter.c.name == "learners").values(value=counter.c.value + 1)
         )
+        return event.session_id
 
-    handled = idempotent_handler(consumer_sessions, processed, f"test-{suffix}", apply)
-    consumer = DurableConsumer(js, EVENTS_STREAM, f"test-{suffix}", [subject], handled)
+    committed: list[str] = []
+
+    async def after_commit(event: events_pb2.SessionCreated, result: str) -> None:
+        committed.append(result)
+
+    route = Route(events_pb2.SessionCreated, apply, after_commit)
+    consumer = event_consumer(js, f"test-{suffix}", {subject: route}, consumer_sessions, processed)
     await consumer.start()
     relay = OutboxRelay(producer, outbox, js, database_url, poll_interval=5.0)
     await relay.start()
@@ -103,6 +109,8 @@ async def test_event_flows_once_from_one_schema_to_another(
         assert (pending, total) == (0, 1)
         async with consumer_sessions() as s:
             assert await s.scalar(select(func.count()).select_from(processed)) == 1
+        # The hook follows the one commit, never the duplicate.
+        assert committed == ["sess_1"]
     finally:
         await relay.stop()
         await consumer.stop()

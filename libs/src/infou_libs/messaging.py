@@ -27,21 +27,22 @@ from nats.js.errors import NotFoundError
 
 from infou_libs.logging import get_logger
 from infou_libs.metrics import EVENTS_CONSUMED
+from infou_libs.subjects import EVENTS_STREAM as EVENTS_STREAM  # re-exported
+from infou_libs.subjects import EVENTS_WILDCARD, JOBS_WILDCARD
+from infou_libs.subjects import JOBS_STREAM as JOBS_STREAM  # re-exported
 from infou_libs.telemetry import extract_context, inject_headers, tracer
 
 log = get_logger(__name__)
 
 EVENT_ID_HEADER = "Infou-Event-Id"
 MSG_ID_HEADER = "Nats-Msg-Id"
-EVENTS_STREAM = "EVENTS"
-JOBS_STREAM = "JOBS"
 # A retry happens after these many seconds; len() + 1 deliveries at most (3 retries).
 RETRY_BACKOFF_SECONDS: tuple[float, ...] = (1.0, 4.0, 16.0)
 
 STREAMS: tuple[StreamConfig, ...] = (
     StreamConfig(
         name=EVENTS_STREAM,
-        subjects=["events.>"],
+        subjects=[EVENTS_WILDCARD],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=7 * 24 * 3600,
@@ -50,7 +51,7 @@ STREAMS: tuple[StreamConfig, ...] = (
     ),
     StreamConfig(
         name=JOBS_STREAM,
-        subjects=["jobs.>"],
+        subjects=[JOBS_WILDCARD],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120,

@@ -125,7 +125,11 @@ def idempotent_handler(
     consumer: str,
     apply: Callable[[AsyncSession, Msg], Awaitable[None]],
 ) -> Callable[[Msg], Awaitable[None]]:
-    """Wraps `apply` so that it runs once per event id, in one transaction with the claim."""
+    """Wraps `apply` so that it runs once per event id, in one transaction with the claim.
+
+    Superseded by `infou_libs.consume` (the one consume path); kept only until
+    generation-service's last consumer moves onto it, then deleted.
+    """
 
     async def handle(msg: Msg) -> None:
         async with sessions() as session, session.begin():
