@@ -24,19 +24,17 @@ from infou_generation.models import (
     SubTopicGenerationRequest,
     outbox,
 )
+from infou_libs import subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
-from infou_libs.messaging import JOBS_STREAM, pending_messages
+from infou_libs.messaging import pending_messages
 from infou_libs.outbox import add_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-SUBTOPICS_JOB_SUBJECT: Final = "jobs.subtopics.generate"
-SUBTOPICS_GENERATED_SUBJECT: Final = "events.generation.subtopics_generated"
 
 GENERATION_FAILED: Final = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED: Final = "LLM_BUDGET_EXCEEDED"
@@ -65,7 +63,7 @@ async def engine_status(
 ) -> EngineStatus:
     # A worker that missed three heartbeats is taken for dead.
     alive = await repository.count_alive(session, dt.timedelta(seconds=3 * heartbeat_seconds))
-    return EngineStatus(providers, alive, await pending_messages(js, JOBS_STREAM))
+    return EngineStatus(providers, alive, await pending_messages(js, subjects.JOBS_STREAM))
 
 
 # --- personalised sub-topics: the request ----------------------------------------------------
@@ -167,7 +165,7 @@ async def request_subtopics(
         await add_event(
             session,
             outbox,
-            SUBTOPICS_JOB_SUBJECT,
+            subjects.SUBTOPICS_JOB,
             events_pb2.GenerateSubTopicsJob(generation_id=generation_id),
             event_id=f"job-subtopics-{generation_id}",
         )
@@ -252,7 +250,7 @@ async def generate_subtopics(
         await add_event(
             session,
             outbox,
-            SUBTOPICS_GENERATED_SUBJECT,
+            subjects.SUBTOPICS_GENERATED,
             events_pb2.SubTopicsGenerated(
                 generation_id=generation_id,
                 main_topic_id=main_topic_id,

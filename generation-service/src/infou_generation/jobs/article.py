@@ -9,12 +9,10 @@ from google.protobuf.message import Message
 from infou_generation.engine import Generated
 from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext
+from infou_libs import subjects
 from infou_libs.messaging import DurableConsumer
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
-
-KIND = "article.generate"
-ARTICLE_GENERATED = "events.generation.article_generated"
 
 
 def _result(
@@ -40,10 +38,10 @@ def _failed(job: events_pb2.GenerateArticleJob) -> events_pb2.GenerationFailed:
 
 
 ARTICLE = session_tasks.SessionJob(
-    kind=KIND,
+    kind=subjects.ARTICLE_JOB_KIND,
     task="article",
     payload=events_pb2.GenerateArticleJob,
-    subject=ARTICLE_GENERATED,
+    subject=subjects.ARTICLE_GENERATED,
     event_prefix="article",
     logged_as="article_generated",
     result=_result,

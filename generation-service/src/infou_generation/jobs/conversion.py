@@ -11,12 +11,10 @@ from google.protobuf.message import Message
 from infou_generation.engine import Generated
 from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext
+from infou_libs import subjects
 from infou_libs.messaging import DurableConsumer
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
-
-KIND = "article.convert"
-ARTICLE_CONVERTED = "events.generation.article_converted"
 
 
 def _result(
@@ -48,10 +46,10 @@ def _failed(job: events_pb2.ConvertArticleJob) -> events_pb2.GenerationFailed:
 
 
 CONVERSION = session_tasks.SessionJob(
-    kind=KIND,
+    kind=subjects.CONVERT_JOB_KIND,
     task="level_conversion",
     payload=events_pb2.ConvertArticleJob,
-    subject=ARTICLE_CONVERTED,
+    subject=subjects.ARTICLE_CONVERTED,
     event_prefix="converted",
     logged_as="article_converted",
     result=_result,

@@ -9,12 +9,10 @@ from google.protobuf.message import Message
 from infou_generation.engine import Generated
 from infou_generation.jobs import session_tasks
 from infou_generation.jobs.runner import JobContext
+from infou_libs import subjects
 from infou_libs.messaging import DurableConsumer
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
-
-KIND = "curriculum.generate"
-CURRICULUM_GENERATED = "events.generation.curriculum_generated"
 
 
 def _result(
@@ -50,10 +48,10 @@ def _failed(job: events_pb2.GenerateCurriculumJob) -> events_pb2.GenerationFaile
 
 
 CURRICULUM = session_tasks.SessionJob(
-    kind=KIND,
+    kind=subjects.CURRICULUM_JOB_KIND,
     task="curriculum",
     payload=events_pb2.GenerateCurriculumJob,
-    subject=CURRICULUM_GENERATED,
+    subject=subjects.CURRICULUM_GENERATED,
     event_prefix="curriculum",
     logged_as="curriculum_generated",
     result=_result,

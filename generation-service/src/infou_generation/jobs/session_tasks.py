@@ -28,24 +28,24 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_generation.content.quality import article_markdown, read_time, word_count
 from infou_generation.engine import Generated, OnRateLimited
-from infou_generation.jobs.runner import JobContext, decode, durable_name, job_consumer
+from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
 from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
 from infou_generation.models import processed_events
-from infou_libs.db import unit_of_work
+from infou_libs import subjects
+from infou_libs.consume import Route, consume_handler
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer, PermanentError, event_id_of
-from infou_libs.outbox import add_event, claim_event
+from infou_libs.outbox import add_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
 
-TASK_FAILED = "events.generation.task_failed"
 GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
@@ -103,38 +103,6 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
     )
 
 
-async def already_done(ctx: JobContext, consumer: str, msg: Msg) -> bool:
-    """Whether this job's outcome was already committed (a redelivery after a crash)."""
-    event_id = event_id_of(msg)
-    if not event_id:
-        return False
-    async with ctx.sessions() as session:
-        found = await session.scalar(
-            select(processed_events.c.event_id).where(
-                processed_events.c.consumer == consumer, processed_events.c.event_id == event_id
-            )
-        )
-    return found is not None
-
-
-async def publish_once(
-    ctx: JobContext, consumer: str, msg: Msg, subject: str, event: Message, prefix: str
-) -> bool:
-    """Writes the job's outcome event unless one was written before; False when it was."""
-    job_id = event_id_of(msg)
-    async with unit_of_work(ctx.sessions) as session:
-        if not await claim_event(session, processed_events, consumer, job_id):
-            return False
-        await add_event(
-            session,
-            ctx.outbox,
-            subject,
-            event,
-            event_id=f"{prefix}-{job_id}" if job_id else None,
-        )
-    return True
-
-
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
     """(PRD error code, learner-facing message) for a job that gave up."""
     if isinstance(exc, BudgetExceededError):
@@ -159,7 +127,7 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
             session_id=session_id, type="error", data_json=json.dumps(data, ensure_ascii=False)
         )
         try:
-            await nc.publish(f"progress.session.{session_id}", notice.SerializeToString())
+            await nc.publish(subjects.progress_subject(session_id), notice.SerializeToString())
         except Exception as exc:
             log.warning("rate_limit_notice_failed", session_id=session_id, error=str(exc))
 
@@ -216,21 +184,36 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
     name = durable_name(spec.kind)
 
     async def handle(msg: Msg) -> None:
-        job = decode(msg, spec.payload)
-        if await already_done(ctx, name, msg):
-            return
-        generated, context, started = await generate(
-            ctx, spec.task, job.session_id, job.context_json
-        )
-        event, logged = spec.result(job, generated, context, usage_of(generated, started))
-        await publish_once(ctx, name, msg, spec.subject, event, spec.event_prefix)
-        log.info(
-            spec.logged_as,
-            session_id=job.session_id,
-            cache_hit=generated.cache_hit,
-            tokens=generated.total_tokens,
-            **logged,
-        )
+        job_id = event_id_of(msg)
+
+        # The engine's work, outside the job's transaction and only for an unclaimed job.
+        async def prepare(job: J) -> _Outcome:
+            generated, context, started = await generate(
+                ctx, spec.task, job.session_id, job.context_json
+            )
+            event, logged = spec.result(job, generated, context, usage_of(generated, started))
+            return _Outcome(event, generated, logged)
+
+        async def effect(db: AsyncSession, outcome: _Outcome) -> _Outcome:
+            await add_event(
+                db,
+                ctx.outbox,
+                spec.subject,
+                outcome.event,
+                event_id=_result_id(spec.event_prefix, job_id),
+            )
+            return outcome
+
+        async def logged(job: J, outcome: _Outcome) -> None:
+            log.info(
+                spec.logged_as,
+                session_id=job.session_id,
+                cache_hit=outcome.generated.cache_hit,
+                tokens=outcome.generated.total_tokens,
+                **outcome.logged,
+            )
+
+        await _once(ctx, name, msg, Route(spec.payload, effect, logged, prepare))
 
     async def exhausted(msg: Msg, exc: BaseException) -> None:
         try:
@@ -240,7 +223,16 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
         event = spec.failed(job)
         event.error_code, event.message = failure_of(exc, spec.task)
         event.occurred_at.CopyFrom(timestamp())
-        written = await publish_once(ctx, name, msg, TASK_FAILED, event, "failed")
+        written = False
+
+        async def effect(db: AsyncSession, _job: J) -> None:
+            nonlocal written
+            failed_id = _result_id("failed", event_id_of(msg))
+            await add_event(db, ctx.outbox, subjects.TASK_FAILED, event, event_id=failed_id)
+            written = True
+
+        # Claimed under the job's event id like its result: a job that succeeded reports nothing.
+        await _once(ctx, name, msg, Route(spec.payload, effect))
         log.error(
             "session_task_gave_up",
             task=event.task,
@@ -251,3 +243,22 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
         )
 
     return job_consumer(ctx, spec.kind, handle, on_exhausted=exhausted)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    event: Message
+    generated: Generated
+    logged: dict[str, Any]
+
+
+def _result_id(prefix: str, job_id: str) -> str | None:
+    """The id of the event a job answers with, derived from the job's (so it is written once)."""
+    return f"{prefix}-{job_id}" if job_id else None
+
+
+async def _once(ctx: JobContext, consumer: str, msg: Msg, route: Route[J]) -> None:
+    """One delivery of a job through the one consume path: its outcome is claimed by the job's
+    event id, in one transaction with the event it writes."""
+    handler = consume_handler(ctx.sessions, processed_events, consumer, {msg.subject: route})
+    await handler(msg)
