@@ -12,10 +12,13 @@ acking) publishes nothing twice, and a job redelivered before that regenerates f
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
 the PRD error code the learner sees.
 
-Transactions of one job: the engine's own short ones while it generates (the cache lookup, and
-per provider call the budget hold before it and the ledger row with the settled hold after it;
-llm/router.py says why they cannot wait for the job's end), then the job's unit of work, opened
-here: the claim of the job's event id and its result event, committed together.
+Each delivery goes through the one consume path (`infou_libs.consume`): the engine's work is
+the route's `prepare` (run only while the job's event id is unclaimed, with no transaction of
+the job's open), and the job's unit of work is the route's effect: the claim of the job's event
+id and its result event, committed together. While it generates, the engine has short
+transactions of its own (the cache lookup; per provider call the budget hold before it and the
+ledger row with the settled hold after it; llm/router.py says why they cannot wait for the
+job's end).
 """
 
 from __future__ import annotations
