@@ -7,7 +7,7 @@ import pytest
 
 from infou_catalog.models import CATEGORIES, LEVEL_CODES
 from infou_catalog.seed import load_seed
-from infou_libs.errors import ERROR_FIELD_KEY
+from infou_libs.grpc_client import domain_error_from
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 Stub = catalog_pb2_grpc.CatalogServiceStub
@@ -15,7 +15,7 @@ SEED = load_seed()
 
 
 def _field(exc: grpc.aio.AioRpcError) -> str:
-    return dict(exc.trailing_metadata() or ()).get(ERROR_FIELD_KEY, "")
+    return domain_error_from(exc).field or ""
 
 
 async def test_list_levels_gives_the_five_levels_in_order(catalog: Stub) -> None:

@@ -15,15 +15,15 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from infou_catalog.events import (
+from infou_catalog.service import popularity_score
+from infou_libs.messaging import EVENT_ID_HEADER, MSG_ID_HEADER
+from infou_libs.subjects import (
     CATALOG_CHANGED,
     FEEDBACK_SUBMITTED,
     SESSION_ANALYTICS_UPDATED,
     SESSION_CREATED,
     SUBTOPICS_GENERATED,
 )
-from infou_catalog.service import popularity_score
-from infou_libs.messaging import EVENT_ID_HEADER, MSG_ID_HEADER
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.events.v1 import events_pb2
 

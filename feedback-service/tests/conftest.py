@@ -31,7 +31,7 @@ from infou_feedback.session_access import Access
 from infou_feedback.settings import FeedbackSettings
 from infou_libs import engines
 from infou_libs.db import create_engine, session_factory
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, new_event_id, publish
 from infou_libs.migrations import upgrade_async
 from infou_libs.testing import running_service
@@ -294,8 +294,8 @@ async def learner(
 
 def rpc_error(exc: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str, str]:
     """(status, infou error code, field) of a failed call."""
-    trailers = dict(exc.trailing_metadata() or ())
-    return exc.code(), str(trailers.get(ERROR_CODE_KEY, "")), str(trailers.get(ERROR_FIELD_KEY, ""))
+    error = domain_error_from(exc)
+    return exc.code(), error.code, error.field or ""
 
 
 async def eventually(

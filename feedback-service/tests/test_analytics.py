@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_feedback import events, repository, service
+from infou_feedback import repository, service
 from infou_feedback.models import TrackedSession
 from infou_feedback.service import AdaptiveRule, FeedbackInput, ProgressInput, Submitted
 from infou_feedback.session_access import Access
+from infou_libs import subjects
 from infou_libs.errors import InvalidArgument
 from infou_protos.events.v1 import events_pb2
 
@@ -128,17 +129,19 @@ async def test_a_scripted_learners_analytics(
     assert (await s.tracked()).current_level == "beginner"
 
     completion = await outbox_events(
-        sessions, events.SESSION_ANALYTICS_UPDATED, events_pb2.SessionAnalyticsUpdated
+        sessions, subjects.SESSION_ANALYTICS_UPDATED, events_pb2.SessionAnalyticsUpdated
     )
     assert [e.completion_rate for e in completion] == [0.0, 0.25, 0.5, 0.75]
     assert {e.main_topic_id for e in completion} == {1}
-    progress = await outbox_events(sessions, events.PROGRESS_RECORDED, events_pb2.ProgressRecorded)
+    progress = await outbox_events(
+        sessions, subjects.PROGRESS_RECORDED, events_pb2.ProgressRecorded
+    )
     assert len(progress) == 9
     assert (progress[-1].completed_articles, progress[-1].total_time_spent) == (3, 700)
     assert progress[-1].total_articles == 4
     assert [p.action for p in progress][:2] == ["started", "completed"]
     submitted = await outbox_events(
-        sessions, events.FEEDBACK_SUBMITTED, events_pb2.FeedbackSubmitted
+        sessions, subjects.FEEDBACK_SUBMITTED, events_pb2.FeedbackSubmitted
     )
     assert [(e.article_id, e.rating, e.previous_rating) for e in submitted] == [
         (s.article(1), "like", ""),
@@ -154,7 +157,9 @@ async def test_generated_sub_topics_are_named_for_generation(
 ) -> None:
     s = Script(sessions, access, sub_topic=("generated", 42))
     await s.feedback(1, "dislike")
-    [event] = await outbox_events(sessions, events.FEEDBACK_SUBMITTED, events_pb2.FeedbackSubmitted)
+    [event] = await outbox_events(
+        sessions, subjects.FEEDBACK_SUBMITTED, events_pb2.FeedbackSubmitted
+    )
     assert (event.curated_sub_topic_id, event.generated_sub_topic_id) == (0, 42)
 
 
@@ -268,7 +273,7 @@ async def test_repeated_too_hard_moves_the_unread_articles_one_level_down(
     assert moved.article_ids == [s.article(5), s.article(6)]
 
     [event] = await outbox_events(
-        sessions, events.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted
+        sessions, subjects.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted
     )
     assert (event.from_level, event.to_level, event.reason) == (
         "intermediate",
@@ -301,7 +306,9 @@ async def test_repeated_too_hard_moves_the_unread_articles_one_level_down(
     assert (await s.tracked()).current_level == "absolute_beginner"
     assert (
         len(
-            await outbox_events(sessions, events.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted)
+            await outbox_events(
+                sessions, subjects.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted
+            )
         )
         == 2
     )
@@ -341,7 +348,7 @@ async def test_without_the_option_nothing_moves(
     for n in (1, 2, 3):
         assert (await s.feedback(n, "dislike", "too_hard")).adjustment is None
     assert (
-        await outbox_events(sessions, events.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted)
+        await outbox_events(sessions, subjects.DIFFICULTY_ADJUSTED, events_pb2.DifficultyAdjusted)
         == []
     )
     view = await s.analytics()

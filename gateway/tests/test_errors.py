@@ -6,6 +6,8 @@ import pytest
 from fastapi import FastAPI, Query
 
 from infou_gateway import errors
+from infou_libs.errors import DomainError, InvalidArgument
+from infou_libs.grpc_client import rich_status
 
 
 def _app(exc: Exception | None = None) -> FastAPI:
@@ -24,12 +26,18 @@ def _app(exc: Exception | None = None) -> FastAPI:
     return app
 
 
-def _rpc_error(code: grpc.StatusCode, details: str, **trailers: str) -> grpc.aio.AioRpcError:
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+
+
+def _domain_rpc_error(error: DomainError) -> grpc.aio.AioRpcError:
+    """The call error a service's interceptor makes of `error` (gRPC's rich status)."""
+    status = rich_status(error)
     return grpc.aio.AioRpcError(
-        code,
+        status.code,
         grpc.aio.Metadata(),
-        grpc.aio.Metadata(*trailers.items()),
-        details=details,
+        grpc.aio.Metadata(*status.trailing_metadata),
+        details=status.details,
     )
 
 
@@ -60,11 +68,7 @@ async def test_grpc_status_becomes_http_status(code: grpc.StatusCode, status: in
 
 
 async def test_domain_error_code_and_field_reach_the_client() -> None:
-    exc = _rpc_error(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "unknown level 'master'",
-        **{"infou-error-code": "INVALID_ARGUMENT", "infou-error-field": "level"},
-    )
+    exc = _domain_rpc_error(InvalidArgument("unknown level 'master'", field="level"))
     reply = await _get(_app(exc), "/boom")
     assert reply.status_code == 422
     assert reply.json() == {

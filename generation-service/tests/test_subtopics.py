@@ -40,7 +40,7 @@ from infou_generation.models import (
 from infou_generation.settings import GenerationSettings
 from infou_libs import subjects
 from infou_libs.db import create_engine, session_factory
-from infou_libs.errors import ERROR_FIELD_KEY
+from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, publish
 from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
@@ -208,10 +208,7 @@ async def stored(
 
 
 def error_field(exc: grpc.aio.AioRpcError) -> str:
-    for key, value in exc.trailing_metadata() or ():
-        if key == ERROR_FIELD_KEY:
-            return str(value)
-    return ""
+    return domain_error_from(exc).field or ""
 
 
 def norm(name: str) -> str:

@@ -23,7 +23,7 @@ from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
 from infou_libs import engines
 from infou_libs.db import asyncpg_url
-from infou_libs.errors import ERROR_CODE_KEY
+from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import connect, ensure_streams
 from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -222,8 +222,7 @@ async def test_a_stuck_watcher_is_dropped_and_the_others_get_everything(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await drain_stuck()
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    trailers = dict(caught.value.trailing_metadata() or ())
-    assert trailers.get(ERROR_CODE_KEY) == "SLOW_CONSUMER"
+    assert domain_error_from(caught.value).code == "SLOW_CONSUMER"
     reader.cancel()
 
 

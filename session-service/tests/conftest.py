@@ -24,7 +24,7 @@ from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
 from infou_libs import engines
 from infou_libs.db import asyncpg_url
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, new_event_id, publish
 from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -201,8 +201,8 @@ async def progress_log(nc: NatsClient) -> AsyncIterator[ProgressLog]:
 
 
 def _rpc_error(exc: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str, str]:
-    trailers = dict(exc.trailing_metadata() or ())
-    return exc.code(), str(trailers.get(ERROR_CODE_KEY, "")), str(trailers.get(ERROR_FIELD_KEY, ""))
+    error = domain_error_from(exc)
+    return exc.code(), error.code, error.field or ""
 
 
 @pytest.fixture

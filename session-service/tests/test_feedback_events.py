@@ -11,12 +11,12 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from infou_libs.subjects import DIFFICULTY_ADJUSTED as ADJUSTED
+from infou_libs.subjects import PROGRESS_RECORDED as PROGRESS
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
 Stub = session_pb2_grpc.SessionServiceStub
-PROGRESS = "events.feedback.progress_recorded"
-ADJUSTED = "events.feedback.difficulty_adjusted"
 
 
 def _usage() -> events_pb2.GenerationUsage:

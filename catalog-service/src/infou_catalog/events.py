@@ -18,31 +18,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_catalog import service
 from infou_catalog.models import MainTopic, outbox, processed_events
-from infou_libs.errors import InvalidArgument
+from infou_libs import subjects
+from infou_libs.consume import Route, event_consumer
 from infou_libs.logging import get_logger
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError
-from infou_libs.outbox import add_event, idempotent_handler
+from infou_libs.messaging import DurableConsumer
+from infou_libs.outbox import add_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-CATALOG_CHANGED = "events.catalog.changed"
-
-SESSION_CREATED = "events.session.created"
-SUBTOPICS_GENERATED = "events.generation.subtopics_generated"
-FEEDBACK_SUBMITTED = "events.feedback.submitted"
-SESSION_ANALYTICS_UPDATED = "events.feedback.session_analytics_updated"
 
 E = TypeVar("E", bound=Message)
 
@@ -60,7 +53,7 @@ async def announce_change(
     await add_event(
         session,
         outbox,
-        CATALOG_CHANGED,
+        subjects.CATALOG_CHANGED,
         events_pb2.CatalogChanged(
             main_topic_ids=[t.id for t in topics],
             main_topic_slugs=[t.slug for t in topics],
@@ -124,44 +117,31 @@ async def on_session_analytics_updated(
         await announce_change(session, topics, reason="analytics")
 
 
-def _decoding(
-    payload: type[E], handle: Callable[[AsyncSession, E], Awaitable[None]]
-) -> Callable[[AsyncSession, Msg], Awaitable[None]]:
-    """Parses the payload; a malformed or invalid event can never succeed, so it is not retried."""
-
-    async def apply(session: AsyncSession, msg: Msg) -> None:
-        try:
-            event = payload.FromString(msg.data)
-        except DecodeError as exc:
-            raise PermanentError(f"undecodable {payload.__name__}: {exc}") from exc
-        try:
-            await handle(session, event)
-        except InvalidArgument as exc:
-            raise PermanentError(f"invalid {payload.__name__}: {exc.field}: {exc}") from exc
-
-    return apply
+def _route(payload: type[E], handle: Callable[[AsyncSession, E], Awaitable[None]]) -> Route[E]:
+    return Route(payload, handle)
 
 
-# (durable consumer name, subject, payload type, handler); the name is also the idempotency key.
-_SUBSCRIPTIONS: tuple[tuple[str, str, type[Message], Callable[..., Awaitable[None]]], ...] = (
-    ("catalog-session-created", SESSION_CREATED, events_pb2.SessionCreated, on_session_created),
+# durable consumer name (also the idempotency key) → its subject and route.
+_SUBSCRIPTIONS: tuple[tuple[str, str, Route[Any]], ...] = (
+    (
+        "catalog-session-created",
+        subjects.SESSION_CREATED,
+        _route(events_pb2.SessionCreated, on_session_created),
+    ),
     (
         "catalog-subtopics-generated",
-        SUBTOPICS_GENERATED,
-        events_pb2.SubTopicsGenerated,
-        on_subtopics_generated,
+        subjects.SUBTOPICS_GENERATED,
+        _route(events_pb2.SubTopicsGenerated, on_subtopics_generated),
     ),
     (
         "catalog-feedback-submitted",
-        FEEDBACK_SUBMITTED,
-        events_pb2.FeedbackSubmitted,
-        on_feedback_submitted,
+        subjects.FEEDBACK_SUBMITTED,
+        _route(events_pb2.FeedbackSubmitted, on_feedback_submitted),
     ),
     (
         "catalog-session-analytics",
-        SESSION_ANALYTICS_UPDATED,
-        events_pb2.SessionAnalyticsUpdated,
-        on_session_analytics_updated,
+        subjects.SESSION_ANALYTICS_UPDATED,
+        _route(events_pb2.SessionAnalyticsUpdated, on_session_analytics_updated),
     ),
 )
 
@@ -169,16 +149,9 @@ _SUBSCRIPTIONS: tuple[tuple[str, str, type[Message], Callable[..., Awaitable[Non
 def statistics_consumers(
     js: JetStreamContext, sessions: async_sessionmaker[AsyncSession]
 ) -> Sequence[DurableConsumer]:
-    """One durable consumer per consumed subject."""
+    """One durable consumer per consumed subject, on libs' consume path (an undecodable or
+    invalid event is rejected, not retried)."""
     return [
-        DurableConsumer(
-            js=js,
-            stream=EVENTS_STREAM,
-            durable=durable,
-            subjects=[subject],
-            handler=idempotent_handler(
-                sessions, processed_events, durable, _decoding(payload, handle)
-            ),
-        )
-        for durable, subject, payload, handle in _SUBSCRIPTIONS
+        event_consumer(js, durable, {subject: route}, sessions, processed_events)
+        for durable, subject, route in _SUBSCRIPTIONS
     ]

@@ -1,4 +1,5 @@
-"""What feedback-service publishes (through its outbox, in the transaction of the change).
+"""What feedback-service publishes (through its outbox, in the transaction of the change; the
+subject names are declared in infou_libs.subjects).
 It consumes nothing: session-service is asked over gRPC (session_access.py).
 
 - events.feedback.submitted (FeedbackSubmitted): every feedback, a replacement naming the
@@ -10,10 +11,3 @@ It consumes nothing: session-service is asked over gRPC (session_access.py).
 - events.feedback.difficulty_adjusted (DifficultyAdjusted): adaptive difficulty moved the
   learner a level; session-service converts the unread articles and tells the watchers.
 """
-
-from __future__ import annotations
-
-FEEDBACK_SUBMITTED = "events.feedback.submitted"
-PROGRESS_RECORDED = "events.feedback.progress_recorded"
-SESSION_ANALYTICS_UPDATED = "events.feedback.session_analytics_updated"
-DIFFICULTY_ADJUSTED = "events.feedback.difficulty_adjusted"

@@ -39,7 +39,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_feedback import events, repository
+from infou_feedback import repository
 from infou_feedback.models import (
     PROGRESS_ACTIONS,
     ArticleFeedback,
@@ -49,6 +49,7 @@ from infou_feedback.models import (
     outbox,
 )
 from infou_feedback.session_access import Access
+from infou_libs import subjects
 from infou_libs.errors import InvalidArgument
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
@@ -207,7 +208,7 @@ async def submit_feedback(
     await add_event(
         db,
         outbox,
-        events.FEEDBACK_SUBMITTED,
+        subjects.FEEDBACK_SUBMITTED,
         events_pb2.FeedbackSubmitted(
             session_id=access.session_id,
             article_id=access.article_id,
@@ -285,7 +286,7 @@ async def _adapt(
     await add_event(
         db,
         outbox,
-        events.DIFFICULTY_ADJUSTED,
+        subjects.DIFFICULTY_ADJUSTED,
         events_pb2.DifficultyAdjusted(
             session_id=tracked.session_id,
             from_level=from_level,
@@ -410,7 +411,7 @@ async def record_progress(
     await add_event(
         db,
         outbox,
-        events.PROGRESS_RECORDED,
+        subjects.PROGRESS_RECORDED,
         events_pb2.ProgressRecorded(
             session_id=access.session_id,
             article_id=access.article_id,
@@ -474,7 +475,7 @@ async def recalculate(
         await add_event(
             db,
             outbox,
-            events.SESSION_ANALYTICS_UPDATED,
+            subjects.SESSION_ANALYTICS_UPDATED,
             events_pb2.SessionAnalyticsUpdated(
                 session_id=session_id,
                 main_topic_id=tracked.main_topic_id,

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from infou_libs.errors import (
-    ERROR_CODE_KEY,
-    ERROR_FIELD_KEY,
     DomainError,
     FailedPrecondition,
     Gone,
     InvalidArgument,
     NotFound,
     Unauthenticated,
+    Unavailable,
 )
+from infou_libs.grpc_client import ServiceClient, domain_error_from
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
 
@@ -41,63 +39,35 @@ class Access:
     word_count: int = 0
 
 
-class SessionUnavailable(DomainError):
-    """session-service did not answer: nothing can be checked, so nothing is recorded."""
-
-    status = grpc.StatusCode.UNAVAILABLE
-    code = "SERVICE_UNAVAILABLE"
-
-
-_REFUSALS: dict[grpc.StatusCode, type[DomainError]] = {
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.OUT_OF_RANGE: Gone,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-}
-
-
-def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    metadata: Any = exc.trailing_metadata() or ()
-    for item in metadata:
-        if item[0] == key:
-            return str(item[1])
-    return ""
+# session-service's refusals pass through as they are; anything else means it did not answer.
+_REFUSALS = (Unauthenticated, NotFound, InvalidArgument, Gone, FailedPrecondition)
 
 
 def refusal(exc: grpc.aio.AioRpcError) -> DomainError:
     """session-service's answer as the same domain error (code and field kept)."""
-    kind = _REFUSALS.get(exc.code())
-    if kind is None:
-        return SessionUnavailable(f"session-service did not answer ({exc.code().name})")
-    return kind(
-        exc.details() or exc.code().name,
-        field=_trailer(exc, ERROR_FIELD_KEY) or None,
-        code=_trailer(exc, ERROR_CODE_KEY) or None,
-    )
+    error = domain_error_from(exc)
+    if isinstance(error, _REFUSALS):
+        return error
+    return Unavailable(f"session-service did not answer ({exc.code().name})")
 
 
 class SessionAccess:
     """The gRPC client of AuthorizeArticle; every call has a deadline."""
 
     def __init__(self, addr: str, deadline: float) -> None:
-        interceptors = aio_client_interceptors()  # type: ignore[no-untyped-call]
-        self._channel = grpc.aio.insecure_channel(addr, interceptors=interceptors)
-        self._stub = session_pb2_grpc.SessionServiceStub(self._channel)
-        self._deadline = deadline
+        self._client = ServiceClient(addr, deadline)
+        self._stub = session_pb2_grpc.SessionServiceStub(self._client.channel)
 
     async def close(self) -> None:
-        await self._channel.close(grace=None)
+        await self._client.close()
 
     async def authorize(self, session_id: str, article_id: str, token: str) -> Access:
         """The session (and article) `token` opens; raises session-service's refusal."""
+        request = session_pb2.AuthorizeArticleRequest(
+            session_id=session_id, article_id=article_id, access_token=token
+        )
         try:
-            reply = await self._stub.AuthorizeArticle(
-                session_pb2.AuthorizeArticleRequest(
-                    session_id=session_id, article_id=article_id, access_token=token
-                ),
-                timeout=self._deadline,
-            )
+            reply = await self._stub.AuthorizeArticle(request, timeout=self._client.deadline)
         except grpc.aio.AioRpcError as exc:
             raise refusal(exc) from exc
         return Access(

@@ -1,4 +1,5 @@
-"""The one place where failures become HTTP: gRPC status → HTTP status and a JSON body."""
+"""The one place where failures become HTTP: a domain error (raised by a route, or by a service
+and carried here by gRPC's rich status) → HTTP status and a JSON body."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from infou_libs.errors import DomainError
+from infou_libs.grpc_client import domain_error_from
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
@@ -38,26 +40,21 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": error}
 
 
-def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    metadata: Any = exc.trailing_metadata() or ()
-    for item in metadata:
-        if item[0] == key:
-            return str(item[1])
-    return ""
-
-
-def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
-    status = GRPC_TO_HTTP.get(exc.code(), 502)
-    code = _trailer(exc, ERROR_CODE_KEY) or exc.code().name
-    field = _trailer(exc, ERROR_FIELD_KEY) or None
-    message = exc.details() or exc.code().name
+def error_response(exc: DomainError) -> JSONResponse:
+    """The HTTP answer to a domain error; what a backend failure was is never told."""
+    status = GRPC_TO_HTTP.get(exc.status, 502)
+    code, message = exc.code, exc.message or exc.status.name
     if status >= 500:
-        log.warning("upstream_error", grpc_code=exc.code().name, error=message)
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        log.warning("upstream_error", grpc_code=exc.status.name, error=message)
+        if exc.status == grpc.StatusCode.UNAVAILABLE:
             code, message = "SERVICE_UNAVAILABLE", "a backend service is unavailable"
         elif status == 502:
             code, message = "UPSTREAM_ERROR", "a backend service failed"
-    return JSONResponse(error_body(code, message, field), status_code=status)
+    return JSONResponse(error_body(code, message, exc.field), status_code=status)
+
+
+def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
+    return error_response(domain_error_from(exc))
 
 
 def _field_of(loc: Any) -> str:
@@ -69,6 +66,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def on_grpc_error(_request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return grpc_error_response(exc)
+
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

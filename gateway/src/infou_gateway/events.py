@@ -1,8 +1,8 @@
-"""What the gateway consumes: catalog changes invalidate the cached responses at once."""
+"""What the gateway consumes: catalog changes invalidate the cached responses at once (no
+database, so no claim: dropping a cache key twice is harmless)."""
 
 from __future__ import annotations
 
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infou_gateway.cache import (
@@ -12,18 +12,17 @@ from infou_gateway.cache import (
     curated_pattern,
     main_topic_key,
 )
+from infou_libs import subjects
+from infou_libs.consume import decoding_handler
 from infou_libs.logging import get_logger
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer
+from infou_libs.messaging import DurableConsumer
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
 
-CATALOG_CHANGED = "events.catalog.changed"
-
 
 def cache_invalidation_consumer(js: JetStreamContext, cache: ResponseCache) -> DurableConsumer:
-    async def on_catalog_changed(msg: Msg) -> None:
-        event = events_pb2.CatalogChanged.FromString(msg.data)
+    async def on_catalog_changed(event: events_pb2.CatalogChanged) -> None:
         # Every change can move a topic's numbers in the list, so the whole list goes; the
         # topics named lose their detail and every level's curated list.
         keys = [MAIN_TOPICS_KEY, *(main_topic_key(slug) for slug in event.main_topic_slugs)]
@@ -42,8 +41,8 @@ def cache_invalidation_consumer(js: JetStreamContext, cache: ResponseCache) -> D
 
     return DurableConsumer(
         js=js,
-        stream=EVENTS_STREAM,
+        stream=subjects.EVENTS_STREAM,
         durable="gateway-cache",
-        subjects=[CATALOG_CHANGED],
-        handler=on_catalog_changed,
+        subjects=[subjects.CATALOG_CHANGED],
+        handler=decoding_handler(events_pb2.CatalogChanged, on_catalog_changed),
     )

@@ -1,4 +1,5 @@
-"""Domain errors: raised by services, turned into gRPC status by one interceptor."""
+"""Domain errors: raised by services, turned into gRPC's rich status by one interceptor
+(grpc_server) and back into the same error by the one client (grpc_client.domain_error_from)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ class RateLimited(DomainError):
     code = "RATE_LIMITED"
 
 
-# Trailing-metadata keys that carry the error's machine-readable parts to the gateway.
-ERROR_CODE_KEY = "infou-error-code"
-ERROR_FIELD_KEY = "infou-error-field"
+class Unavailable(DomainError):
+    """Another service did not answer, or not in time; the caller may try again (HTTP 503)."""
+
+    status = grpc.StatusCode.UNAVAILABLE
+    code = "SERVICE_UNAVAILABLE"

@@ -12,7 +12,8 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, DomainError
+from infou_libs.errors import DomainError
+from infou_libs.grpc_client import KEEPALIVE_TIME_MS, rich_status
 from infou_libs.logging import get_logger
 from infou_libs.metrics import GRPC_SERVER_LATENCY
 
@@ -99,8 +100,17 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,t
 
 
 async def _abort(context: Context, exc: DomainError) -> None:
-    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")))
-    await context.abort(exc.status, exc.message)
+    status = rich_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+# Accept the clients' keepalive pings (grpc_client.CHANNEL_OPTIONS), also between calls.
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+    ("grpc.http2.max_ping_strikes", 0),
+)
 
 
 class GrpcServer:
@@ -111,7 +121,7 @@ class GrpcServer:
         self.health = HealthServicer()
         self.server = grpc.aio.server(
             interceptors=[aio_server_interceptor(), DomainErrorInterceptor(service)],  # type: ignore[no-untyped-call]
-            options=[("grpc.so_reuseport", 0)],
+            options=SERVER_OPTIONS,
         )
         names = [name for _add, _servicer, name in registrations]
         for add, servicer, _name in registrations:

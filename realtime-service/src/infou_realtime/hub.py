@@ -19,12 +19,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
+from infou_libs import subjects
 from infou_libs.logging import get_logger
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-SUBJECT = "progress.session.*"
 
 WATCHERS = Gauge("infou_realtime_watchers", "Watch streams open on this replica")
 DELIVERED = Counter("infou_realtime_messages_total", "Progress messages put on watch streams")
@@ -49,7 +48,7 @@ class ProgressHub:
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(SUBJECT, cb=self._on_message)
+        self._sub = await self._nc.subscribe(subjects.PROGRESS_WILDCARD, cb=self._on_message)
 
     async def stop(self) -> None:
         if self._sub is not None:

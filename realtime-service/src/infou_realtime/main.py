@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
-
+from infou_libs.grpc_client import ServiceClient
 from infou_libs.grpc_server import Registration
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
@@ -26,17 +24,10 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     hub = ProgressHub(rt.nc, settings.watcher_queue_size)
     await hub.start()
     rt.closers.append(hub.stop)
-    channel = grpc.aio.insecure_channel(
-        settings.session_addr,
-        interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
-    )
-
-    async def close_channel() -> None:
-        await channel.close(grace=None)
-
-    rt.closers.append(close_channel)
+    session_service = ServiceClient(settings.session_addr, settings.grpc_deadline_seconds)
+    rt.closers.append(session_service.close)
     servicer = RealtimeServicer(
-        rt.sessions, hub, session_pb2_grpc.SessionServiceStub(channel), settings
+        rt.sessions, hub, session_pb2_grpc.SessionServiceStub(session_service.channel), settings
     )
     return [
         (

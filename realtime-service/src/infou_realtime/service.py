@@ -11,6 +11,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_libs.errors import InvalidArgument, NotFound, RateLimited
+from infou_libs.grpc_client import domain_error_from
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_realtime import repository
 from infou_realtime.hub import ProgressHub
@@ -93,9 +94,10 @@ async def watch(
                 session_pb2.GetProgressSnapshotRequest(session_id=session_id), timeout=deadline
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
+            error = domain_error_from(exc)
+            if isinstance(error, NotFound):
                 raise NotFound("no session with this id", field="session_id") from exc
-            raise
+            raise error from exc
         yield Outgoing("snapshot", snapshot.snapshot_json, snapshot.sequence)
         last_progress = snapshot.sequence
         while True:

@@ -6,9 +6,10 @@ Publishes, through its outbox (in the transaction of the change):
 - jobs.curriculum.generate, jobs.article.generate, jobs.article.convert: the generation jobs,
   each carrying its task's input (generation_input.py).
 
-Consumes generation's results with one durable consumer, each event claimed by id in
-`session.processed_events` in the same transaction as its effect (a redelivery changes
-nothing), and each session's results applied one at a time (its row is locked):
+Consumes generation's results (results.py) with one durable consumer on libs' one consume path
+(infou_libs.consume): each event claimed by id in `session.processed_events` in the same
+transaction as its effect (a redelivery changes nothing), and each session's results applied
+one at a time (its row is locked):
 
 - events.generation.curriculum_generated (CurriculumGenerated)
 - events.generation.article_generated (ArticleGenerated)
@@ -23,66 +24,46 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from google.protobuf.message import DecodeError, Message
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError, event_id_of
-from infou_libs.metrics import EVENTS_CONSUMED
-from infou_libs.outbox import claim_event
+from infou_libs import subjects
+from infou_libs.consume import Route, Routes, event_consumer
+from infou_libs.messaging import DurableConsumer
 from infou_protos.events.v1 import events_pb2
-from infou_session import service
+from infou_session import results
 from infou_session.models import processed_events
 from infou_session.progress import ProgressMessage, ProgressPublisher
-
-CURRICULUM_GENERATED = "events.generation.curriculum_generated"
-ARTICLE_GENERATED = "events.generation.article_generated"
-ARTICLE_CONVERTED = "events.generation.article_converted"
-TASK_FAILED = "events.generation.task_failed"
 
 CONSUMER = "session-generation-results"
 
 # The event argument is the subject's own message type.
 Apply = Callable[[AsyncSession, Any], Awaitable[list[ProgressMessage]]]
 
-Handlers = dict[str, tuple[type[Message], Apply]]
 
-_HANDLERS: Handlers = {
-    CURRICULUM_GENERATED: (events_pb2.CurriculumGenerated, service.on_curriculum_generated),
-    ARTICLE_GENERATED: (events_pb2.ArticleGenerated, service.on_article_generated),
-    ARTICLE_CONVERTED: (events_pb2.ArticleConverted, service.on_article_converted),
-    TASK_FAILED: (events_pb2.GenerationFailed, service.on_generation_failed),
+def progress_routes(
+    publisher: ProgressPublisher, handlers: dict[str, tuple[type[Any], Apply]]
+) -> Routes:
+    """Routes whose effects return the session's progress, published once they committed."""
+
+    async def after_commit(event: Any, messages: list[ProgressMessage]) -> None:
+        await publisher.publish(str(event.session_id), messages)
+
+    return {
+        subject: Route(payload, apply, after_commit)
+        for subject, (payload, apply) in handlers.items()
+    }
+
+
+HANDLERS: dict[str, tuple[type[Any], Apply]] = {
+    subjects.CURRICULUM_GENERATED: (
+        events_pb2.CurriculumGenerated,
+        results.on_curriculum_generated,
+    ),
+    subjects.ARTICLE_GENERATED: (events_pb2.ArticleGenerated, results.on_article_generated),
+    subjects.ARTICLE_CONVERTED: (events_pb2.ArticleConverted, results.on_article_converted),
+    subjects.TASK_FAILED: (events_pb2.GenerationFailed, results.on_generation_failed),
 }
-
-
-def dispatching_handler(
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: ProgressPublisher,
-    handlers: Handlers,
-    consumer: str,
-) -> Callable[[Msg], Awaitable[None]]:
-    """Applies one event once (claimed by id in its transaction, by the handler of its subject),
-    then publishes the progress it caused."""
-
-    async def handle(msg: Msg) -> None:
-        if msg.subject not in handlers:
-            raise PermanentError(f"unexpected subject {msg.subject}")
-        kind, apply = handlers[msg.subject]
-        try:
-            event = kind.FromString(msg.data)
-        except DecodeError as exc:
-            raise PermanentError(f"undecodable {msg.subject}: {exc}") from exc
-        session_id = str(getattr(event, "session_id", ""))
-        async with sessions() as db, db.begin():
-            if not await claim_event(db, processed_events, consumer, event_id_of(msg)):
-                EVENTS_CONSUMED.labels(consumer, "duplicate").inc()
-                return
-            messages = await apply(db, event)
-        EVENTS_CONSUMED.labels(consumer, "processed").inc()
-        await publisher.publish(session_id, messages)
-
-    return handle
 
 
 def result_consumer(
@@ -91,11 +72,5 @@ def result_consumer(
     publisher: ProgressPublisher,
     concurrency: int,
 ) -> DurableConsumer:
-    return DurableConsumer(
-        js=js,
-        stream=EVENTS_STREAM,
-        durable=CONSUMER,
-        subjects=list(_HANDLERS),
-        handler=dispatching_handler(sessions, publisher, _HANDLERS, CONSUMER),
-        concurrency=concurrency,
-    )
+    routes = progress_routes(publisher, HANDLERS)
+    return event_consumer(js, CONSUMER, routes, sessions, processed_events, concurrency=concurrency)

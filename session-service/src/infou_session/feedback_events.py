@@ -10,7 +10,7 @@ row locked):
   makes the next one current.
 - events.feedback.difficulty_adjusted (DifficultyAdjusted): adaptive difficulty (decided by
   feedback-service, whose service.py documents the rule) moved the learner a level. Each listed
-  unread article is converted to the new level through the conversion machinery of
+  unread article is converted to the new level by conversion.py, the same claim as
   GET /articles/{id}/convert (a ready variant is reused, a failed one retried), and the
   session's watchers get a `difficulty_adjusted` message naming each article's conversion, whose
   `conversion_complete` follows as usual.
@@ -19,26 +19,22 @@ row locked):
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from typing import Any
 
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_libs import subjects
+from infou_libs.consume import event_consumer
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
-from infou_libs.messaging import EVENTS_STREAM, DurableConsumer, PermanentError
+from infou_libs.messaging import DurableConsumer, PermanentError
 from infou_protos.events.v1 import events_pb2
-from infou_session import progress, repository, service
-from infou_session.events import Handlers, dispatching_handler
-from infou_session.models import GeneratedArticle, LearningSession
+from infou_session import conversion, progress, repository
+from infou_session.events import progress_routes
+from infou_session.models import LearningSession, processed_events
 from infou_session.progress import ProgressMessage, ProgressPublisher
-from infou_session.workflow import ArticleStatus
 
 log = get_logger(__name__)
-
-PROGRESS_RECORDED = "events.feedback.progress_recorded"
-DIFFICULTY_ADJUSTED = "events.feedback.difficulty_adjusted"
 
 CONSUMER = "session-feedback"
 
@@ -82,33 +78,6 @@ async def on_progress_recorded(
     return []
 
 
-async def _convert(
-    db: AsyncSession, session: LearningSession, article: GeneratedArticle, level: str
-) -> dict[str, Any]:
-    """One article at `level`: ready, or converting (the task named), or not written yet."""
-    entry: dict[str, Any] = {"article_id": article.id, "task_id": None}
-    if article.status != ArticleStatus.READY:
-        return entry | {"status": "not_written"}
-    if article.target_level == level:
-        return entry | {"status": "ready"}
-    variant = await repository.variant(db, article.id, level, for_update=True)
-    if variant is None:
-        task_id = f"conv_{uuid.uuid4().hex}"
-        if await repository.claim_variant(db, article.id, level, task_id):
-            # The same job GET /articles/{id}/convert enqueues.
-            await service._enqueue_conversion(db, session, article, level, task_id)
-            return entry | {"status": "processing", "task_id": task_id}
-        variant = await repository.variant(db, article.id, level, for_update=True)
-        assert variant is not None
-    if variant.status == ArticleStatus.FAILED:
-        variant.task_id = f"conv_{uuid.uuid4().hex}"
-        variant.status = ArticleStatus.GENERATING.value
-        variant.failure_reason = None
-        await service._enqueue_conversion(db, session, article, level, variant.task_id)
-    status = "ready" if variant.status == ArticleStatus.READY else "processing"
-    return entry | {"status": status, "task_id": variant.task_id}
-
-
 async def on_difficulty_adjusted(
     db: AsyncSession, event: events_pb2.DifficultyAdjusted
 ) -> list[ProgressMessage]:
@@ -120,7 +89,7 @@ async def on_difficulty_adjusted(
         raise PermanentError(f"unknown level {event.to_level!r}")
     articles = {a.id: a for a in await repository.articles_of(db, session.id)}
     moved = [
-        await _convert(db, session, articles[article_id], event.to_level)
+        await conversion.convert_for_difficulty(db, session, articles[article_id], event.to_level)
         for article_id in event.article_ids
         if article_id in articles
     ]
@@ -146,19 +115,14 @@ async def on_difficulty_adjusted(
     return progress.stamp(session, [message])
 
 
-_HANDLERS: Handlers = {
-    PROGRESS_RECORDED: (events_pb2.ProgressRecorded, on_progress_recorded),
-    DIFFICULTY_ADJUSTED: (events_pb2.DifficultyAdjusted, on_difficulty_adjusted),
-}
-
-
 def feedback_consumer(
     js: JetStreamContext, sessions: async_sessionmaker[AsyncSession], publisher: ProgressPublisher
 ) -> DurableConsumer:
-    return DurableConsumer(
-        js=js,
-        stream=EVENTS_STREAM,
-        durable=CONSUMER,
-        subjects=list(_HANDLERS),
-        handler=dispatching_handler(sessions, publisher, _HANDLERS, CONSUMER),
+    routes = progress_routes(
+        publisher,
+        {
+            subjects.PROGRESS_RECORDED: (events_pb2.ProgressRecorded, on_progress_recorded),
+            subjects.DIFFICULTY_ADJUSTED: (events_pb2.DifficultyAdjusted, on_difficulty_adjusted),
+        },
     )
+    return event_consumer(js, CONSUMER, routes, sessions, processed_events)

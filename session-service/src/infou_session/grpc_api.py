@@ -11,7 +11,7 @@ from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
 from infou_libs.protobuf import optional_timestamp as _ts
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
-from infou_session import feedback_access, service
+from infou_session import conversion, feedback_access, results, service
 from infou_session.models import ArticleVariant, GeneratedArticle
 from infou_session.progress import ProgressPublisher
 from infou_session.service import ArticleView, SessionView
@@ -140,20 +140,20 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         self, request: session_pb2.ConvertArticleRequest, context: Context
     ) -> session_pb2.ConvertArticleResponse:
         async with unit_of_work(self._sessions) as db:
-            conversion = await service.convert_article(
+            converted = await conversion.convert_article(
                 db, self._secret, request.article_id, request.target_level, request.access_token
             )
         return session_pb2.ConvertArticleResponse(
-            status=conversion.status,
-            task_id=conversion.task_id,
-            article=article_message(conversion.view) if conversion.view else None,
+            status=converted.status,
+            task_id=converted.task_id,
+            article=article_message(converted.view) if converted.view else None,
         )
 
     async def RetrySession(
         self, request: session_pb2.GetSessionRequest, context: Context
     ) -> session_pb2.Session:
         async with unit_of_work(self._sessions) as db:
-            retried = await service.retry_session(
+            retried = await results.retry_session(
                 db, self._secret, request.session_id, request.access_token
             )
         await self._publisher.publish(request.session_id, retried.messages)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from infou_libs import subjects
 from infou_libs.durations import korean_duration
 from infou_libs.logging import get_logger
 from infou_protos.events.v1 import events_pb2
@@ -24,13 +25,7 @@ from infou_session.workflow import ArticleStatus, Status, stage
 
 log = get_logger(__name__)
 
-SUBJECT_PREFIX = "progress.session."
-
 GENERATION_FAILED = "GENERATION_FAILED"
-
-
-def subject(session_id: str) -> str:
-    return f"{SUBJECT_PREFIX}{session_id}"
 
 
 @dataclass(frozen=True)
@@ -208,6 +203,8 @@ class ProgressPublisher:
                 sequence=message.sequence,
             )
             try:
-                await self._nc.publish(subject(session_id), payload.SerializeToString())
+                await self._nc.publish(
+                    subjects.progress_subject(session_id), payload.SerializeToString()
+                )
             except Exception as exc:
                 log.warning("progress_publish_failed", session_id=session_id, error=str(exc))

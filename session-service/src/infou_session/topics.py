@@ -7,22 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
-
-from infou_libs.errors import DomainError, InvalidArgument
+from infou_libs.errors import InvalidArgument, NotFound, Unavailable
+from infou_libs.grpc_client import ServiceClient
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
 SUB_TOPIC_TYPES = ("curated", "generated")
-UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
-class TopicsUnavailable(DomainError):
-    """catalog- or generation-service did not answer; the caller may try again (HTTP 503)."""
-
-    status = grpc.StatusCode.UNAVAILABLE
-    code = "SERVICE_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -47,38 +37,33 @@ class TopicDirectory:
     """Looks topics up in the services that own them; every call has a deadline."""
 
     def __init__(self, catalog_addr: str, generation_addr: str, deadline: float) -> None:
-        interceptors = aio_client_interceptors()  # type: ignore[no-untyped-call]
-        self._catalog_channel = grpc.aio.insecure_channel(catalog_addr, interceptors=interceptors)
-        self._generation_channel = grpc.aio.insecure_channel(
-            generation_addr, interceptors=interceptors
+        self._catalog_client = ServiceClient(catalog_addr, deadline)
+        self._generation_client = ServiceClient(generation_addr, deadline)
+        self._catalog = catalog_pb2_grpc.CatalogServiceStub(self._catalog_client.channel)
+        self._generation = generation_pb2_grpc.GenerationServiceStub(
+            self._generation_client.channel
         )
-        self._catalog = catalog_pb2_grpc.CatalogServiceStub(self._catalog_channel)
-        self._generation = generation_pb2_grpc.GenerationServiceStub(self._generation_channel)
-        self._deadline = deadline
 
     async def close(self) -> None:
-        await self._catalog_channel.close(grace=None)
-        await self._generation_channel.close(grace=None)
+        await self._catalog_client.close()
+        await self._generation_client.close()
 
     async def resolve(self, main_topic_id: int, refs: Sequence[SubTopicRef]) -> Selection:
         """The selection's facts; InvalidArgument names the first field that is wrong."""
         generated_ids = [r.id for r in refs if r.type == "generated"]
-        topic_call = self._catalog.GetMainTopic(
-            catalog_pb2.GetMainTopicRequest(id=main_topic_id), timeout=self._deadline
+        topic_call = self._catalog_client.call(
+            self._catalog.GetMainTopic, catalog_pb2.GetMainTopicRequest(id=main_topic_id)
         )
         generated_call = self._generated(generated_ids)
         results = await asyncio.gather(topic_call, generated_call, return_exceptions=True)
         topic_reply, generated = results
-        if isinstance(topic_reply, grpc.aio.AioRpcError) and topic_reply.code() in (
-            grpc.StatusCode.NOT_FOUND,
-            grpc.StatusCode.INVALID_ARGUMENT,
-        ):
+        if isinstance(topic_reply, (NotFound, InvalidArgument)):
             raise InvalidArgument("no main topic with this id", field="main_topic_id")
         for result in results:
-            if isinstance(result, grpc.aio.AioRpcError) and result.code() in UNAVAILABLE:
-                raise TopicsUnavailable(
-                    "the topics could not be looked up just now; try again"
-                ) from result
+            if isinstance(result, Unavailable):
+                raise Unavailable("the topics could not be looked up just now; try again") from (
+                    result
+                )
             if isinstance(result, BaseException):
                 raise result
         assert isinstance(topic_reply, catalog_pb2.MainTopicDetail)
@@ -119,8 +104,9 @@ class TopicDirectory:
     async def _generated(self, ids: list[int]) -> dict[int, generation_pb2.GeneratedSubTopic]:
         if not ids:
             return {}
-        reply = await self._generation.GetGeneratedSubTopics(
-            generation_pb2.GetGeneratedSubTopicsRequest(ids=ids), timeout=self._deadline
+        reply = await self._generation_client.call(
+            self._generation.GetGeneratedSubTopics,
+            generation_pb2.GetGeneratedSubTopicsRequest(ids=ids),
         )
         return {item.id: item for item in reply.items}
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.errors import error_body
 from infou_gateway.routes.sessions import ERRORS, iso
 from infou_gateway.schemas import (
     ArticlePending,
@@ -21,6 +20,7 @@ from infou_gateway.schemas import (
     ErrorResponse,
 )
 from infou_gateway.state import State
+from infou_libs.errors import FailedPrecondition
 from infou_libs.levels import LevelCode
 from infou_protos.session.v1 import session_pb2
 
@@ -72,12 +72,11 @@ def article_json(a: session_pb2.Article) -> dict[str, Any]:
 
 def _not_ready(a: session_pb2.Article) -> JSONResponse:
     if a.status == "failed":
-        body = error_body(
-            "GENERATION_FAILED",
+        raise FailedPrecondition(
             a.failure_reason or "this article could not be generated; retry the session",
-            "article_id",
+            field="article_id",
+            code="GENERATION_FAILED",
         )
-        return JSONResponse(body, status_code=status.HTTP_409_CONFLICT)
     pending = {
         "id": a.id,
         "session_id": a.session_id,

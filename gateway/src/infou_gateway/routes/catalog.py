@@ -11,10 +11,8 @@ from typing import Annotated, Any, Literal
 
 import grpc
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from infou_gateway import cache
-from infou_gateway.errors import error_body
 from infou_gateway.schemas import (
     CuratedSubTopicList,
     ErrorResponse,
@@ -22,6 +20,7 @@ from infou_gateway.schemas import (
     MainTopicList,
 )
 from infou_gateway.state import GatewayState, State
+from infou_libs.errors import NotFound
 from infou_protos.catalog.v1 import catalog_pb2
 
 router = APIRouter(tags=["catalog"])
@@ -136,8 +135,7 @@ async def list_curated_sub_topics(
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
             raise
-        body = error_body("NOT_FOUND", "no main topic with this slug", "main_slug")
-        return JSONResponse(body, status_code=404)
+        raise NotFound("no main topic with this slug", field="main_slug") from exc
 
     async def load() -> list[dict[str, Any]]:
         # The whole list for this level (limit applied below), so one entry serves every limit.

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.errors import error_body
 from infou_gateway.schemas import (
     CurriculumResponse,
     ErrorResponse,
@@ -21,6 +20,7 @@ from infou_gateway.schemas import (
 )
 from infou_gateway.state import State
 from infou_libs.durations import korean_duration, korean_minutes
+from infou_libs.errors import InvalidArgument
 from infou_protos.session.v1 import session_pb2
 
 router = APIRouter(tags=["sessions"])
@@ -51,18 +51,17 @@ def websocket_url(request: Request, session_id: str, trust_forwarded: bool) -> s
     return f"{'wss' if scheme in ('https', 'wss') else 'ws'}://{host}/sessions/{session_id}/ws"
 
 
-def parse_sub_topic_ids(ids: list[str]) -> list[session_pb2.SubTopicRef] | JSONResponse:
+def parse_sub_topic_ids(ids: list[str]) -> list[session_pb2.SubTopicRef]:
     """`curated_<n>` / `generated_<n>` → refs; a 422 naming the first bad one."""
     refs = []
     for i, raw in enumerate(ids):
         kind, _, number = raw.partition("_")
         if kind not in ("curated", "generated") or not number.isdigit() or len(number) > 9:
-            body = error_body(
-                "VALIDATION_ERROR",
+            raise InvalidArgument(
                 f"sub_topic_ids.{i}: expected curated_<n> or generated_<n>",
-                f"sub_topic_ids.{i}",
+                field=f"sub_topic_ids.{i}",
+                code="VALIDATION_ERROR",
             )
-            return JSONResponse(body, status_code=422)
         refs.append(session_pb2.SubTopicRef(type=kind, id=int(number)))
     return refs
 
@@ -111,8 +110,6 @@ def session_json(s: session_pb2.Session) -> dict[str, Any]:
 async def create_session(state: State, body: SessionCreateRequest, request: Request) -> Any:
     """Creates a session and starts its generation in the background; watch it on websocket_url."""
     refs = parse_sub_topic_ids(body.sub_topic_ids)
-    if isinstance(refs, JSONResponse):
-        return refs
     p, o = body.personalization, body.options
     reply = await state.clients.session.CreateSession(
         session_pb2.CreateSessionRequest(

@@ -26,8 +26,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from infou_gateway.auth import websocket_token
-from infou_gateway.errors import error_body, grpc_error_response
+from infou_gateway.errors import error_response, grpc_error_response
 from infou_gateway.state import GatewayState
+from infou_libs.errors import InvalidArgument
 from infou_libs.logging import get_logger
 from infou_protos.realtime.v1 import realtime_pb2
 from infou_protos.session.v1 import session_pb2
@@ -73,8 +74,10 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
     clients = state.clients
     token, subprotocol = websocket_token(websocket)
     if len(session_id) > MAX_SESSION_ID:
-        body = error_body("VALIDATION_ERROR", "session_id is too long", "session_id")
-        await _refuse(websocket, JSONResponse(body, status_code=422))
+        too_long = InvalidArgument(
+            "session_id is too long", field="session_id", code="VALIDATION_ERROR"
+        )
+        await _refuse(websocket, error_response(too_long))
         return
     try:
         await clients.session.GetSession(
