@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import content_examples as examples
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_generation.content import examples, prompts
+from infou_generation.content import prompts
 from infou_generation.content.quality import QUALITY_THRESHOLD
 from infou_generation.content.schemas import validate_output
 from infou_generation.engine import (

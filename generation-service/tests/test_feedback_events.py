@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_generation.feedback_events import rating_change
+from infou_generation.events import rating_change
 from infou_generation.main import SPEC
 from infou_generation.models import SCHEMA, GeneratedSubTopic
 from infou_generation.settings import GenerationSettings

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import content_examples as examples
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -25,7 +26,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation.catalog import CatalogClient
-from infou_generation.content import examples
 from infou_generation.engine import build_engine
 from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.jobs import article, conversion, curriculum

@@ -13,15 +13,15 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-
-from infou_generation.content import offline
-from infou_generation.content.examples import (
+from content_examples import (
     SUB_TOPICS,
     article_context,
     curriculum_context,
     level_conversion_context,
     subtopics_context,
 )
+
+from infou_generation.content import offline
 from infou_generation.content.korean import fill
 from infou_generation.content.levels import ARTICLE_LENGTHS, LEVELS, level_index
 from infou_generation.content.offline import compose

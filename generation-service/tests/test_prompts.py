@@ -8,13 +8,13 @@ import re
 from typing import Any
 
 import pytest
-
-from infou_generation.content.examples import (
+from content_examples import (
     article_context,
     curriculum_context,
     level_conversion_context,
     subtopics_context,
 )
+
 from infou_generation.content.levels import LEVELS
 from infou_generation.content.offline import compose
 from infou_generation.content.prompts import (

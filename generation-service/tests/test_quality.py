@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from content_examples import SUB_TOPICS, article_context
 
-from infou_generation.content.examples import SUB_TOPICS, article_context
 from infou_generation.content.levels import ARTICLE_LENGTHS, LEVELS
 from infou_generation.content.offline import compose
 from infou_generation.content.quality import (

@@ -38,6 +38,7 @@ from infou_generation.models import (
     outbox,
 )
 from infou_generation.settings import GenerationSettings
+from infou_libs import subjects
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, publish
@@ -198,7 +199,7 @@ async def stored(
         )
         events = await session.execute(
             select(outbox.c.payload).where(
-                outbox.c.subject == service.SUBTOPICS_GENERATED_SUBJECT,
+                outbox.c.subject == subjects.SUBTOPICS_GENERATED,
                 outbox.c.event_id == f"subtopics-generated-{generation_id}",
             )
         )
@@ -487,7 +488,7 @@ async def test_a_redelivered_job_of_a_completed_generation_does_nothing(
 
     job = events_pb2.GenerateSubTopicsJob(generation_id=generation_id)
     for _ in range(2):
-        await publish(nc.jetstream(), service.SUBTOPICS_JOB_SUBJECT, job)
+        await publish(nc.jetstream(), subjects.SUBTOPICS_JOB, job)
     await jobs_settled(nc)
 
     after, items_after, events = await stored(sessions, generation_id)

@@ -1,8 +1,16 @@
 """The daily LLM budget, enforced before a call: reserve the worst case, then settle the real cost.
 
 Safe across concurrent calls and processes because a reservation is one conditional UPDATE of
-the day's row (`spent + reserved + amount <= limit`), which Postgres serialises on the row lock
-and re-checks after waiting. A reservation whose process died is given back once it expires.
+the day's row (`spent + reserved + amount <= limit`, repository.hold_budget), which Postgres
+serialises on the row lock and re-checks after waiting. A reservation whose process died is
+given back once it expires.
+
+Transactions: `reserve`, `release` and `reclaim_expired` are units of work of their own, by
+design, whoever calls them. A hold must be committed before the call it guards is made (only a
+committed hold is seen by the other workers' reservations), and no transaction may stay open
+across the call (the day row's lock would serialise every worker behind one provider call).
+`settle` runs in the caller's transaction, so that the settled hold and the call's ledger row
+commit together (llm/router.py).
 """
 
 from __future__ import annotations
@@ -12,16 +20,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, func, insert, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_generation import repository
 from infou_generation.llm import metrics
 from infou_generation.llm.types import BudgetExceededError
-from infou_generation.models import LLMBudgetDay, LLMBudgetReservation
 from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
 
@@ -79,102 +84,50 @@ class DailyBudget:
         return self._today()
 
     async def reserve(self, amount_usd: Decimal, *, provider: str, task: str) -> Reservation:
-        """Holds `amount_usd` of today's budget, or raises BudgetExceededError."""
+        """Holds `amount_usd` of today's budget, or raises BudgetExceededError.
+
+        One unit of work of its own, committed before this returns (see the module doc)."""
         amount = usd(amount_usd)
         day = self.today()
-        for attempt in range(2):
-            reservation = await self._try_reserve(day, amount, provider, task)
-            if reservation is not None:
-                return reservation
+        async with unit_of_work(self._sessions) as session:
+            spent = await repository.hold_budget(session, day, amount, self.limit_usd)
             # Full: give back holds of calls whose process died, then look once more.
-            if attempt == 0 and not await self.reclaim_expired():
-                break
-        status = await self.status(day)
+            if spent is None and await self._reclaim(session):
+                spent = await repository.hold_budget(session, day, amount, self.limit_usd)
+            if spent is None:
+                refused = await self._status(session, day)
+            else:
+                reservation = Reservation(str(uuid.uuid4()), day, amount)
+                await repository.add_budget_reservation(
+                    session, reservation.id, day, amount, provider, task, self._hold
+                )
+        if spent is not None:
+            self._publish_ratio(spent)
+            return reservation
         metrics.LLM_BUDGET_REFUSALS.labels(provider, task).inc()
         log.warning(
             "llm_budget_exhausted",
             provider=provider,
             task=task,
             needed_usd=str(amount),
-            limit_usd=str(status.limit_usd),
-            spent_usd=str(status.spent_usd),
-            reserved_usd=str(status.reserved_usd),
+            limit_usd=str(refused.limit_usd),
+            spent_usd=str(refused.spent_usd),
+            reserved_usd=str(refused.reserved_usd),
         )
         raise BudgetExceededError(
             "오늘의 LLM 사용 예산이 모두 소진되었습니다. 내일 다시 시도해 주세요.",
             provider=provider,
         )
 
-    async def _try_reserve(
-        self, day: dt.date, amount: Decimal, provider: str, task: str
-    ) -> Reservation | None:
-        days = LLMBudgetDay
-        async with unit_of_work(self._sessions) as session:
-            await session.execute(
-                pg_insert(days)
-                .values(day=day, limit_usd=self.limit_usd)
-                .on_conflict_do_nothing(index_elements=[days.day])
-            )
-            held = (
-                await session.execute(
-                    update(days)
-                    .where(
-                        days.day == day,
-                        days.spent_usd + days.reserved_usd + amount <= self.limit_usd,
-                    )
-                    .values(
-                        reserved_usd=days.reserved_usd + amount,
-                        limit_usd=self.limit_usd,
-                        updated_at=func.now(),
-                    )
-                    .returning(days.spent_usd)
-                    .execution_options(synchronize_session=False)
-                )
-            ).one_or_none()
-            if held is None:
-                return None
-            reservation = Reservation(str(uuid.uuid4()), day, amount)
-            await session.execute(
-                insert(LLMBudgetReservation).values(
-                    id=reservation.id,
-                    day=day,
-                    amount_usd=amount,
-                    provider=provider,
-                    task=task,
-                    expires_at=func.now() + self._hold,
-                )
-            )
-        self._publish_ratio(Decimal(held[0]))
-        return reservation
-
     async def settle(
         self, session: AsyncSession, reservation: Reservation, actual_usd: Decimal
     ) -> None:
         """Replaces the hold with what the call really cost, in the caller's transaction."""
         actual = usd(actual_usd)
-        held = (
-            await session.execute(
-                delete(LLMBudgetReservation)
-                .where(LLMBudgetReservation.id == reservation.id)
-                .returning(LLMBudgetReservation.amount_usd)
-            )
-        ).scalar_one_or_none()
+        held = await repository.drop_budget_reservation(session, reservation.id)
         # An expired hold was already given back: only the spend is added then.
-        released = Decimal(held) if held is not None else Decimal(0)
-        days = LLMBudgetDay
-        row = (
-            await session.execute(
-                update(days)
-                .where(days.day == reservation.day)
-                .values(
-                    reserved_usd=func.greatest(days.reserved_usd - released, 0),
-                    spent_usd=days.spent_usd + actual,
-                    updated_at=func.now(),
-                )
-                .returning(days.spent_usd, days.limit_usd, days.warned_at)
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
+        released = held if held is not None else Decimal(0)
+        row = await repository.settle_budget_day(session, reservation.day, released, actual)
         if row is None:
             return
         spent, limit, warned_at = Decimal(row[0]), Decimal(row[1]), row[2]
@@ -186,16 +139,7 @@ class DailyBudget:
         self, session: AsyncSession, day: dt.date, spent: Decimal, limit: Decimal
     ) -> None:
         # Only the process whose UPDATE sets warned_at logs: one warning a day in the fleet.
-        first = (
-            await session.execute(
-                update(LLMBudgetDay)
-                .where(LLMBudgetDay.day == day, LLMBudgetDay.warned_at.is_(None))
-                .values(warned_at=func.now())
-                .returning(LLMBudgetDay.day)
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
-        if first is not None:
+        if await repository.mark_budget_warned(session, day):
             metrics.LLM_BUDGET_WARNINGS.inc()
             log.warning(
                 "llm_budget_warning",
@@ -206,37 +150,31 @@ class DailyBudget:
             )
 
     async def release(self, reservation: Reservation) -> None:
-        """Gives the whole hold back (the call was never made)."""
+        """Gives the whole hold back (the call was never made); a unit of work of its own."""
         async with unit_of_work(self._sessions) as session:
             await self.settle(session, reservation, Decimal(0))
 
     async def reclaim_expired(self) -> Decimal:
         """Gives back holds past their expiry (their process died mid-call); returns the sum."""
-        holds = cast(Table, LLMBudgetReservation.__table__).fullname
-        days = cast(Table, LLMBudgetDay.__table__).fullname
         async with unit_of_work(self._sessions) as session:
-            result = await session.execute(
-                text(
-                    f"WITH gone AS (DELETE FROM {holds} WHERE expires_at < now() "  # noqa: S608
-                    "RETURNING day, amount_usd), "
-                    "per_day AS (SELECT day, sum(amount_usd) AS total FROM gone GROUP BY day) "
-                    f"UPDATE {days} AS d SET reserved_usd = greatest(d.reserved_usd - p.total, 0) "
-                    "FROM per_day AS p WHERE d.day = p.day RETURNING p.total"
-                )
-            )
-            reclaimed = sum((Decimal(r[0]) for r in result), Decimal(0))
+            return await self._reclaim(session)
+
+    async def _reclaim(self, session: AsyncSession) -> Decimal:
+        reclaimed = await repository.reclaim_expired_holds(session)
         if reclaimed:
             log.warning("llm_budget_holds_reclaimed", amount_usd=str(reclaimed))
         return reclaimed
 
     async def status(self, day: dt.date | None = None) -> BudgetStatus:
         """Today's (or the given day's) limit, spend and open holds."""
-        day = day or self.today()
         async with self._sessions() as session:
-            row = await session.get(LLMBudgetDay, day)
-            if row is None:
-                return BudgetStatus(day, self.limit_usd, Decimal(0), Decimal(0))
-            return BudgetStatus(day, row.limit_usd, row.spent_usd, row.reserved_usd)
+            return await self._status(session, day or self.today())
+
+    async def _status(self, session: AsyncSession, day: dt.date) -> BudgetStatus:
+        row = await repository.budget_day(session, day)
+        if row is None:
+            return BudgetStatus(day, self.limit_usd, Decimal(0), Decimal(0))
+        return BudgetStatus(day, row.limit_usd, row.spent_usd, row.reserved_usd)
 
     def _publish_ratio(self, spent: Decimal) -> None:
         if self.limit_usd:

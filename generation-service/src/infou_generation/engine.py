@@ -26,12 +26,9 @@ from decimal import Decimal
 from typing import Any, Final
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql import func
 
-from infou_generation import ledger
+from infou_generation import ledger, repository
 from infou_generation.content import prompts
 from infou_generation.content.quality import QualityReport, evaluate, expects_code
 from infou_generation.content.schemas import OutputError, validate_output
@@ -283,15 +280,12 @@ class GenerationEngine:
     async def _from_cache(
         self, key: str, task: str, session_id: str | None, generation_id: str | None
     ) -> ContentCache | None:
+        # Its own short transaction (the hit, its count and its ledger row together): the
+        # caller's unit of work opens only once the job's result is ready, after the LLM calls.
         async with unit_of_work(self._sessions) as session:
-            row = await session.scalar(select(ContentCache).where(ContentCache.key == key))
+            row = await repository.cached_content(session, key)
             if row is None:
                 return None
-            await session.execute(
-                update(ContentCache)
-                .where(ContentCache.key == key)
-                .values(hits=ContentCache.hits + 1, last_hit_at=func.now())
-            )
             entry = LedgerEntry(
                 provider=row.provider,
                 model=row.model,
@@ -316,28 +310,23 @@ class GenerationEngine:
         cost: Decimal,
     ) -> None:
         assert best.data is not None
-        # Two workers may finish the same content together: the first row stays.
-        stmt = (
-            insert(ContentCache)
-            .values(
-                key=key,
-                task=task,
-                prompt_version=version,
-                data=best.data,
-                provider=best.result.provider,
-                model=best.result.model[:100],
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost_usd=cost,
-                quality_score=(
-                    Decimal(str(round(best.quality.score, 3))) if best.quality else None
-                ),
-            )
-            .on_conflict_do_nothing(index_elements=[ContentCache.key])
-        )
+        values = {
+            "key": key,
+            "task": task,
+            "prompt_version": version,
+            "data": best.data,
+            "provider": best.result.provider,
+            "model": best.result.model[:100],
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost,
+            "quality_score": Decimal(str(round(best.quality.score, 3))) if best.quality else None,
+        }
+        # Its own transaction, committed before the job's result: a failed cache write must
+        # not lose an answer already paid for, and a redelivered job finds the answer cached.
         try:
             async with unit_of_work(self._sessions) as session:
-                await session.execute(stmt)
+                await repository.add_cached_content(session, values)
         except Exception as exc:
             # The answer is already paid for and worth more than its cache row.
             log.error("content_cache_write_failed", task=task, error=str(exc))

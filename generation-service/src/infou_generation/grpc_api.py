@@ -12,6 +12,7 @@ from infou_generation import service
 from infou_generation.catalog import CatalogClient
 from infou_generation.models import GeneratedSubTopic
 from infou_generation.settings import GenerationSettings
+from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
 from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
@@ -57,21 +58,22 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 "include_prerequisites": request.options.include_prerequisites,
                 "difficulty_progression": request.options.difficulty_progression,
             }
-        accepted = await service.request_subtopics(
-            self._sessions,
-            self._catalog,
-            main_topic_id=request.main_topic_id,
-            personalization={
-                "interests": list(p.interests),
-                "current_level": p.current_level,
-                "learning_goals": p.learning_goals,
-                "time_availability": p.time_availability,
-                "preferred_style": p.preferred_style,
-            },
-            options=options,
-            requester_id=request.requester_id,
-            ttl=dt.timedelta(days=self._settings.generated_subtopics_ttl_days),
-        )
+        async with unit_of_work(self._sessions) as db:
+            accepted = await service.request_subtopics(
+                db,
+                self._catalog,
+                main_topic_id=request.main_topic_id,
+                personalization={
+                    "interests": list(p.interests),
+                    "current_level": p.current_level,
+                    "learning_goals": p.learning_goals,
+                    "time_availability": p.time_availability,
+                    "preferred_style": p.preferred_style,
+                },
+                options=options,
+                requester_id=request.requester_id,
+                ttl=dt.timedelta(days=self._settings.generated_subtopics_ttl_days),
+            )
         return generation_pb2.RequestSubTopicsResponse(
             generation_id=accepted.generation_id,
             status=accepted.status,

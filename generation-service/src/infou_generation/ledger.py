@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infou_generation import repository
 from infou_generation.llm import metrics
-from infou_generation.models import LLMCall
 
 CallStatus = Literal["ok", "rate_limited", "error", "invalid_output", "budget_refused", "cache_hit"]
 
@@ -49,23 +48,24 @@ class LedgerTotals:
 
 async def record(session: AsyncSession, entry: LedgerEntry) -> None:
     """Adds the call to the ledger in the caller's transaction."""
-    await session.execute(
-        insert(LLMCall).values(
-            provider=entry.provider,
-            model=entry.model[:100],
-            task=entry.task,
-            attempt=entry.attempt,
-            input_tokens=entry.input_tokens,
-            output_tokens=entry.output_tokens,
-            cached_tokens=entry.cached_tokens,
-            cost_usd=entry.cost_usd,
-            saved_usd=entry.saved_usd,
-            latency_ms=entry.latency_ms,
-            status=entry.status,
-            error=entry.error[:_ERROR_LIMIT] if entry.error else None,
-            session_id=entry.session_id,
-            generation_id=entry.generation_id,
-        )
+    await repository.add_llm_call(
+        session,
+        {
+            "provider": entry.provider,
+            "model": entry.model[:100],
+            "task": entry.task,
+            "attempt": entry.attempt,
+            "input_tokens": entry.input_tokens,
+            "output_tokens": entry.output_tokens,
+            "cached_tokens": entry.cached_tokens,
+            "cost_usd": entry.cost_usd,
+            "saved_usd": entry.saved_usd,
+            "latency_ms": entry.latency_ms,
+            "status": entry.status,
+            "error": entry.error[:_ERROR_LIMIT] if entry.error else None,
+            "session_id": entry.session_id,
+            "generation_id": entry.generation_id,
+        },
     )
 
 
@@ -92,17 +92,7 @@ async def totals(
     """What the calls of one learning session or one generation cost."""
     if session_id is None and generation_id is None:
         raise ValueError("totals need a session_id or a generation_id")
-    stmt = select(
-        # Provider calls only: a cache hit made none.
-        func.count().filter(LLMCall.status != "cache_hit"),
-        func.coalesce(func.sum(LLMCall.input_tokens), 0),
-        func.coalesce(func.sum(LLMCall.output_tokens), 0),
-        func.coalesce(func.sum(LLMCall.cached_tokens), 0),
-        func.coalesce(func.sum(LLMCall.cost_usd), 0),
+    row = await repository.llm_call_totals(
+        session, session_id=session_id, generation_id=generation_id
     )
-    if session_id is not None:
-        stmt = stmt.where(LLMCall.session_id == session_id)
-    if generation_id is not None:
-        stmt = stmt.where(LLMCall.generation_id == generation_id)
-    row = (await session.execute(stmt)).one()
     return LedgerTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), Decimal(row[4]))

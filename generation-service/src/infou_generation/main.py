@@ -7,15 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infou_generation.catalog import CatalogClient
-from infou_generation.feedback_events import feedback_consumer
+from infou_generation.events import consumers
 from infou_generation.grpc_api import GenerationServicer
-from infou_generation.jobs import article, conversion, curriculum, runner, subtopics
-from infou_generation.jobs.runner import JobConsumerFactory
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
 from infou_generation.workers import WorkerPresence
 from infou_libs.grpc_server import Registration
-from infou_libs.messaging import DurableConsumer
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
@@ -39,19 +36,6 @@ async def build(rt: Runtime) -> Sequence[Registration]:
             generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
         )
     ]
-
-
-# One consumer per job kind (see infou_generation.jobs): add a kind's factory here.
-JOB_CONSUMERS: tuple[JobConsumerFactory, ...] = (
-    subtopics.consumer,
-    curriculum.consumer,
-    article.consumer,
-    conversion.consumer,
-)
-
-
-def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
-    return [*runner.consumers(rt, JOB_CONSUMERS), feedback_consumer(rt)]
 
 
 SPEC = ServiceSpec(

@@ -1,16 +1,30 @@
-"""Every SQL query of generation-service."""
+"""Every SQL query of generation-service.
+
+Each function runs in the caller's transaction and never commits: the use case that calls it
+opens and commits the unit of work (see where each one is opened and why: events.py for the
+jobs and consumers, llm/router.py and budget.py for the LLM calls' bookkeeping).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Row, Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_generation.models import GeneratedSubTopic, SubTopicGenerationRequest, WorkerHeartbeat
+from infou_generation.models import (
+    ContentCache,
+    GeneratedSubTopic,
+    LLMBudgetDay,
+    LLMBudgetReservation,
+    LLMCall,
+    SubTopicGenerationRequest,
+    WorkerHeartbeat,
+)
 
 
 async def beat(session: AsyncSession, worker_id: str, hostname: str, concurrency: int) -> None:
@@ -111,3 +125,172 @@ async def add_subtopic_feedback(
     sub.updated_at = func.now()
     await session.flush()
     return True
+
+
+# --- the LLM cost ledger -----------------------------------------------------------------------
+
+
+async def add_llm_call(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(LLMCall).values(**values))
+
+
+async def llm_call_totals(
+    session: AsyncSession, *, session_id: str | None, generation_id: str | None
+) -> Row[int, int, int, int, Decimal]:
+    """(provider calls, input, output and cached tokens, cost) of a session or a generation."""
+    stmt = select(
+        # Provider calls only: a cache hit made none.
+        func.count().filter(LLMCall.status != "cache_hit"),
+        func.coalesce(func.sum(LLMCall.input_tokens), 0),
+        func.coalesce(func.sum(LLMCall.output_tokens), 0),
+        func.coalesce(func.sum(LLMCall.cached_tokens), 0),
+        func.coalesce(func.sum(LLMCall.cost_usd), 0),
+    )
+    if session_id is not None:
+        stmt = stmt.where(LLMCall.session_id == session_id)
+    if generation_id is not None:
+        stmt = stmt.where(LLMCall.generation_id == generation_id)
+    return (await session.execute(stmt)).one()
+
+
+# --- the daily LLM budget ------------------------------------------------------------------------
+
+
+async def hold_budget(
+    session: AsyncSession, day: dt.date, amount: Decimal, limit: Decimal
+) -> Decimal | None:
+    """Adds `amount` to the day's holds if it fits under `limit`; the day's spend, or None.
+
+    One conditional UPDATE of the day's row: Postgres serialises concurrent ones on the row
+    lock and re-checks the condition after waiting, so no two holds overrun the limit.
+    """
+    days = LLMBudgetDay
+    await session.execute(
+        insert(days)
+        .values(day=day, limit_usd=limit)
+        .on_conflict_do_nothing(index_elements=[days.day])
+    )
+    spent = (
+        await session.execute(
+            update(days)
+            .where(days.day == day, days.spent_usd + days.reserved_usd + amount <= limit)
+            .values(reserved_usd=days.reserved_usd + amount, limit_usd=limit, updated_at=func.now())
+            .returning(days.spent_usd)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    return None if spent is None else Decimal(spent)
+
+
+async def add_budget_reservation(
+    session: AsyncSession,
+    reservation_id: str,
+    day: dt.date,
+    amount: Decimal,
+    provider: str,
+    task: str,
+    hold: dt.timedelta,
+) -> None:
+    await session.execute(
+        insert(LLMBudgetReservation).values(
+            id=reservation_id,
+            day=day,
+            amount_usd=amount,
+            provider=provider,
+            task=task,
+            expires_at=func.now() + hold,
+        )
+    )
+
+
+async def drop_budget_reservation(session: AsyncSession, reservation_id: str) -> Decimal | None:
+    """Deletes a hold; what it held, or None when it is gone (expired and given back)."""
+    held = (
+        await session.execute(
+            delete(LLMBudgetReservation)
+            .where(LLMBudgetReservation.id == reservation_id)
+            .returning(LLMBudgetReservation.amount_usd)
+        )
+    ).scalar_one_or_none()
+    return None if held is None else Decimal(held)
+
+
+async def settle_budget_day(
+    session: AsyncSession, day: dt.date, released: Decimal, spent: Decimal
+) -> Row[Decimal, Decimal, dt.datetime | None] | None:
+    """Moves `released` out of the day's holds and adds `spent`; (spent, limit, warned_at)."""
+    days = LLMBudgetDay
+    return (
+        await session.execute(
+            update(days)
+            .where(days.day == day)
+            .values(
+                reserved_usd=func.greatest(days.reserved_usd - released, 0),
+                spent_usd=days.spent_usd + spent,
+                updated_at=func.now(),
+            )
+            .returning(days.spent_usd, days.limit_usd, days.warned_at)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+
+
+async def mark_budget_warned(session: AsyncSession, day: dt.date) -> bool:
+    """Records the day's spending warning; False when another process recorded it first."""
+    first = (
+        await session.execute(
+            update(LLMBudgetDay)
+            .where(LLMBudgetDay.day == day, LLMBudgetDay.warned_at.is_(None))
+            .values(warned_at=func.now())
+            .returning(LLMBudgetDay.day)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    return first is not None
+
+
+async def reclaim_expired_holds(session: AsyncSession) -> Decimal:
+    """Gives back holds past their expiry (their process died mid-call); returns the sum."""
+    holds = cast(Table, LLMBudgetReservation.__table__).fullname
+    days = cast(Table, LLMBudgetDay.__table__).fullname
+    result = await session.execute(
+        text(
+            f"WITH gone AS (DELETE FROM {holds} WHERE expires_at < now() "  # noqa: S608
+            "RETURNING day, amount_usd), "
+            "per_day AS (SELECT day, sum(amount_usd) AS total FROM gone GROUP BY day) "
+            f"UPDATE {days} AS d SET reserved_usd = greatest(d.reserved_usd - p.total, 0) "
+            "FROM per_day AS p WHERE d.day = p.day RETURNING p.total"
+        )
+    )
+    return sum((Decimal(r[0]) for r in result), Decimal(0))
+
+
+async def budget_day(session: AsyncSession, day: dt.date) -> LLMBudgetDay | None:
+    return await session.get(LLMBudgetDay, day)
+
+
+# --- the content cache ---------------------------------------------------------------------------
+
+
+async def cached_content(session: AsyncSession, key: str) -> ContentCache | None:
+    """The cached answer for `key`, counted as a hit; None when there is none."""
+    row: ContentCache | None = await session.scalar(
+        select(ContentCache).where(ContentCache.key == key)
+    )
+    if row is None:
+        return None
+    await session.execute(
+        update(ContentCache)
+        .where(ContentCache.key == key)
+        .values(hits=ContentCache.hits + 1, last_hit_at=func.now())
+    )
+    return row
+
+
+async def add_cached_content(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Stores an answer; when two workers finish the same content together the first row stays."""
+    await session.execute(
+        insert(ContentCache)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[ContentCache.key])
+    )

@@ -24,19 +24,17 @@ from infou_generation.models import (
     SubTopicGenerationRequest,
     outbox,
 )
+from infou_libs import subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
-from infou_libs.messaging import JOBS_STREAM, pending_messages
+from infou_libs.messaging import pending_messages
 from infou_libs.outbox import add_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-SUBTOPICS_JOB_SUBJECT: Final = "jobs.subtopics.generate"
-SUBTOPICS_GENERATED_SUBJECT: Final = "events.generation.subtopics_generated"
 
 GENERATION_FAILED: Final = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED: Final = "LLM_BUDGET_EXCEEDED"
@@ -65,7 +63,7 @@ async def engine_status(
 ) -> EngineStatus:
     # A worker that missed three heartbeats is taken for dead.
     alive = await repository.count_alive(session, dt.timedelta(seconds=3 * heartbeat_seconds))
-    return EngineStatus(providers, alive, await pending_messages(js, JOBS_STREAM))
+    return EngineStatus(providers, alive, await pending_messages(js, subjects.JOBS_STREAM))
 
 
 # --- personalised sub-topics: the request ----------------------------------------------------
@@ -134,7 +132,7 @@ def estimated_seconds(max_subtopics: int) -> int:
 
 
 async def request_subtopics(
-    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
     catalog: CatalogClient,
     *,
     main_topic_id: int,
@@ -143,34 +141,33 @@ async def request_subtopics(
     requester_id: str,
     ttl: dt.timedelta,
 ) -> SubTopicRequestAccepted:
-    """Stores the request and its job in one transaction; the work runs on a worker."""
+    """Stores the request and its job in the caller's transaction; the work runs on a worker."""
     personal = validate_personalization(personalization)
     opts = validate_options(options)
     await catalog.main_topic(main_topic_id)  # NotFound(field="main_topic_id")
     generation_id = new_generation_id()
     now = dt.datetime.now(dt.UTC)
     eta = now + dt.timedelta(seconds=estimated_seconds(opts["max_subtopics"]))
-    async with unit_of_work(sessions) as session:
-        await repository.add_subtopic_request(
-            session,
-            SubTopicGenerationRequest(
-                generation_batch_id=generation_id,
-                main_topic_id=main_topic_id,
-                user_session_id=requester_id[:100] or None,
-                personalization_input=personal,
-                generation_options=opts,
-                status="pending",
-                estimated_completion_at=eta,
-                expires_at=now + ttl,
-            ),
-        )
-        await add_event(
-            session,
-            outbox,
-            SUBTOPICS_JOB_SUBJECT,
-            events_pb2.GenerateSubTopicsJob(generation_id=generation_id),
-            event_id=f"job-subtopics-{generation_id}",
-        )
+    await repository.add_subtopic_request(
+        db,
+        SubTopicGenerationRequest(
+            generation_batch_id=generation_id,
+            main_topic_id=main_topic_id,
+            user_session_id=requester_id[:100] or None,
+            personalization_input=personal,
+            generation_options=opts,
+            status="pending",
+            estimated_completion_at=eta,
+            expires_at=now + ttl,
+        ),
+    )
+    await add_event(
+        db,
+        outbox,
+        subjects.SUBTOPICS_JOB,
+        events_pb2.GenerateSubTopicsJob(generation_id=generation_id),
+        event_id=f"job-subtopics-{generation_id}",
+    )
     log.info("subtopics_requested", generation_id=generation_id, main_topic_id=main_topic_id)
     return SubTopicRequestAccepted(generation_id, "processing", eta)
 
@@ -192,6 +189,13 @@ async def generate_subtopics(
 
     A run killed half-way leaves nothing behind but the request in `processing`: the results,
     the request's completion and the SubTopicsGenerated event commit together.
+
+    Two short units of work with the LLM calls between them, not one: the first marks the
+    generation processing and counts the attempt (readers see it started), the second stores
+    the results with their event. One transaction across the calls would hold the request's row
+    lock and a connection for the whole generation. The request's status is the job's
+    idempotency key (a finished generation is never run again, whichever job names it), so
+    this job needs no claim of its event id.
     """
     async with unit_of_work(sessions) as session:
         request = await repository.subtopic_request(session, generation_id, lock=True)
@@ -252,7 +256,7 @@ async def generate_subtopics(
         await add_event(
             session,
             outbox,
-            SUBTOPICS_GENERATED_SUBJECT,
+            subjects.SUBTOPICS_GENERATED,
             events_pb2.SubTopicsGenerated(
                 generation_id=generation_id,
                 main_topic_id=main_topic_id,

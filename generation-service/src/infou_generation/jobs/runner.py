@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,16 +14,9 @@ from infou_generation.catalog import CatalogClient
 from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.models import outbox
 from infou_generation.settings import GenerationSettings
-from infou_libs.messaging import (
-    JOBS_STREAM,
-    DurableConsumer,
-    ExhaustedHandler,
-    Handler,
-    PermanentError,
-)
+from infou_libs import subjects
+from infou_libs.messaging import DurableConsumer, ExhaustedHandler, Handler
 from infou_libs.runtime import Runtime
-
-M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -56,10 +46,6 @@ class JobContext:
 JobConsumerFactory = Callable[[JobContext], DurableConsumer]
 
 
-def job_subject(kind: str) -> str:
-    return f"jobs.{kind}"
-
-
 def durable_name(kind: str) -> str:
     return "gen-" + kind.replace(".", "-")
 
@@ -75,23 +61,15 @@ def job_consumer(
     """A durable work-queue consumer `gen-<kind>` of `jobs.<kind>` (see the package doc)."""
     return DurableConsumer(
         js=ctx.js,
-        stream=JOBS_STREAM,
+        stream=subjects.JOBS_STREAM,
         durable=durable_name(kind),
-        subjects=[job_subject(kind)],
+        subjects=[subjects.job_subject(kind)],
         handler=handler,
         on_exhausted=on_exhausted,
         concurrency=concurrency or ctx.settings.worker_concurrency,
         ack_wait=ctx.settings.jobs_ack_wait_seconds,
         backoff=tuple(ctx.settings.jobs_retry_backoff_seconds),
     )
-
-
-def decode(msg: Msg, payload: type[M]) -> M:
-    """The job's payload; a garbled one can never succeed, so it is not retried."""
-    try:
-        return payload.FromString(msg.data)
-    except DecodeError as exc:
-        raise PermanentError(f"undecodable {payload.__name__} on {msg.subject}") from exc
 
 
 def consumers(rt: Runtime, factories: Sequence[JobConsumerFactory]) -> list[DurableConsumer]:

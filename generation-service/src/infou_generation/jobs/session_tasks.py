@@ -1,4 +1,8 @@
-"""What the session generation jobs (curriculum, article, conversion) share.
+"""The one runner of the session generation jobs (curriculum, article, conversion).
+
+Each kind is a `SessionJob`: its job payload, its task, the result event it publishes and how
+that event and the failure event name the job; `consumer(ctx, spec)` turns a spec into its
+durable consumer, so the three kinds share one handler and one give-up path.
 
 A job carries its task's input (`context_json`, built by session-service when it enqueued the
 job; content/prompts.py documents the keys), so a worker needs nothing but the message. The
@@ -7,34 +11,44 @@ of the job's event id: a job redelivered after its result was committed (the wor
 acking) publishes nothing twice, and a job redelivered before that regenerates from the content
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
 the PRD error code the learner sees.
+
+Each delivery goes through the one consume path (`infou_libs.consume`): the engine's work is
+the route's `prepare` (run only while the job's event id is unclaimed, with no transaction of
+the job's open), and the job's unit of work is the route's effect: the claim of the job's event
+id and its result event, committed together. While it generates, the engine has short
+transactions of its own (the cache lookup; per provider call the budget hold before it and the
+ledger row with the settled hold after it; llm/router.py says why they cannot wait for the
+job's end).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_generation.content.quality import article_markdown, read_time, word_count
 from infou_generation.engine import Generated, OnRateLimited
-from infou_generation.jobs.runner import JobContext
+from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
 from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
 from infou_generation.models import processed_events
-from infou_libs.db import unit_of_work
+from infou_libs import subjects
+from infou_libs.consume import Route, consume_handler
 from infou_libs.logging import get_logger
-from infou_libs.messaging import PermanentError, event_id_of
-from infou_libs.outbox import add_event, claim_event
+from infou_libs.messaging import DurableConsumer, PermanentError, event_id_of
+from infou_libs.outbox import add_event
 from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
 
-TASK_FAILED = "events.generation.task_failed"
 GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
@@ -92,38 +106,6 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
     )
 
 
-async def already_done(ctx: JobContext, consumer: str, msg: Msg) -> bool:
-    """Whether this job's outcome was already committed (a redelivery after a crash)."""
-    event_id = event_id_of(msg)
-    if not event_id:
-        return False
-    async with ctx.sessions() as session:
-        found = await session.scalar(
-            select(processed_events.c.event_id).where(
-                processed_events.c.consumer == consumer, processed_events.c.event_id == event_id
-            )
-        )
-    return found is not None
-
-
-async def publish_once(
-    ctx: JobContext, consumer: str, msg: Msg, subject: str, event: Message, prefix: str
-) -> bool:
-    """Writes the job's outcome event unless one was written before; False when it was."""
-    job_id = event_id_of(msg)
-    async with unit_of_work(ctx.sessions) as session:
-        if not await claim_event(session, processed_events, consumer, job_id):
-            return False
-        await add_event(
-            session,
-            ctx.outbox,
-            subject,
-            event,
-            event_id=f"{prefix}-{job_id}" if job_id else None,
-        )
-    return True
-
-
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
     """(PRD error code, learner-facing message) for a job that gave up."""
     if isinstance(exc, BudgetExceededError):
@@ -134,21 +116,6 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
     if isinstance(exc, RateLimitedError):
         return LLM_RATE_LIMIT, "LLM API 요청 한도 초과로 생성하지 못했습니다. 다시 시도해 주세요."
     return GENERATION_FAILED, FAILURE_MESSAGES.get(task, FAILURE_MESSAGES["article"])
-
-
-async def publish_failure(
-    ctx: JobContext, consumer: str, msg: Msg, event: events_pb2.GenerationFailed
-) -> None:
-    event.occurred_at.CopyFrom(timestamp())
-    written = await publish_once(ctx, consumer, msg, TASK_FAILED, event, "failed")
-    log.error(
-        "session_task_gave_up",
-        task=event.task,
-        session_id=event.session_id,
-        article_id=event.article_id or None,
-        error_code=event.error_code,
-        published=written,
-    )
 
 
 def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
@@ -163,7 +130,7 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
             session_id=session_id, type="error", data_json=json.dumps(data, ensure_ascii=False)
         )
         try:
-            await nc.publish(f"progress.session.{session_id}", notice.SerializeToString())
+            await nc.publish(subjects.progress_subject(session_id), notice.SerializeToString())
         except Exception as exc:
             log.warning("rate_limit_notice_failed", session_id=session_id, error=str(exc))
 
@@ -186,3 +153,115 @@ async def generate(
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
     return generated, context, started
+
+
+# The payloads of the session jobs: each names its session and carries its task's context.
+J = TypeVar(
+    "J",
+    events_pb2.GenerateCurriculumJob,
+    events_pb2.GenerateArticleJob,
+    events_pb2.ConvertArticleJob,
+)
+
+
+@dataclass(frozen=True)
+class SessionJob(Generic[J]):
+    """One kind of session job: what the runner needs to run it and to report its outcome."""
+
+    kind: str  # subject jobs.<kind>, durable gen-<kind> (dots as dashes)
+    task: TaskKind
+    payload: type[J]
+    subject: str  # of the result event
+    event_prefix: str  # the result's event id is "<prefix>-<the job's event id>"
+    logged_as: str
+    # The result event (given the job, its output, its context and usage) and what to log.
+    result: Callable[
+        [J, Generated, dict[str, Any], events_pb2.GenerationUsage], tuple[Message, dict[str, Any]]
+    ]
+    # The failure event naming this job (the runner adds the error code and message).
+    failed: Callable[[J], events_pb2.GenerationFailed]
+
+
+def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
+    """The durable consumer of one session job kind (see the module doc)."""
+    name = durable_name(spec.kind)
+
+    async def handle(msg: Msg) -> None:
+        job_id = event_id_of(msg)
+
+        # The engine's work, outside the job's transaction and only for an unclaimed job.
+        async def prepare(job: J) -> _Outcome:
+            generated, context, started = await generate(
+                ctx, spec.task, job.session_id, job.context_json
+            )
+            event, logged = spec.result(job, generated, context, usage_of(generated, started))
+            return _Outcome(event, generated, logged)
+
+        async def effect(db: AsyncSession, outcome: _Outcome) -> _Outcome:
+            await add_event(
+                db,
+                ctx.outbox,
+                spec.subject,
+                outcome.event,
+                event_id=_result_id(spec.event_prefix, job_id),
+            )
+            return outcome
+
+        async def logged(job: J, outcome: _Outcome) -> None:
+            log.info(
+                spec.logged_as,
+                session_id=job.session_id,
+                cache_hit=outcome.generated.cache_hit,
+                tokens=outcome.generated.total_tokens,
+                **outcome.logged,
+            )
+
+        await _once(ctx, name, msg, Route(spec.payload, effect, logged, prepare))
+
+    async def exhausted(msg: Msg, exc: BaseException) -> None:
+        try:
+            job = spec.payload.FromString(msg.data)
+        except Exception:
+            return
+        event = spec.failed(job)
+        event.error_code, event.message = failure_of(exc, spec.task)
+        event.occurred_at.CopyFrom(timestamp())
+        written = False
+
+        async def effect(db: AsyncSession, _job: J) -> None:
+            nonlocal written
+            failed_id = _result_id("failed", event_id_of(msg))
+            await add_event(db, ctx.outbox, subjects.TASK_FAILED, event, event_id=failed_id)
+            written = True
+
+        # Claimed under the job's event id like its result: a job that succeeded reports nothing.
+        await _once(ctx, name, msg, Route(spec.payload, effect))
+        log.error(
+            "session_task_gave_up",
+            task=event.task,
+            session_id=event.session_id,
+            article_id=event.article_id or None,
+            error_code=event.error_code,
+            published=written,
+        )
+
+    return job_consumer(ctx, spec.kind, handle, on_exhausted=exhausted)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    event: Message
+    generated: Generated
+    logged: dict[str, Any]
+
+
+def _result_id(prefix: str, job_id: str) -> str | None:
+    """The id of the event a job answers with, derived from the job's (so it is written once)."""
+    return f"{prefix}-{job_id}" if job_id else None
+
+
+async def _once(ctx: JobContext, consumer: str, msg: Msg, route: Route[J]) -> None:
+    """One delivery of a job through the one consume path: its outcome is claimed by the job's
+    event id, in one transaction with the event it writes."""
+    handler = consume_handler(ctx.sessions, processed_events, consumer, {msg.subject: route})
+    await handler(msg)

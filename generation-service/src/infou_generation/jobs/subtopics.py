@@ -5,15 +5,15 @@ from __future__ import annotations
 from nats.aio.msg import Msg
 
 from infou_generation import service
-from infou_generation.jobs.runner import JobContext, decode, job_consumer
+from infou_generation.jobs.runner import JobContext, job_consumer
 from infou_generation.llm.types import BudgetExceededError
+from infou_libs import subjects
+from infou_libs.consume import decode
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer, PermanentError
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-KIND = "subtopics.generate"
 
 
 def consumer(ctx: JobContext) -> DurableConsumer:
@@ -39,4 +39,4 @@ def consumer(ctx: JobContext) -> DurableConsumer:
         log.error("subtopics_job_gave_up", generation_id=job.generation_id, error=str(exc)[:500])
         await service.fail_subtopic_generation(ctx.sessions, job.generation_id, code, message)
 
-    return job_consumer(ctx, KIND, handle, on_exhausted=exhausted)
+    return job_consumer(ctx, subjects.SUBTOPICS_JOB_KIND, handle, on_exhausted=exhausted)

@@ -1,5 +1,13 @@
 """The router: picks providers for a task, and around every call reserves budget, waits for the
-rate limiter, retries with backoff, falls back to the next provider and writes the ledger."""
+rate limiter, retries with backoff, falls back to the next provider and writes the ledger.
+
+Transactions: every provider call is bracketed by two short units of work of its own, never
+the job's. Before the call, the budget hold (DailyBudget.reserve) commits, so that every other
+worker's reservation sees it; after the call, the settled hold and the call's ledger row commit
+together (`_finish`), so that the day's spend is true while the job goes on and a call that was
+paid for is on the ledger even if the job later fails. Holding one transaction across a call
+instead would keep the budget day's row locked for the whole call and serialise every worker.
+"""
 
 from __future__ import annotations
 
@@ -377,7 +385,8 @@ class LLMRouter:
     async def _finish(
         self, reservation: Reservation | None, entry: LedgerEntry, *, error: str | None
     ) -> None:
-        """Settles the hold and writes the ledger row together, in a transaction of their own."""
+        """Settles the hold and writes the ledger row together, in a unit of work of their own
+        (see the module doc)."""
         if error is not None:
             entry = LedgerEntry(**{**entry.__dict__, "error": error})
         ledger.observe(entry)

@@ -1,4 +1,4 @@
-"""Example task contexts (curated-style data) for tests, benchmarks and documentation."""
+"""Example task contexts (curated-style data) for the tests."""
 
 from __future__ import annotations
 
