@@ -4,9 +4,9 @@ import asyncio
 
 import httpx
 
+from infou_devtools.engines import free_port
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs.engines import free_port
 
 
 async def test_everything_down_is_degraded_and_named() -> None:

@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
-from infou_libs import engines
+from infou_devtools import engines
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.stack import Stack
 from infou_libs.db import asyncpg_url
-from infou_libs.stack import Stack
 
 TTFT_MS = 4000
 ACK_WAIT_S = 3
