@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,6 +22,8 @@ class GatewayState:
     cache: ResponseCache
     nc: NatsClient | None
     db: AsyncEngine
+    # Set on SIGTERM: /ready answers 503 and WebSockets close with 1001 (going away).
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _state(request: Request) -> GatewayState:
