@@ -86,10 +86,13 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     try:
         await stop.wait()
     finally:
-        log.info("service_stopping")
-        await server.stop(grace=5.0)
-        for consumer in consumers:
-            await consumer.stop()
+        grace = settings.shutdown_grace_seconds
+        log.info("service_stopping", drain_seconds=grace)
+        # Drain: gRPC finishes its calls while consumers finish (not abandon) the jobs they hold.
+        await asyncio.gather(
+            server.stop(grace=min(grace, 5.0)),
+            *(consumer.stop(grace=grace) for consumer in consumers),
+        )
         for task in rt.tasks:
             task.cancel()
         for task in rt.tasks:

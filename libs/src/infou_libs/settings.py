@@ -27,6 +27,8 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
+    # On SIGTERM, jobs in hand get this long to finish (keep below terminationGracePeriodSeconds).
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
     session_token_secret: SecretStr = SecretStr(DEV_SESSION_TOKEN_SECRET)
 
     @model_validator(mode="after")
