@@ -19,6 +19,9 @@ class CommonSettings(BaseSettings):
     service_name: str = "infou"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/infou"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # A direct (session) connection for what transaction pooling (PgBouncer) cannot carry:
+    # migrations' advisory lock and the outbox relay's LISTEN. Empty: database_url.
+    database_session_url: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
