@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 import tomllib
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from infou_devtools.testing import repo_root
 
 DOCKERFILE = repo_root() / "Dockerfile"
 
 
-def tool(name: str) -> str:
-    """A console script of the test environment (installed by the dev group)."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} is missing: it is a dev dependency, `make bootstrap` installs it")
-    return found
-
-
-def test_hadolint_finds_nothing() -> None:
+def test_hadolint_finds_nothing(tool: Callable[[str], str]) -> None:
     result = subprocess.run(
         [tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE)],
         capture_output=True,
