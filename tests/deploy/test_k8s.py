@@ -186,6 +186,10 @@ def test_network_policies_deny_by_default(rendered: list[dict[str, Any]]) -> Non
     assert "egress" not in deny
     for name in [*GRPC_SERVICES, "gateway"]:
         assert name in policies, name
+    # The shared egress (DNS, engines) and scrape policies select this label.
+    for name, deployment in of_kind(rendered, "Deployment").items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "infou", name
 
 
 def test_alert_rules_are_the_prd_ones_and_parse(production: list[dict[str, Any]]) -> None:
