@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from infou_libs import engines
-from infou_libs.stack import Stack
+from infou_devtools import engines
+from infou_devtools.stack import Stack
 
 
 async def _hammer(

@@ -17,8 +17,8 @@ from nats.js import JetStreamContext
 
 from infou_catalog.main import SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools.testing import running_service
 from infou_libs.messaging import connect, ensure_streams
-from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2_grpc
 
 T = TypeVar("T")

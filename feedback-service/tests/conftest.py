@@ -24,17 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_feedback.main import MIGRATIONS
 from infou_feedback.main import SPEC as FEEDBACK_SPEC
 from infou_feedback.models import SCHEMA
 from infou_feedback.session_access import Access
 from infou_feedback.settings import FeedbackSettings
-from infou_libs import engines
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, new_event_id, publish
 from infou_libs.migrations import upgrade_async
-from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.events.v1 import events_pb2
 from infou_protos.feedback.v1 import feedback_pb2_grpc

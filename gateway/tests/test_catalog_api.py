@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from infou_catalog.main import SPEC
 from infou_catalog.seed import load_seed
 from infou_catalog.settings import CatalogSettings
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_gateway import cache
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs import engines
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import EVENTS_STREAM, connect, ensure_streams, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 
 SEED = load_seed()

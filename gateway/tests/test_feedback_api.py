@@ -21,13 +21,13 @@ from nats.js.api import ConsumerConfig
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_feedback.main import SPEC as FEEDBACK_SPEC
 from infou_feedback.settings import FeedbackSettings
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs import engines
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 from infou_session.main import SPEC as SESSION_SPEC
 from infou_session.settings import SessionSettings

@@ -9,8 +9,8 @@ from infou_catalog.main import SPEC as CATALOG
 from infou_catalog.settings import CatalogSettings
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs.engines import free_port
-from infou_libs.testing import running_service
+from infou_devtools.engines import free_port
+from infou_devtools.testing import running_service
 
 
 async def test_everything_down_is_degraded_and_named() -> None:

@@ -6,10 +6,10 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from infou_devtools.engines import free_port
 from infou_gateway.app import create_app
 from infou_gateway.ratelimit import RateLimiter
 from infou_gateway.settings import GatewaySettings
-from infou_libs.engines import free_port
 
 
 def _app(redis_url: str, limit: int) -> FastAPI:

@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs import engines
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 from infou_session.main import SPEC as SESSION_SPEC
 from infou_session.settings import SessionSettings

@@ -9,6 +9,8 @@ import asyncio
 import base64
 import json
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,12 +29,12 @@ from websockets.exceptions import InvalidStatus
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs import engines
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 from infou_realtime.main import SPEC as REALTIME_SPEC
 from infou_realtime.settings import RealtimeSettings
@@ -434,3 +436,68 @@ async def test_an_overlong_session_id_is_refused(gateway: str) -> None:
         async with websockets.connect(ws_url(gateway, "s" * 65)):
             pass
     assert caught.value.response.status_code == 422
+
+
+async def read_until_closed(ws: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            await ws.recv()
+
+
+async def test_a_draining_gateway_sends_watchers_away_and_stops(
+    services: dict[str, int],
+    module_database_url: str,
+    module_nats_url: str,
+    redis_url: str,
+    api: httpx.AsyncClient,
+) -> None:
+    """SIGTERM: every WebSocket closes with 1001 (going away), then the process exits cleanly."""
+    port = engines.free_port()
+    env = {
+        **os.environ,
+        "INFOU_ENVIRONMENT": "test",
+        "INFOU_HOST": "127.0.0.1",
+        "INFOU_PORT": str(port),
+        "INFOU_DATABASE_URL": module_database_url,
+        "INFOU_NATS_URL": module_nats_url,
+        "INFOU_REDIS_URL": urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")),
+        "INFOU_CATALOG_ADDR": f"127.0.0.1:{services['catalog']}",
+        "INFOU_SESSION_ADDR": f"127.0.0.1:{services['session']}",
+        "INFOU_REALTIME_ADDR": f"127.0.0.1:{services['realtime']}",
+        "INFOU_RATE_LIMIT_PER_MINUTE": "0",
+    }
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "infou_gateway", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    base = f"127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{base}", timeout=10) as client:
+            await wait_ready(client)
+        created = await new_session(api)  # through the module's gateway: the same services
+        headers = {"Authorization": f"Bearer {created['access_token']}"}
+        async with websockets.connect(
+            ws_url(base, created["session_id"]), additional_headers=headers
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+            gateway.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await read_until_closed(ws)
+        # uvicorn re-raises the captured SIGTERM once it has shut down gracefully.
+        assert await asyncio.wait_for(gateway.wait(), 30) in (0, -signal.SIGTERM)
+    finally:
+        if gateway.returncode is None:
+            gateway.kill()
+            await gateway.wait()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001
+
+
+async def wait_ready(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                if (await client.get("/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)

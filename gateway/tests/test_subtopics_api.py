@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
+from infou_devtools.testing import running_service
 from infou_gateway.app import create_app
 from infou_gateway.routes.subtopics import ACCEPTED_MESSAGE
 from infou_gateway.settings import GatewaySettings
 from infou_generation.main import SPEC as GENERATION_SPEC
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
-from infou_libs.testing import running_service
 
 REDIS_DB = 12  # this module's own database on the shared Redis
 ITEM_FIELDS = {

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.budget import DailyBudget
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.main import MIGRATIONS
 from infou_generation.models import SCHEMA
 from infou_generation.settings import GenerationSettings

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools.fakellm import FakeLLMControl
 from infou_generation.content import prompts
 from infou_generation.content.quality import QUALITY_THRESHOLD
 from infou_generation.content.schemas import validate_output
@@ -21,7 +22,6 @@ from infou_generation.engine import (
     cache_key,
     echoes_system_prompt,
 )
-from infou_generation.fakellm import FakeLLMControl
 from infou_generation.models import ContentCache, LLMCall
 from infou_generation.settings import GenerationSettings
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.engines import free_port
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.llm.jsonschema import validate
 from infou_generation.llm.providers.offline import load_composer
-from infou_libs.engines import free_port
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -156,7 +156,7 @@ async def test_task_context_is_answered_by_the_offline_composer(
 async def test_the_command_line_entry_serves(fake_llm: FakeLLMControl) -> None:
     port = free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 (a short-lived child, stopped below)
-        [sys.executable, "-m", "infou_generation.fakellm", "--port", str(port)],
+        [sys.executable, "-m", "infou_devtools.fakellm", "--port", str(port)],
         env={**os.environ},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

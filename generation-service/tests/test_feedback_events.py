@@ -10,11 +10,12 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_generation.events import rating_change
 from infou_generation.main import SPEC
 from infou_generation.models import SCHEMA, GeneratedSubTopic
 from infou_generation.settings import GenerationSettings
-from infou_libs import engines
 from infou_libs.db import create_engine, session_factory
 from infou_libs.messaging import (
     EVENT_ID_HEADER,
@@ -24,7 +25,6 @@ from infou_libs.messaging import (
     new_event_id,
     publish,
 )
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 
 SUBMITTED = "events.feedback.submitted"

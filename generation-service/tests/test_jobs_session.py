@@ -25,19 +25,19 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools import engines
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.testing import running_service
 from infou_generation.catalog import CatalogClient
 from infou_generation.engine import build_engine
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.jobs import article, conversion, curriculum
 from infou_generation.jobs.runner import JobContext
 from infou_generation.llm.types import BudgetExceededError
 from infou_generation.main import SPEC
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
-from infou_libs import engines
 from infou_libs.db import create_engine, session_factory
 from infou_libs.messaging import EVENT_ID_HEADER, EVENTS_STREAM, connect, ensure_streams, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 
 RESULTS = "events.generation.>"

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_generation.fakellm import FakeLLMControl
+from infou_devtools.fakellm import FakeLLMControl
 from infou_generation.llm.jsonschema import validate
 from infou_generation.llm.router import LLMRouter, build_router, price
 from infou_generation.llm.types import (

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools.fakellm import FakeLLMControl
 from infou_generation.budget import DailyBudget
-from infou_generation.fakellm import FakeLLMControl
 from infou_generation.llm.providers.offline import load_composer
 from infou_generation.llm.ratelimit import ProviderLimiter
 from infou_generation.llm.router import LLMRouter, build_router

@@ -24,11 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.seed import load_seed
 from infou_catalog.settings import CatalogSettings
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.testing import running_service
 from infou_generation import service
 from infou_generation.catalog import CatalogClient
 from infou_generation.content import prompts
 from infou_generation.engine import GenerationEngine, build_engine
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.main import SPEC
 from infou_generation.models import (
     SCHEMA,
@@ -42,7 +43,6 @@ from infou_libs import subjects
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, publish
-from infou_libs.testing import running_service
 from infou_protos.events.v1 import events_pb2
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 

@@ -3,7 +3,7 @@
 import importlib
 import re
 
-from infou_libs.testing import repo_root
+from infou_devtools.testing import repo_root
 
 SETTINGS = [
     ("infou_libs.settings", "CommonSettings"),

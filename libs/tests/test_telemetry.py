@@ -1,10 +1,15 @@
 """Trace context crosses NATS: the consumer's span continues the producer's trace."""
 
 import asyncio
+import os
+import sys
 import uuid
+from pathlib import Path
 
+import grpc
 from nats.aio.msg import Msg
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -58,3 +63,50 @@ async def test_consumer_span_continues_the_publishers_trace(nats_url: str) -> No
     finally:
         await consumer.stop()
         await nc.close()
+
+
+async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME alone send spans to a collector."""
+    received: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        async def Export(  # type: ignore[override]
+            self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
+        ) -> trace_service_pb2.ExportTraceServiceResponse:
+            received.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    script = (
+        "from infou_libs.telemetry import configure_tracing, tracer\n"
+        "from opentelemetry import trace\n"
+        "configure_tracing('probe')\n"
+        "with tracer('t').start_as_current_span('otel-env-span'):\n"
+        "    pass\n"
+        "trace.get_tracer_provider().shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "INFOU_OTEL"))} | {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_SERVICE_NAME": "infou-from-env",
+    }
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, env=env, cwd=tmp_path
+        )
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        await server.stop(None)
+    spans = [
+        (resource.resource, span.name)
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert [name for _, name in spans] == ["otel-env-span"]
+    attributes = {a.key: a.value.string_value for a in spans[0][0].attributes}
+    assert attributes["service.name"] == "infou-from-env"

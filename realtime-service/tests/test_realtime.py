@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_libs import engines
+from infou_devtools import engines
+from infou_devtools.testing import running_service
 from infou_libs.db import asyncpg_url
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import connect, ensure_streams
-from infou_libs.testing import running_service
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.events.v1 import events_pb2
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infou_libs import engines
-from infou_libs.stack import Stack
+from infou_devtools import engines
+from infou_devtools.stack import Stack
 
 HERE = Path(__file__).parent
 

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from infou_libs import engines
-from infou_libs.stack import Stack
+from infou_devtools import engines
+from infou_devtools.stack import Stack
 
 T = TypeVar("T")
 COMMENT = "예제가 더 있으면 좋겠어요, 연락은 010-9876-5432 로"

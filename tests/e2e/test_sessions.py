@@ -27,10 +27,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from websockets.exceptions import InvalidStatus
 
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
-from infou_libs import engines
+from infou_devtools import engines
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.stack import ChildSpec, Stack
 from infou_libs.db import asyncpg_url
-from infou_libs.stack import ChildSpec, Stack
 from infou_protos.events.v1 import events_pb2
 
 T = TypeVar("T")

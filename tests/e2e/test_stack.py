@@ -12,7 +12,7 @@ import httpx
 import yaml
 
 from infou_catalog.seed import SEED_DIR
-from infou_libs.stack import Stack
+from infou_devtools.stack import Stack
 
 LEVEL_CODES = ["absolute_beginner", "beginner", "intermediate", "advanced", "expert"]
 

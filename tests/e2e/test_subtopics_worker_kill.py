@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
-from infou_libs import engines
+from infou_devtools import engines
+from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.stack import Stack
 from infou_libs.db import asyncpg_url
-from infou_libs.stack import Stack
 
 TTFT_MS = 4000
 ACK_WAIT_S = 3
@@ -167,3 +167,50 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_finishes_once(
         detail = (await api.get("/main-topics/ai-ml")).json()
         assert detail["subtopic_count"]["generated"] == generated_before + 3
         assert slow_stack.children["generation"].restarts >= 1
+
+
+async def test_a_worker_terminated_mid_job_finishes_it_before_leaving(
+    slow_stack: Stack, fake_llm: FakeLLMServer, db: AsyncEngine
+) -> None:
+    """SIGTERM (a rollout, a scale-down) drains: the job in hand completes once, no call wasted."""
+    await slow_stack.wait_healthy(timeout=90)
+    control = FakeLLMControl(fake_llm.url)
+    await control.reset()
+    async with httpx.AsyncClient(base_url=slow_stack.gateway_url, timeout=15) as api:
+        topic = (await api.get("/main-topics/ai-ml")).json()
+        reply = await api.post(
+            "/sub-topics/generate",
+            json={
+                "main_topic_id": topic["id"],
+                "personalization": {"interests": ["drain"], "current_level": "beginner"},
+                "options": {"max_subtopics": 3},
+            },
+        )
+        assert reply.status_code == 202, reply.text
+        generation_id = reply.json()["generation_id"]
+
+        async def in_flight() -> bool:
+            return bool((await control.stats())["total"] >= 1)
+
+        await wait_for(in_flight, 30, "the worker never called the LLM")
+        # Returns once the process has exited: after it finished the job it held.
+        await slow_stack.kill("generation", signal.SIGTERM)
+        await slow_stack.wait_healthy(timeout=90)  # the supervisor brings the service back
+
+        result = (await api.get(f"/sub-topics/generated/{generation_id}")).json()
+        assert result["status"] == "completed", result
+        assert len(result["items"]) == 3
+        attempts = await scalar(
+            db,
+            "SELECT attempts FROM generation.subtopic_generation_requests "
+            "WHERE generation_batch_id = :id",
+            id=generation_id,
+        )
+        assert attempts == 1  # finished by the worker that took it, never redelivered
+        events = await scalar(
+            db,
+            "SELECT count(*) FROM generation.outbox WHERE event_id = :event_id",
+            event_id=f"subtopics-generated-{generation_id}",
+        )
+        assert events == 1
+        assert (await control.stats())["total"] == 1  # no LLM call wasted

@@ -12,11 +12,12 @@ from infou_catalog.seed import SEED_DIR, apply_seed, load_seed
 from infou_catalog.settings import CatalogSettings
 from infou_libs.db import create_engine, session_factory, unit_of_work
 from infou_libs.grpc_server import Registration
+from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main, migrate
 from infou_libs.settings import CommonSettings
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = package_migrations("infou_catalog")
 
 
 def _seed_dir(settings: CommonSettings) -> Path:

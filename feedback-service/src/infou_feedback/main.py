@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 
 from infou_feedback import partitions
 from infou_feedback.grpc_api import FeedbackServicer
@@ -12,10 +11,11 @@ from infou_feedback.models import SCHEMA, outbox
 from infou_feedback.session_access import SessionAccess
 from infou_feedback.settings import FeedbackSettings
 from infou_libs.grpc_server import Registration
+from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = package_migrations("infou_feedback")
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:

@@ -19,7 +19,16 @@ from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
 from infou_gateway.ratelimit import RateLimiter
-from infou_gateway.routes import articles, catalog, health, levels, sessions, subtopics, ws
+from infou_gateway.routes import (
+    articles,
+    catalog,
+    health,
+    levels,
+    probes,
+    sessions,
+    subtopics,
+    ws,
+)
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
@@ -100,6 +109,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.middleware("http")(record_request)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(probes.router)
     app.include_router(levels.router)
     app.include_router(catalog.router)
     app.include_router(subtopics.router)
@@ -112,5 +122,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health,live,ready")
     return app

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,6 +20,8 @@ class GatewayState:
     clients: ServiceClients
     cache: ResponseCache
     nc: NatsClient | None
+    # Set on SIGTERM: /ready answers 503 and WebSockets close with 1001 (going away).
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _state(request: Request) -> GatewayState:

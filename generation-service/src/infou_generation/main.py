@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 
 from infou_generation.catalog import CatalogClient
 from infou_generation.events import consumers
@@ -13,10 +12,11 @@ from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
 from infou_generation.workers import WorkerPresence
 from infou_libs.grpc_server import Registration
+from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = package_migrations("infou_generation")
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:

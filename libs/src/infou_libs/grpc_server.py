@@ -117,6 +117,11 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
+# The health service name a liveness probe asks: SERVING for as long as the process runs, never
+# turned NOT_SERVING by a dependency outage (that is what the overall "" status is for: readiness).
+LIVENESS_SERVICE = "liveness"
+
+
 class GrpcServer:
     """One aio server with the standard health and reflection services."""
 
@@ -144,6 +149,7 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self.server.start()
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.set_serving(True)
         await self.set_database(True)
         log.info("grpc_serving", port=self.port, services=self._names)

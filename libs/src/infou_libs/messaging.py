@@ -182,8 +182,15 @@ class DurableConsumer:
         for i in range(self.concurrency):
             self._tasks.append(asyncio.create_task(self._loop(sub), name=f"{self.durable}-{i}"))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stops taking messages; those in hand get `grace` seconds to finish (drain).
+
+        What is still running after that is cancelled and handed back un-acked, so another
+        worker takes it at once: nothing is acked unfinished, nothing finished is thrown away.
+        """
         self._stopping.set()
+        if grace > 0 and self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -208,6 +215,10 @@ class DurableConsumer:
                 await asyncio.sleep(1.0)
                 continue
             for msg in msgs:
+                if self._stopping.is_set():
+                    # Fetched while stopping: hand it back untouched for another worker.
+                    await self._hand_back(msg)
+                    continue
                 await self._handle(msg)
 
     async def _handle(self, msg: Msg) -> None:
@@ -218,7 +229,9 @@ class DurableConsumer:
             with tracer(__name__).start_as_current_span(f"consume {msg.subject}", context=span_ctx):
                 await self.handler(msg)
         except asyncio.CancelledError:
-            # Shutdown mid-job: leave the message un-acked; JetStream redelivers it.
+            # Shutdown mid-job, past the drain grace: un-acked, handed back for redelivery now
+            # rather than after ack_wait.
+            await self._hand_back(msg)
             raise
         except PermanentError as exc:
             EVENTS_CONSUMED.labels(self.durable, "failed").inc()
@@ -256,6 +269,10 @@ class DurableConsumer:
             await msg.ack()
         finally:
             keepalive.cancel()
+
+    async def _hand_back(self, msg: Msg) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(msg.nak(), 2.0)
 
     async def _keep_in_progress(self, msg: Msg) -> None:
         # Long LLM calls outlive ack_wait; tell JetStream the job is alive.

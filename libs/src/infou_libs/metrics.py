@@ -23,6 +23,12 @@ EVENTS_CONSUMED = Counter(
     ["consumer", "outcome"],
 )
 OUTBOX_PENDING = Gauge("infou_outbox_pending", "Outbox rows not yet relayed", ["service"])
+DB_POOL_IN_USE = Gauge(
+    "infou_db_pool_in_use", "Database connections checked out of the pool", ["service"]
+)
+DB_POOL_CAPACITY = Gauge(
+    "infou_db_pool_capacity", "Most connections the pool opens (size + overflow)", ["service"]
+)
 DEPENDENCY_UP = Gauge(
     "infou_dependency_up", "1 when a dependency answers, 0 when not", ["dependency"]
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,19 @@ from infou_libs.db import asyncpg_url
 
 # One advisory lock id for every migration run: two replicas starting at once take turns.
 _MIGRATION_LOCK = 72_114_001
+
+
+def package_migrations(package: str) -> Path:
+    """The Alembic folder shipped inside a service's package (`<package>/migrations`).
+
+    Found through the installed package, so it works the same from a source checkout, an
+    editable install and the image's `--no-editable` install.
+    """
+    folder = importlib.resources.files(package) / "migrations"
+    path = Path(str(folder))
+    if not (path / "env.py").is_file():
+        raise RuntimeError(f"{package} ships no migrations folder at {path}")
+    return path
 
 
 def alembic_config(migrations_dir: Path, database_url: str, schema: str) -> Config:

@@ -15,13 +15,19 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from infou_libs.db import create_engine, ping, session_factory
 from infou_libs.grpc_server import GrpcServer, Registration
 from infou_libs.logging import configure_logging, get_logger
 from infou_libs.messaging import DurableConsumer, connect, ensure_streams
 from infou_libs.messaging import close as close_nats
-from infou_libs.metrics import DEPENDENCY_UP, start_metrics_server
+from infou_libs.metrics import (
+    DB_POOL_CAPACITY,
+    DB_POOL_IN_USE,
+    DEPENDENCY_UP,
+    start_metrics_server,
+)
 from infou_libs.migrations import upgrade_async
 from infou_libs.outbox import OutboxRelay
 from infou_libs.settings import CommonSettings
@@ -59,7 +65,8 @@ class ServiceSpec:
 
 
 async def migrate(spec: ServiceSpec, settings: CommonSettings) -> None:
-    await upgrade_async(spec.migrations_dir, settings.database_url, spec.schema)
+    url = settings.database_session_url or settings.database_url
+    await upgrade_async(spec.migrations_dir, url, spec.schema)
     log.info("migrations_applied", schema=spec.schema)
 
 
@@ -73,23 +80,30 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     js = nc.jetstream()
     await ensure_streams(js)
     rt = Runtime(settings, engine, session_factory(engine), nc, js)
-    relay = OutboxRelay(rt.sessions, spec.outbox, js, settings.database_url)
+    relay = OutboxRelay(
+        rt.sessions, spec.outbox, js, settings.database_session_url or settings.database_url
+    )
     await relay.start()
     server = GrpcServer(spec.name, await spec.build(rt), settings.grpc_port)
     await server.start()
     consumers = list(spec.consumers(rt))
     for consumer in consumers:
         await consumer.start()
-    rt.tasks.append(asyncio.create_task(_watch_dependencies(rt, server), name="health-monitor"))
+    rt.tasks.append(
+        asyncio.create_task(_watch_dependencies(rt, server, spec.name), name="health-monitor")
+    )
     metrics_port = start_metrics_server(settings.metrics_port)
     log.info("service_ready", grpc_port=server.port, metrics_port=metrics_port)
     try:
         await stop.wait()
     finally:
-        log.info("service_stopping")
-        await server.stop(grace=5.0)
-        for consumer in consumers:
-            await consumer.stop()
+        grace = settings.shutdown_grace_seconds
+        log.info("service_stopping", drain_seconds=grace)
+        # Drain: gRPC finishes its calls while consumers finish (not abandon) the jobs they hold.
+        await asyncio.gather(
+            server.stop(grace=min(grace, 5.0)),
+            *(consumer.stop(grace=grace) for consumer in consumers),
+        )
         for task in rt.tasks:
             task.cancel()
         for task in rt.tasks:
@@ -104,10 +118,16 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
         log.info("service_stopped")
 
 
-async def _watch_dependencies(rt: Runtime, server: GrpcServer, interval: float = 5.0) -> None:
+async def _watch_dependencies(
+    rt: Runtime, server: GrpcServer, service: str, interval: float = 5.0
+) -> None:
     """Keeps the gRPC health status true: NOT_SERVING while the database or NATS is away."""
     serving = database = True
+    pool = rt.engine.pool
     while True:
+        if isinstance(pool, QueuePool):
+            DB_POOL_IN_USE.labels(service).set(pool.checkedout())
+            DB_POOL_CAPACITY.labels(service).set(pool.size() + pool._max_overflow)
         db_up = await ping(rt.engine)
         nats_up = rt.nc.is_connected
         DEPENDENCY_UP.labels("database").set(int(db_up))

@@ -17,6 +17,9 @@ class CommonSettings(BaseSettings):
     service_name: str = "infou"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/infou"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # A direct (session) connection for what transaction pooling (PgBouncer) cannot carry:
+    # migrations' advisory lock and the outbox relay's LISTEN. Empty: database_url.
+    database_session_url: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -25,6 +28,8 @@ class CommonSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
+    # On SIGTERM, jobs in hand get this long to finish (keep below terminationGracePeriodSeconds).
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
 
     @model_validator(mode="after")
     def _production_needs_real_settings(self) -> CommonSettings:

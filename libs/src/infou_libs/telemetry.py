@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from opentelemetry import propagate, trace
@@ -14,17 +15,45 @@ _configured = False
 
 
 def configure_tracing(service: str, otlp_endpoint: str = "") -> None:
-    """Installs the tracer provider; spans are exported over OTLP only when an endpoint is set."""
+    """Installs the tracer provider; spans are exported over OTLP (gRPC) when an endpoint is set.
+
+    The standard OpenTelemetry variables work as documented: OTEL_EXPORTER_OTLP_ENDPOINT (or
+    …_TRACES_ENDPOINT), …_HEADERS, …_CERTIFICATE, …_TIMEOUT, …_COMPRESSION, OTEL_SERVICE_NAME,
+    OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_TRACES_EXPORTER=none and
+    OTEL_SDK_DISABLED. `otlp_endpoint` (INFOU_OTEL_EXPORTER_OTLP_ENDPOINT) is an alias that wins.
+    """
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"infou-{service}"}))
-    if otlp_endpoint:
+    trace.set_tracer_provider(tracer_provider(service, otlp_endpoint))
+    _configured = True
+
+
+def tracer_provider(service: str, otlp_endpoint: str = "") -> TracerProvider:
+    # OTEL_SERVICE_NAME, when set, names the service; Resource.create reads it.
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": f"infou-{service}"}
+    # The sampler comes from OTEL_TRACES_SAMPLER(_ARG) when no sampler is passed.
+    provider = TracerProvider(resource=Resource.create(attributes))
+    if _exporting(otlp_endpoint):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
-    trace.set_tracer_provider(provider)
-    _configured = True
+        # endpoint=None: the exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and friends.
+        exporter = OTLPSpanExporter(endpoint=otlp_endpoint or None)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def _exporting(otlp_endpoint: str) -> bool:
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return bool(
+        otlp_endpoint
+        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
 
 
 def tracer(name: str) -> trace.Tracer:

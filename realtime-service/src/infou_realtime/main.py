@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from infou_libs.grpc_client import ServiceClient
 from infou_libs.grpc_server import Registration
+from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
@@ -15,7 +15,7 @@ from infou_realtime.hub import ProgressHub
 from infou_realtime.models import SCHEMA, outbox
 from infou_realtime.settings import RealtimeSettings
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = package_migrations("infou_realtime")
 
 
 async def build(rt: Runtime) -> Sequence[Registration]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from infou_libs.grpc_server import Registration
 from infou_libs.messaging import DurableConsumer
+from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_session.events import result_consumer
@@ -17,7 +17,7 @@ from infou_session.progress import ProgressPublisher
 from infou_session.settings import SessionSettings
 from infou_session.topics import TopicDirectory
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = package_migrations("infou_session")
 
 
 def _settings(rt: Runtime) -> SessionSettings:

@@ -134,7 +134,10 @@ class _Connection:
     async def run(self) -> str:
         forward = asyncio.create_task(self._forward(), name=f"ws-forward-{self.connection_id}")
         listen = asyncio.create_task(self._listen(), name=f"ws-listen-{self.connection_id}")
-        done, pending = await asyncio.wait({forward, listen}, return_when=asyncio.FIRST_COMPLETED)
+        drain = asyncio.create_task(self._until_draining(), name=f"ws-drain-{self.connection_id}")
+        done, pending = await asyncio.wait(
+            {forward, listen, drain}, return_when=asyncio.FIRST_COMPLETED
+        )
         for task in pending:
             task.cancel()
         for task in pending:
@@ -148,13 +151,20 @@ class _Connection:
             elif exc is not None:
                 log.warning("websocket_failed", connection_id=self.connection_id, error=str(exc))
                 reason = "error"
-        close_code = {"slow_client": 1008, "realtime_unavailable": 1011}.get(reason, 1000)
+        close_code = {"slow_client": 1008, "realtime_unavailable": 1011, "going_away": 1001}.get(
+            reason, 1000
+        )
         if reason not in ("client_closed",):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.websocket.close(code=close_code, reason=reason), 2)
         for touch in list(self._touches):
             touch.cancel()
         return reason
+
+    async def _until_draining(self) -> None:
+        # The gateway is shutting down: 1001 tells the client to reconnect (to another replica).
+        await self.state.draining.wait()
+        raise _Closed("going_away")
 
     async def _send(self, message: dict[str, Any]) -> None:
         text = json.dumps(message, ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with `-p infou_libs.testing`): real engines for every test suite.
+"""pytest plugin (loaded with `-p infou_devtools.testing`): real engines for every test suite.
 
 Each engine is the machine's when INFOU_TEST_DATABASE_URL / INFOU_TEST_NATS_URL /
 INFOU_TEST_REDIS_URL is set, otherwise an embedded server started once per test run.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from infou_libs import engines
+from infou_devtools import engines
 
 
 def pytest_configure(config: pytest.Config) -> None:

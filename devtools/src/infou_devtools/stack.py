@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from infou_libs import engines
+from infou_devtools import engines
 from infou_libs.logging import get_logger
 from infou_libs.settings import mask_url
 

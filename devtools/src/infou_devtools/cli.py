@@ -1,4 +1,4 @@
-"""`infou`: the project's command line (run the stack, make migrations)."""
+"""`infou`: the development command line (run the stack, make migrations)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "up":
+        from infou_devtools.stack import run_up
         from infou_libs.logging import configure_logging
-        from infou_libs.stack import run_up
 
         configure_logging("stack", json=False)
         sys.exit(run_up(port=args.port, data_dir=args.data_dir))
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _revision(service: str, message: str) -> None:
     """Compares the service's models with its migrations on a throw-away embedded database."""
-    from infou_libs import engines, migrations
+    from infou_devtools import engines
+    from infou_libs import migrations
 
     module = importlib.import_module(f"infou_{service}.main")
     spec = module.SPEC

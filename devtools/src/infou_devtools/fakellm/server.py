@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from infou_generation.fakellm.app import FakeState, create_app
-from infou_libs.engines import free_port
+from infou_devtools.engines import free_port
+from infou_devtools.fakellm.app import FakeState, create_app
 
 
 class FakeLLMServer:

@@ -1,4 +1,4 @@
-"""`python -m infou_generation.fakellm --port N`: the fake LLM server on its own."""
+"""`python -m infou_devtools.fakellm --port N`: the fake LLM server on its own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import uvicorn
 
-from infou_generation.fakellm.app import FakeState, create_app
+from infou_devtools.fakellm.app import FakeState, create_app
 
 
 def main() -> None:
