@@ -7,10 +7,10 @@ import httpx
 
 from infou_catalog.main import SPEC as CATALOG
 from infou_catalog.settings import CatalogSettings
-from infou_gateway.app import create_app
-from infou_gateway.settings import GatewaySettings
 from infou_devtools.engines import free_port
 from infou_devtools.testing import running_service
+from infou_gateway.app import create_app
+from infou_gateway.settings import GatewaySettings
 
 
 async def test_everything_down_is_degraded_and_named() -> None:
