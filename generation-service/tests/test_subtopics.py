@@ -454,6 +454,21 @@ async def test_generated_sub_topics_resolve_by_id_with_their_topic(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_public_ids_are_random_and_resolve_the_sub_topics(
+    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+) -> None:
+    reply = await finished(stub, await request(stub, max_subtopics=3))
+    keys = [i.public_id for i in reply.items]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", key) for key in keys)
+    assert len(set(keys)) == 3
+    # Neither the internal ids nor anything next to them open a sub-topic.
+    guesses = [str(i.id) for i in reply.items] + [str(i.id + 1) for i in reply.items]
+    found = await stub.GetGeneratedSubTopics(
+        generation_pb2.GetGeneratedSubTopicsRequest(public_ids=[*keys, *guesses]), timeout=5
+    )
+    assert sorted(i.public_id for i in found.items) == sorted(keys)
+
+
 async def test_expired_sub_topics_are_not_resolved(
     stub: generation_pb2_grpc.GenerationServiceStub,
     sessions: async_sessionmaker[AsyncSession],

@@ -259,18 +259,21 @@ async def test_bad_input_names_the_field(
     assert got_field == field
 
 
-async def test_an_unreachable_generation_service_is_unavailable_not_internal(
+async def test_generated_sub_topics_are_named_by_their_random_id_only(
     stub: Stub, topics: Any, rpc_error: RpcError
 ) -> None:
-    # This module runs no generation-service: a generated sub-topic cannot be looked up.
-    request = session_pb2.CreateSessionRequest(
-        main_topic_id=topics[0].id,
-        sub_topics=[session_pb2.SubTopicRef(type="generated", id=5)],
-        level="beginner",
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateSession(request)
-    assert rpc_error(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    # A sequential id no longer names a generated sub-topic; an unknown random one is a 422.
+    for ref in (
+        session_pb2.SubTopicRef(type="generated", id=5),
+        session_pb2.SubTopicRef(type="generated", key="AAAAAAAAAAAAAAAAAAAAAA"),
+    ):
+        request = session_pb2.CreateSessionRequest(
+            main_topic_id=topics[0].id, sub_topics=[ref], level="beginner"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateSession(request)
+        status, _code, field = rpc_error(caught.value)
+        assert (status, field) == (grpc.StatusCode.INVALID_ARGUMENT, "sub_topic_ids.0")
 
 
 # ── the workflow ───────────────────────────────────────────────────────────────────────

@@ -628,7 +628,11 @@ async def test_tokens_guard_every_endpoint_and_the_websocket(
         (
             "POST",
             "/sessions",
-            {"main_topic_id": 1, "sub_topic_ids": ["generated_999999"], "level": "beginner"},
+            {
+                "main_topic_id": 1,
+                "sub_topic_ids": ["generated_AAAAAAAAAAAAAAAAAAAAAA"],
+                "level": "beginner",
+            },
             {},
             "sub_topic_ids.0",
         ),

@@ -19,6 +19,7 @@ from sqlalchemy import Table, delete, func, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_generation import admission
 from infou_generation.llm import metrics
 from infou_generation.llm.types import BudgetExceededError
 from infou_generation.models import LLMBudgetDay, LLMBudgetReservation
@@ -40,6 +41,8 @@ class Reservation:
     id: str
     day: dt.date
     amount_usd: Decimal
+    # The session or generation the call is for: its admission is charged when it settles.
+    reference_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,14 @@ class DailyBudget:
     def today(self) -> dt.date:
         return self._today()
 
-    async def reserve(self, amount_usd: Decimal, *, provider: str, task: str) -> Reservation:
+    async def reserve(
+        self, amount_usd: Decimal, *, provider: str, task: str, reference_id: str | None = None
+    ) -> Reservation:
         """Holds `amount_usd` of today's budget, or raises BudgetExceededError."""
         amount = usd(amount_usd)
         day = self.today()
         for attempt in range(2):
-            reservation = await self._try_reserve(day, amount, provider, task)
+            reservation = await self._try_reserve(day, amount, provider, task, reference_id)
             if reservation is not None:
                 return reservation
             # Full: give back holds of calls whose process died, then look once more.
@@ -106,7 +111,7 @@ class DailyBudget:
         )
 
     async def _try_reserve(
-        self, day: dt.date, amount: Decimal, provider: str, task: str
+        self, day: dt.date, amount: Decimal, provider: str, task: str, reference_id: str | None
     ) -> Reservation | None:
         days = LLMBudgetDay
         async with unit_of_work(self._sessions) as session:
@@ -133,7 +138,7 @@ class DailyBudget:
             ).one_or_none()
             if held is None:
                 return None
-            reservation = Reservation(str(uuid.uuid4()), day, amount)
+            reservation = Reservation(str(uuid.uuid4()), day, amount, reference_id)
             await session.execute(
                 insert(LLMBudgetReservation).values(
                     id=reservation.id,
@@ -175,6 +180,8 @@ class DailyBudget:
                 .execution_options(synchronize_session=False)
             )
         ).one_or_none()
+        if reservation.reference_id:
+            await admission.charge(session, reservation.reference_id, actual)
         if row is None:
             return
         spent, limit, warned_at = Decimal(row[0]), Decimal(row[1]), row[2]

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from infou_generation.admission import Admissions
 from infou_generation.catalog import CatalogClient
 from infou_generation.feedback_events import feedback_consumer
 from infou_generation.grpc_api import GenerationServicer
@@ -35,7 +36,9 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     return [
         (
             generation_pb2_grpc.add_GenerationServiceServicer_to_server,
-            GenerationServicer(rt.sessions, rt.js, settings, catalog),
+            GenerationServicer(
+                rt.sessions, rt.js, settings, catalog, Admissions(rt.sessions, settings)
+            ),
             generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
         )
     ]

@@ -11,10 +11,19 @@ class DomainError(Exception):
     status = grpc.StatusCode.INTERNAL
     code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # Seconds after which trying again may succeed (HTTP Retry-After).
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
 
@@ -71,3 +80,4 @@ class RateLimited(DomainError):
 # Trailing-metadata keys that carry the error's machine-readable parts to the gateway.
 ERROR_CODE_KEY = "infou-error-code"
 ERROR_FIELD_KEY = "infou-error-field"
+RETRY_AFTER_KEY = "infou-retry-after"

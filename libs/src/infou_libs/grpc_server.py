@@ -12,7 +12,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, DomainError
+from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY, DomainError
 from infou_libs.logging import get_logger
 from infou_libs.metrics import GRPC_SERVER_LATENCY
 
@@ -99,7 +99,10 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,t
 
 
 async def _abort(context: Context, exc: DomainError) -> None:
-    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")))
+    trailers = [(ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")]
+    if exc.retry_after is not None:
+        trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
+    context.set_trailing_metadata(tuple(trailers))
     await context.abort(exc.status, exc.message)
 
 

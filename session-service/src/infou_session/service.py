@@ -24,7 +24,7 @@ from infou_session import curriculum, generation_input, progress, repository, to
 from infou_session.models import ArticleVariant, GeneratedArticle, LearningSession, outbox
 from infou_session.progress import ProgressMessage
 from infou_session.settings import SessionSettings
-from infou_session.topics import SUB_TOPIC_TYPES, Selection, SubTopicRef
+from infou_session.topics import SUB_TOPIC_TYPES, Selection, SubTopicRef, public_ref
 from infou_session.workflow import (
     ArticleStatus,
     Event,
@@ -91,15 +91,17 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
         raise InvalidArgument(
             f"at most {settings.max_sub_topics_per_session} sub-topics", field="sub_topic_ids"
         )
-    seen: set[tuple[str, int]] = set()
+    seen: set[str] = set()
     for i, ref in enumerate(request.sub_topics):
-        if ref.type not in SUB_TOPIC_TYPES or ref.id <= 0:
+        if ref.type not in SUB_TOPIC_TYPES or not (
+            ref.key if ref.type == "generated" else ref.id > 0
+        ):
             raise InvalidArgument(
-                "a sub-topic id is curated_<n> or generated_<n>", field=f"sub_topic_ids.{i}"
+                "a sub-topic id is curated_<n> or generated_<id>", field=f"sub_topic_ids.{i}"
             )
-        if (ref.type, ref.id) in seen:
+        if ref.public_id in seen:
             raise InvalidArgument(f"{ref.public_id} is selected twice", field=f"sub_topic_ids.{i}")
-        seen.add((ref.type, ref.id))
+        seen.add(ref.public_id)
     p = dict(request.personalization)
     pace = str(p.get("learning_pace") or "regular")
     if pace not in ARTICLES_PER_WEEK:
@@ -167,13 +169,23 @@ def estimated_study_time(articles: int, pace: str) -> str:
     return f"{low}주" if low == high else f"{low}-{high}주"
 
 
+def new_session_id() -> str:
+    return f"sess_{uuid.uuid4().hex}"
+
+
 async def create_session(
-    db: AsyncSession, request: NewSession, selection: Selection, settings: SessionSettings
+    db: AsyncSession,
+    request: NewSession,
+    selection: Selection,
+    settings: SessionSettings,
+    *,
+    session_id: str | None = None,
+    token: str | None = None,
 ) -> Created:
     """Stores the session `initializing` with SessionCreated and its curriculum job."""
     now = _now()
-    session_id = f"sess_{uuid.uuid4().hex}"
-    token = tokens.new_token()
+    session_id = session_id or new_session_id()
+    token = token or tokens.new_token()
     per_sub_topic = int(request.options["max_articles_per_subtopic"])
     estimated_articles = per_sub_topic * len(selection.sub_topics)
     row = LearningSession(
@@ -360,6 +372,8 @@ class ArticleView:
     article: GeneratedArticle
     variant: ArticleVariant | None
     available_levels: list[str]
+    # The sub-topic's public id ("generated_<random>"), from the session's selection.
+    sub_topic_ref: str = ""
 
     @property
     def level(self) -> str:
@@ -382,14 +396,15 @@ async def get_article(
     """The article at `level` (its own when empty); its status says whether it is written."""
     if level and level not in LEVELS:
         raise InvalidArgument(f"level must be one of {', '.join(LEVELS)}", field="level")
-    _session, article = await _authorize_article(db, secret, article_id, token)
+    session, article = await _authorize_article(db, secret, article_id, token)
     variants = await repository.variants_of(db, article.id)
     available = _available_levels(article, variants)
+    ref = public_ref(session.selected_subtopics, article.sub_topic_type, article.sub_topic_id)
     if not level or level == article.target_level:
-        return ArticleView(article, None, available)
+        return ArticleView(article, None, available, ref)
     for variant in variants:
         if variant.level == level:
-            return ArticleView(article, variant, available)
+            return ArticleView(article, variant, available, ref)
     raise NotFound(
         f"this article has no {level} version yet; ask for it with /convert",
         field="level",
@@ -433,8 +448,9 @@ async def convert_article(
         )
     if target_level == article.target_level:
         variants = await repository.variants_of(db, article.id)
+        ref = public_ref(session.selected_subtopics, article.sub_topic_type, article.sub_topic_id)
         return Conversion(
-            "ready", "", ArticleView(article, None, _available_levels(article, variants))
+            "ready", "", ArticleView(article, None, _available_levels(article, variants), ref)
         )
     variant = await repository.variant(db, article.id, target_level, for_update=True)
     if variant is None:
@@ -449,7 +465,14 @@ async def convert_article(
         return Conversion(
             "ready",
             variant.task_id,
-            ArticleView(article, variant, _available_levels(article, variants)),
+            ArticleView(
+                article,
+                variant,
+                _available_levels(article, variants),
+                public_ref(
+                    session.selected_subtopics, article.sub_topic_type, article.sub_topic_id
+                ),
+            ),
         )
     if variant.status == ArticleStatus.FAILED:
         variant.task_id = f"conv_{uuid.uuid4().hex}"

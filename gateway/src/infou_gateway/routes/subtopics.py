@@ -47,7 +47,7 @@ def _requester(request: Request) -> str:
 
 def generated_json(item: generation_pb2.GeneratedSubTopic) -> dict[str, Any]:
     return {
-        "id": f"generated_{item.id}",
+        "id": f"generated_{item.public_id}",
         "main_topic_id": item.main_topic_id,
         "slug": item.slug,
         "name": item.name,
@@ -104,7 +104,7 @@ async def generate_sub_topics(state: State, body: SubTopicGenerateRequest, reque
     responses=_ERRORS,
 )
 async def get_generated_sub_topics(state: State, generation_id: str) -> Any:
-    """A generation's status and, once completed, its sub-topics (ids "generated_<n>")."""
+    """A generation's status and, once completed, its sub-topics (ids "generated_<random>")."""
     reply = await state.clients.generation.GetSubTopicGeneration(
         generation_pb2.GetSubTopicGenerationRequest(generation_id=generation_id),
         timeout=state.clients.deadline,
