@@ -25,7 +25,8 @@ from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
-from infou_libs import engines
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_libs.testing import running_service
@@ -68,13 +69,26 @@ async def services(module_database_url: str, module_nats_url: str) -> AsyncItera
     catalog = CatalogSettings(
         environment="test", database_url=module_database_url, nats_url=module_nats_url
     )
-    async with running_service(CATALOG_SPEC, catalog) as catalog_port:
+    async with (
+        running_service(CATALOG_SPEC, catalog) as catalog_port,
+        running_service(
+            GENERATION_API_SPEC,
+            GenerationSettings(
+                environment="test",
+                database_url=module_database_url,
+                nats_url=module_nats_url,
+                catalog_addr=f"127.0.0.1:{catalog_port}",
+                # A priced provider, so admissions estimate real money (no call is made here).
+                local_llm_base_url="http://127.0.0.1:9/v1",
+            ),
+        ) as generation_port,
+    ):
         session = SessionSettings(
             environment="test",
             database_url=module_database_url,
             nats_url=module_nats_url,
             catalog_addr=f"127.0.0.1:{catalog_port}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation_port}",
         )
         async with running_service(SESSION_SPEC, session) as session_port:
             yield {"catalog": catalog_port, "session": session_port}

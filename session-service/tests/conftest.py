@@ -4,7 +4,6 @@ and a NATS server of this test module; the test plays the generation worker thro
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_generation.main import SPEC as GENERATION_SPEC
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
 from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
@@ -61,8 +60,7 @@ async def generation_port(
         # A priced provider, so admissions estimate real money (no call is ever made here).
         local_llm_base_url="http://127.0.0.1:9/v1",
     )
-    spec = dataclasses.replace(GENERATION_SPEC, consumers=lambda _rt: ())
-    async with running_service(spec, settings) as port:
+    async with running_service(GENERATION_API_SPEC, settings) as port:
         yield port
 
 

@@ -222,6 +222,11 @@ async def _async(value: Any) -> Any:
         ({"level": "wizard"}, "level"),
         ({"level": ""}, "level"),
         ({"per_sub_topic": 21}, "options.max_articles_per_subtopic"),
+        # 2 sub-topics × 16 = 32 articles: over the 30 a session may have.
+        (
+            {"sub_topics": ["first", "second"], "per_sub_topic": 16},
+            "options.max_articles_per_subtopic",
+        ),
         ({"pace": "warp"}, "personalization.learning_pace"),
         ({"length": "epic"}, "personalization.preferred_article_length"),
         ({"goals": "x" * 501}, "personalization.learning_goals"),
@@ -235,6 +240,8 @@ async def test_bad_input_names_the_field(
     for ref in change.get("sub_topics", ["first"]):
         if ref == "first":
             refs.append(session_pb2.SubTopicRef(type="curated", id=topic.curated[0]))
+        elif ref == "second":
+            refs.append(session_pb2.SubTopicRef(type="curated", id=topic.curated[1]))
         elif ref == "other_topic":
             refs.append(session_pb2.SubTopicRef(type="curated", id=other.curated[0]))
         else:

@@ -16,15 +16,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.responses import Response
 
 from infou_gateway import errors
+from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
-from infou_gateway.ratelimit import RateLimiter
+from infou_gateway.quotas import ClientGate, Quotas
 from infou_gateway.routes import articles, catalog, health, levels, sessions, subtopics, ws
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
+from infou_gateway.wslimits import ConnectionSlots
 from infou_libs.db import asyncpg_url
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer, connect, ensure_streams
@@ -67,7 +69,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             enabled=settings.cache_enabled,
         )
         db = create_async_engine(asyncpg_url(settings.database_url), poolclass=pool.NullPool)
-        state = GatewayState(settings, clients, cache, None, db)
+        state = GatewayState(
+            settings,
+            clients,
+            cache,
+            None,
+            db,
+            quotas=Quotas(cache.redis),
+            api_keys=ApiKeys(cache.redis, settings.api_key_cache_seconds),
+            ws_slots=ConnectionSlots(cache.redis),
+        )
         app.state.gateway = state
         consumers: list[DurableConsumer] = []
         # NATS may come up after the gateway: attach in the background, /health names it until then.
@@ -97,11 +108,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"],
     )
     # Registered first, so it runs inside the request recorder: refusals are timed and counted.
-    limiter = RateLimiter(settings.rate_limit_per_minute, settings.trust_forwarded_for)
-    app.middleware("http")(limiter)
+    app.add_middleware(ClientGate, settings=settings)
     app.middleware("http")(record_request)
     errors.install(app)
     app.include_router(health.router)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
@@ -57,6 +57,10 @@ def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
             code, message = "SERVICE_UNAVAILABLE", "a backend service is unavailable"
         elif status == 502:
             code, message = "UPSTREAM_ERROR", "a backend service failed"
+    retry_after = _trailer(exc, RETRY_AFTER_KEY)
+    if retry_after.isdigit():  # e.g. BUDGET_EXHAUSTED: until the budget day turns
+        body = error_body(code, message, field, retry_after=int(retry_after))
+        return JSONResponse(body, status_code=status, headers={"Retry-After": retry_after})
     return JSONResponse(error_body(code, message, field), status_code=status)
 
 

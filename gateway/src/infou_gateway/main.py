@@ -27,4 +27,7 @@ def run() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Forwarded headers count only from INFOU_TRUSTED_PROXIES (never an implicit 127.0.0.1).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
     )

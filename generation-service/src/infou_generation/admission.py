@@ -26,7 +26,7 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Literal
@@ -146,21 +146,21 @@ class Admissions:
         sessions: async_sessionmaker[AsyncSession],
         settings: GenerationSettings,
         *,
-        now: type[dt.datetime] = dt.datetime,
+        today: Callable[[], dt.date] | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._zone = ZoneInfo(settings.llm_budget_timezone)
         self._limit = budget.usd(settings.daily_budget_usd)
-        self._now = now
+        self._today = today or (lambda: dt.datetime.now(self._zone).date())
         self._observed: dict[str, Decimal] = {}
         self._observed_at = -math.inf
 
     def today(self) -> dt.date:
-        return self._now.now(self._zone).date()
+        return self._today()
 
     def retry_after(self) -> int:
-        return seconds_until_next_day(self._now.now(dt.UTC), self._zone)
+        return seconds_until_next_day(dt.datetime.now(dt.UTC), self._zone)
 
     async def per_call_costs(self) -> dict[str, Decimal]:
         """Each task's cost per call: observed over the last week, else typical."""
@@ -256,7 +256,7 @@ class Admissions:
                     estimated_usd=estimate,
                     spent_usd=Decimal(0),
                     status="open",
-                    expires_at=self._now.now(dt.UTC)
+                    expires_at=dt.datetime.now(dt.UTC)
                     + dt.timedelta(seconds=self._settings.admission_hold_seconds),
                 )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,3 +70,8 @@ SPEC = ServiceSpec(
 
 def run() -> None:
     main(SPEC, GenerationSettings)
+
+
+# The gRPC API alone (sub-topic requests, admissions), without job workers or consumers: for
+# tests that play the worker themselves, or an API-only replica.
+API_SPEC = dataclasses.replace(SPEC, consumers=lambda _rt: ())

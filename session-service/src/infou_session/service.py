@@ -140,6 +140,12 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
             f"max_articles_per_subtopic must be between 1 and {MAX_ARTICLES_PER_SUBTOPIC}",
             field="options.max_articles_per_subtopic",
         )
+    if per_sub_topic * len(request.sub_topics) > settings.max_articles_per_session:
+        raise InvalidArgument(
+            f"at most {settings.max_articles_per_session} articles a session: "
+            f"{len(request.sub_topics)} sub-topics × {per_sub_topic} is too many",
+            field="options.max_articles_per_subtopic",
+        )
     return NewSession(
         main_topic_id=request.main_topic_id,
         sub_topics=list(request.sub_topics),
