@@ -5,11 +5,12 @@ did not spend is given back once its generation ends."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-from infou_libs.errors import DomainError
+from infou_libs.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY, DomainError
 from infou_libs.logging import get_logger
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
 from infou_session.progress import ProgressMessage, ProgressPublisher
@@ -22,6 +23,23 @@ class AdmissionUnavailable(DomainError):
 
     status = grpc.StatusCode.UNAVAILABLE
     code = "SERVICE_UNAVAILABLE"
+
+
+class AdmissionRefused(DomainError):
+    """generation-service refused the admission on purpose (BUDGET_EXHAUSTED, the cost cap):
+    passed on with its status, code, field and Retry-After."""
+
+    def __init__(self, exc: grpc.aio.AioRpcError) -> None:
+        metadata: Any = exc.trailing_metadata() or ()
+        trailers = {str(item[0]): str(item[1]) for item in metadata}
+        retry_after = trailers.get(RETRY_AFTER_KEY, "")
+        super().__init__(
+            exc.details() or "refused",
+            field=trailers.get(ERROR_FIELD_KEY) or None,
+            code=trailers.get(ERROR_CODE_KEY) or exc.code().name,
+            retry_after=int(retry_after) if retry_after.isdigit() else None,
+        )
+        self.status = exc.code()
 
 
 # Refusals generation-service decided on purpose pass through with their status and code.
@@ -62,7 +80,7 @@ class AdmissionClient:
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _DECIDED:
-                raise
+                raise AdmissionRefused(exc) from None
             raise AdmissionUnavailable(
                 "the LLM budget could not be checked just now; try again"
             ) from exc
