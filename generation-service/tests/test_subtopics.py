@@ -32,6 +32,7 @@ from infou_generation.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.main import SPEC
 from infou_generation.models import (
     SCHEMA,
+    BudgetAdmission,
     GeneratedSubTopic,
     LLMCall,
     SubTopicGenerationRequest,
@@ -603,3 +604,52 @@ async def test_no_budget_fails_with_the_budget_code(
     assert reply.error_code == "LLM_BUDGET_EXCEEDED"
     assert "예산" in reply.error_message
     assert (await llm.stats())["total"] == 0
+
+
+async def test_a_request_is_admitted_then_released_and_a_replay_creates_nothing(
+    stub: generation_pb2_grpc.GenerationServiceStub,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+) -> None:
+    ask = generation_pb2.RequestSubTopicsRequest(
+        main_topic_id=1,
+        personalization=personalization(learning_goals=f"재현 {uuid.uuid4().hex[:8]}"),
+        client_id="ip:test-client",
+        idempotency_key=str(uuid.uuid4()),
+    )
+    first = await stub.RequestSubTopics(ask, timeout=5)
+    replay = await stub.RequestSubTopics(ask, timeout=5)
+    assert replay.generation_id == first.generation_id
+    assert replay.replayed
+    assert not first.replayed
+    await finished(stub, first.generation_id)
+    async with sessions() as session:
+        requests = await session.scalar(
+            select(func.count())
+            .select_from(SubTopicGenerationRequest)
+            .where(SubTopicGenerationRequest.generation_batch_id == first.generation_id)
+        )
+        admission = await session.scalar(
+            select(BudgetAdmission).where(BudgetAdmission.reference_id == first.generation_id)
+        )
+    assert requests == 1
+    assert admission is not None
+    assert admission.client_id == "ip:test-client"
+    for _ in range(100):  # the job releases it once it has finished
+        async with sessions() as session:
+            status = await session.scalar(
+                select(BudgetAdmission.status).where(
+                    BudgetAdmission.reference_id == first.generation_id
+                )
+            )
+        if status == "closed":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "closed"
+    changed = generation_pb2.RequestSubTopicsRequest()
+    changed.CopyFrom(ask)
+    changed.options.max_subtopics = 2
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RequestSubTopics(changed, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_field(caught.value) == "Idempotency-Key"

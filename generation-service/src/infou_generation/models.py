@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,13 @@ from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "generation"
+# 16 random bytes: 22 URL-safe characters, 128 bits no one can enumerate.
+PUBLIC_ID_BYTES = 16
+
+
+def new_public_id() -> str:
+    """The random part of a generated sub-topic's public id ("generated_<public_id>")."""
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
 
 
 class Base(DeclarativeBase):
@@ -252,7 +260,7 @@ class GeneratedSubTopic(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # The public id is "generated_<public_id>": random, so sub-topics cannot be enumerated.
-    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=new_public_id)
     generation_batch_id: Mapped[str] = mapped_column(String(50))
     main_topic_id: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)

@@ -24,6 +24,7 @@ from infou_generation.models import (
     GeneratedSubTopic,
     SubTopicGenerationRequest,
     idempotency_keys,
+    new_public_id,
     outbox,
 )
 from infou_libs import idempotency
@@ -51,8 +52,6 @@ MAX_INTEREST_CHARS: Final = 50
 MAX_GOAL_CHARS: Final = 500
 MAX_SHORT_TEXT_CHARS: Final = 50
 MAX_LOOKUP_IDS: Final = 100
-# 16 random bytes: 22 URL-safe characters, 128 bits no one can enumerate.
-PUBLIC_ID_BYTES: Final = 16
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,40}")
 _GENERATION_ID = re.compile(r"gen_[0-9a-f]{16}")
 _ITEM_CHARS: Final = 300
@@ -377,11 +376,6 @@ def shape_subtopics(
     if options["difficulty_progression"]:
         items.sort(key=lambda i: level_index(i["difficulty_focus"]))
     return items
-
-
-def new_public_id() -> str:
-    """The random part of a generated sub-topic's public id ("generated_<public_id>")."""
-    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
 
 
 def _row(
