@@ -21,12 +21,13 @@ from nats.js.api import ConsumerConfig
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_feedback.main import SPEC as FEEDBACK_SPEC
 from infou_feedback.settings import FeedbackSettings
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_protos.events.v1 import events_pb2
 from infou_session.main import SPEC as SESSION_SPEC
@@ -38,14 +39,22 @@ REDIS_DB = 12  # this module's own database on the shared Redis
 @pytest.fixture(scope="module")
 async def services(module_database_url: str, module_nats_url: str) -> AsyncIterator[dict[str, int]]:
     common = {"environment": "test", "database_url": module_database_url}
-    async with running_service(
-        CATALOG_SPEC, CatalogSettings(**common, nats_url=module_nats_url)
-    ) as catalog_port:
+    async with (
+        running_service(
+            CATALOG_SPEC, CatalogSettings(**common, nats_url=module_nats_url)
+        ) as catalog_port,
+        running_service(
+            GENERATION_API_SPEC,
+            GenerationSettings(
+                **common, nats_url=module_nats_url, catalog_addr=f"127.0.0.1:{catalog_port}"
+            ),
+        ) as generation_port,
+    ):
         session = SessionSettings(
             **common,
             nats_url=module_nats_url,
             catalog_addr=f"127.0.0.1:{catalog_port}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation_port}",
         )
         async with running_service(SESSION_SPEC, session) as session_port:
             feedback = FeedbackSettings(

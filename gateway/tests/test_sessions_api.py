@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,10 +24,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_protos.events.v1 import events_pb2
@@ -68,13 +70,26 @@ async def services(module_database_url: str, module_nats_url: str) -> AsyncItera
     catalog = CatalogSettings(
         environment="test", database_url=module_database_url, nats_url=module_nats_url
     )
-    async with running_service(CATALOG_SPEC, catalog) as catalog_port:
+    async with (
+        running_service(CATALOG_SPEC, catalog) as catalog_port,
+        running_service(
+            GENERATION_API_SPEC,
+            GenerationSettings(
+                environment="test",
+                database_url=module_database_url,
+                nats_url=module_nats_url,
+                catalog_addr=f"127.0.0.1:{catalog_port}",
+                # A priced provider, so admissions estimate real money (no call is made here).
+                local_llm_base_url="http://127.0.0.1:9/v1",
+            ),
+        ) as generation_port,
+    ):
         session = SessionSettings(
             environment="test",
             database_url=module_database_url,
             nats_url=module_nats_url,
             catalog_addr=f"127.0.0.1:{catalog_port}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation_port}",
         )
         async with running_service(SESSION_SPEC, session) as session_port:
             yield {"catalog": catalog_port, "session": session_port}
@@ -288,6 +303,49 @@ async def test_create_answers_201_with_the_prd_fields(
     assert body["estimated_cost_usd"] > 0
     assert body["estimated_articles"] == 14
     assert body["expires_at"].endswith("Z")
+
+
+async def test_a_client_gets_its_days_sessions_and_replays_do_not_count(
+    services: dict[str, int],
+    module_database_url: str,
+    module_nats_url: str,
+    redis_url: str,
+    topic: dict[str, Any],
+) -> None:
+    settings = GatewaySettings(
+        environment="test",
+        database_url=module_database_url,
+        nats_url=module_nats_url,
+        redis_url=urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")),
+        catalog_addr=f"127.0.0.1:{services['catalog']}",
+        session_addr=f"127.0.0.1:{services['session']}",
+        rate_limit_per_minute=0,
+        sessions_per_client_per_day=2,
+    )
+    body = {
+        "main_topic_id": topic["id"],
+        "sub_topic_ids": [topic["sub_topics"][0]["id"]],
+        "level": "beginner",
+    }
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    app = create_app(settings)
+    peer = (f"2001:db8:{uuid.uuid4().hex[:4]}::7", 5000)  # a client of its own
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=peer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            first = await client.post("/sessions", json=body, headers=key)
+            replay = await client.post("/sessions", json=body, headers=key)
+            reused = await client.post("/sessions", json={**body, "level": "advanced"}, headers=key)
+            second = await client.post("/sessions", json=body)
+            third = await client.post("/sessions", json=body)
+    assert [r.status_code for r in (first, replay, second, third)] == [201, 201, 201, 429]
+    assert replay.json()["session_id"] == first.json()["session_id"]
+    assert replay.json()["access_token"] == first.json()["access_token"]
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert reused.json()["error"]["field"] == "Idempotency-Key"
+    assert third.json()["error"]["code"] == "DAILY_QUOTA_EXCEEDED"
+    assert int(third.headers["Retry-After"]) > 0
 
 
 async def test_websocket_url_is_wss_behind_https(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,8 @@ from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_protos.events.v1 import events_pb2
@@ -51,11 +54,17 @@ async def services(module_database_url: str, module_nats_url: str) -> AsyncItera
         "database_url": module_database_url,
         "nats_url": module_nats_url,
     }
-    async with running_service(CATALOG_SPEC, CatalogSettings(**common)) as catalog:
+    async with (
+        running_service(CATALOG_SPEC, CatalogSettings(**common)) as catalog,
+        running_service(
+            GENERATION_API_SPEC,
+            GenerationSettings(**common, catalog_addr=f"127.0.0.1:{catalog}"),
+        ) as generation,
+    ):
         session_settings = SessionSettings(
             **common,
             catalog_addr=f"127.0.0.1:{catalog}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation}",
         )
         async with running_service(SESSION_SPEC, session_settings) as session:
             realtime_settings = RealtimeSettings(
@@ -501,3 +510,36 @@ async def wait_ready(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.2)
+
+
+async def test_a_sixth_websocket_on_one_token_is_refused_with_429(
+    gateway: str, api: httpx.AsyncClient
+) -> None:
+    created = await new_session(api)
+    url = ws_url(gateway, created["session_id"])
+    headers = {"Authorization": f"Bearer {created['access_token']}"}
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(5):  # INFOU_WS_MAX_PER_SESSION
+            ws = await stack.enter_async_context(
+                websockets.connect(url, additional_headers=headers)
+            )
+            await receive(ws, "snapshot")
+        with pytest.raises(InvalidStatus) as caught:
+            async with websockets.connect(url, additional_headers=headers):
+                pass
+        assert caught.value.response.status_code == 429
+        body = json.loads(caught.value.response.body or b"{}")
+        assert body["error"]["code"] == "TOO_MANY_CONNECTIONS"
+    # Closed connections give their slots back (once the server has seen them close).
+    codes = []
+    for _ in range(50):
+        try:
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                await receive(ws, "snapshot")
+                break
+        except InvalidStatus as exc:
+            codes.append(exc.response.status_code)
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the slots were never given back")
+    assert set(codes) <= {429}

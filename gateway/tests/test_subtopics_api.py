@@ -169,7 +169,7 @@ async def test_the_result_lists_personalised_sub_topics(api: httpx.AsyncClient) 
     assert not set(names) & curated_names
     for item in result["items"]:
         assert set(item) == ITEM_FIELDS
-        assert re.fullmatch(r"generated_\d+", item["id"])
+        assert re.fullmatch(r"generated_[A-Za-z0-9_-]{22}", item["id"])
         assert item["main_topic_id"] == 1
         assert item["source_type"] == "generated"
         assert item["estimated_learning_time"]

@@ -37,7 +37,14 @@ from infou_generation.main import SPEC
 from infou_generation.models import SCHEMA, outbox
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import create_engine, session_factory
-from infou_libs.messaging import EVENT_ID_HEADER, EVENTS_STREAM, connect, ensure_streams, publish
+from infou_libs.messaging import (
+    EVENT_ID_HEADER,
+    EVENTS_STREAM,
+    PermanentError,
+    connect,
+    ensure_streams,
+    publish,
+)
 from infou_protos.events.v1 import events_pb2
 
 RESULTS = "events.generation.>"
@@ -425,8 +432,10 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
         context_json=json.dumps(context),
     )
     msg = job_message(js, "jobs.article.convert", job)
-    with pytest.raises(BudgetExceededError) as caught:
+    # A budget refusal is terminal: the job is not retried (it would only spend more).
+    with pytest.raises(PermanentError) as caught:
         await consumer.handler(msg)
+    assert isinstance(caught.value.__cause__, BudgetExceededError)
     assert consumer.on_exhausted is not None
     await consumer.on_exhausted(msg, caught.value)
     assert (await llm.stats())["total"] == 0

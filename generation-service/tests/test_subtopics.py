@@ -33,6 +33,7 @@ from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.main import SPEC
 from infou_generation.models import (
     SCHEMA,
+    BudgetAdmission,
     GeneratedSubTopic,
     LLMCall,
     SubTopicGenerationRequest,
@@ -452,6 +453,21 @@ async def test_generated_sub_topics_resolve_by_id_with_their_topic(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_public_ids_are_random_and_resolve_the_sub_topics(
+    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+) -> None:
+    reply = await finished(stub, await request(stub, max_subtopics=3))
+    keys = [i.public_id for i in reply.items]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", key) for key in keys)
+    assert len(set(keys)) == 3
+    # Neither the internal ids nor anything next to them open a sub-topic.
+    guesses = [str(i.id) for i in reply.items] + [str(i.id + 1) for i in reply.items]
+    found = await stub.GetGeneratedSubTopics(
+        generation_pb2.GetGeneratedSubTopicsRequest(public_ids=[*keys, *guesses]), timeout=5
+    )
+    assert sorted(i.public_id for i in found.items) == sorted(keys)
+
+
 async def test_expired_sub_topics_are_not_resolved(
     stub: generation_pb2_grpc.GenerationServiceStub,
     sessions: async_sessionmaker[AsyncSession],
@@ -586,3 +602,52 @@ async def test_no_budget_fails_with_the_budget_code(
     assert reply.error_code == "LLM_BUDGET_EXCEEDED"
     assert "예산" in reply.error_message
     assert (await llm.stats())["total"] == 0
+
+
+async def test_a_request_is_admitted_then_released_and_a_replay_creates_nothing(
+    stub: generation_pb2_grpc.GenerationServiceStub,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+) -> None:
+    ask = generation_pb2.RequestSubTopicsRequest(
+        main_topic_id=1,
+        personalization=personalization(learning_goals=f"재현 {uuid.uuid4().hex[:8]}"),
+        client_id="ip:test-client",
+        idempotency_key=str(uuid.uuid4()),
+    )
+    first = await stub.RequestSubTopics(ask, timeout=5)
+    replay = await stub.RequestSubTopics(ask, timeout=5)
+    assert replay.generation_id == first.generation_id
+    assert replay.replayed
+    assert not first.replayed
+    await finished(stub, first.generation_id)
+    async with sessions() as session:
+        requests = await session.scalar(
+            select(func.count())
+            .select_from(SubTopicGenerationRequest)
+            .where(SubTopicGenerationRequest.generation_batch_id == first.generation_id)
+        )
+        admission = await session.scalar(
+            select(BudgetAdmission).where(BudgetAdmission.reference_id == first.generation_id)
+        )
+    assert requests == 1
+    assert admission is not None
+    assert admission.client_id == "ip:test-client"
+    for _ in range(100):  # the job releases it once it has finished
+        async with sessions() as session:
+            status = await session.scalar(
+                select(BudgetAdmission.status).where(
+                    BudgetAdmission.reference_id == first.generation_id
+                )
+            )
+        if status == "closed":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "closed"
+    changed = generation_pb2.RequestSubTopicsRequest()
+    changed.CopyFrom(ask)
+    changed.options.max_subtopics = 2
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RequestSubTopics(changed, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_field(caught.value) == "Idempotency-Key"

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_devtools import engines
 from infou_devtools.testing import running_service
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.db import asyncpg_url
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, new_event_id, publish
@@ -46,16 +47,33 @@ async def catalog_port(module_database_url: str, module_nats_url: str) -> AsyncI
 
 
 @pytest.fixture(scope="module")
-def session_settings(
+async def generation_port(
     module_database_url: str, module_nats_url: str, catalog_port: int
+) -> AsyncIterator[int]:
+    """generation-service's gRPC API (sub-topics, the budget's admissions) without its job
+    workers: the test plays the worker (`Worker`)."""
+    settings = GenerationSettings(
+        environment="test",
+        database_url=module_database_url,
+        nats_url=module_nats_url,
+        catalog_addr=f"127.0.0.1:{catalog_port}",
+        # A priced provider, so admissions estimate real money (no call is ever made here).
+        local_llm_base_url="http://127.0.0.1:9/v1",
+    )
+    async with running_service(GENERATION_API_SPEC, settings) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def session_settings(
+    module_database_url: str, module_nats_url: str, catalog_port: int, generation_port: int
 ) -> SessionSettings:
     return SessionSettings(
         environment="test",
         database_url=module_database_url,
         nats_url=module_nats_url,
         catalog_addr=f"127.0.0.1:{catalog_port}",
-        # No generation-service here: only generated sub-topics would need it.
-        generation_addr=f"127.0.0.1:{engines.free_port()}",
+        generation_addr=f"127.0.0.1:{generation_port}",
         grpc_deadline_seconds=2.0,
     )
 

@@ -219,6 +219,11 @@ async def _async(value: Any) -> Any:
         ({"level": "wizard"}, "level"),
         ({"level": ""}, "level"),
         ({"per_sub_topic": 21}, "options.max_articles_per_subtopic"),
+        # 2 sub-topics × 16 = 32 articles: over the 30 a session may have.
+        (
+            {"sub_topics": ["first", "second"], "per_sub_topic": 16},
+            "options.max_articles_per_subtopic",
+        ),
         ({"pace": "warp"}, "personalization.learning_pace"),
         ({"length": "epic"}, "personalization.preferred_article_length"),
         ({"goals": "x" * 501}, "personalization.learning_goals"),
@@ -232,6 +237,8 @@ async def test_bad_input_names_the_field(
     for ref in change.get("sub_topics", ["first"]):
         if ref == "first":
             refs.append(session_pb2.SubTopicRef(type="curated", id=topic.curated[0]))
+        elif ref == "second":
+            refs.append(session_pb2.SubTopicRef(type="curated", id=topic.curated[1]))
         elif ref == "other_topic":
             refs.append(session_pb2.SubTopicRef(type="curated", id=other.curated[0]))
         else:
@@ -256,18 +263,21 @@ async def test_bad_input_names_the_field(
     assert got_field == field
 
 
-async def test_an_unreachable_generation_service_is_unavailable_not_internal(
+async def test_generated_sub_topics_are_named_by_their_random_id_only(
     stub: Stub, topics: Any, rpc_error: RpcError
 ) -> None:
-    # This module runs no generation-service: a generated sub-topic cannot be looked up.
-    request = session_pb2.CreateSessionRequest(
-        main_topic_id=topics[0].id,
-        sub_topics=[session_pb2.SubTopicRef(type="generated", id=5)],
-        level="beginner",
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.CreateSession(request)
-    assert rpc_error(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    # A sequential id no longer names a generated sub-topic; an unknown random one is a 422.
+    for ref in (
+        session_pb2.SubTopicRef(type="generated", id=5),
+        session_pb2.SubTopicRef(type="generated", key="AAAAAAAAAAAAAAAAAAAAAA"),
+    ):
+        request = session_pb2.CreateSessionRequest(
+            main_topic_id=topics[0].id, sub_topics=[ref], level="beginner"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateSession(request)
+        status, _code, field = rpc_error(caught.value)
+        assert (status, field) == (grpc.StatusCode.INVALID_ARGUMENT, "sub_topic_ids.0")
 
 
 # ── the workflow ───────────────────────────────────────────────────────────────────────

@@ -628,7 +628,11 @@ async def test_tokens_guard_every_endpoint_and_the_websocket(
         (
             "POST",
             "/sessions",
-            {"main_topic_id": 1, "sub_topic_ids": ["generated_999999"], "level": "beginner"},
+            {
+                "main_topic_id": 1,
+                "sub_topic_ids": ["generated_AAAAAAAAAAAAAAAAAAAAAA"],
+                "level": "beginner",
+            },
             {},
             "sub_topic_ids.0",
         ),
@@ -651,3 +655,35 @@ async def test_bad_input_is_a_4xx_naming_the_field(
     )
     assert reply.status_code == 422, reply.text
     assert reply.json()["error"]["field"] == field
+
+
+async def test_a_create_replayed_with_its_idempotency_key_returns_the_same_session(
+    api: httpx.AsyncClient, topic: dict[str, Any], db: AsyncEngine
+) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = session_body(topic)
+    first = await api.post("/sessions", json=body, headers=key)
+    again = await api.post("/sessions", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json()["session_id"] == first.json()["session_id"]
+    # The replay's token opens the session: a client that lost the first answer is whole.
+    assert again.json()["access_token"] == first.json()["access_token"]
+    got = await api.get(
+        f"/sessions/{first.json()['session_id']}", headers=auth(again.json()["access_token"])
+    )
+    assert got.status_code == 200
+    async with db.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM session.learning_sessions WHERE id = :id"),
+            {"id": first.json()["session_id"]},
+        )
+    assert count == 1
+    reused = await api.post("/sessions", json={**body, "level": "beginner"}, headers=key)
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+    generation = {"main_topic_id": topic["id"], "personalization": {"interests": ["자동화"]}}
+    one = await api.post("/sub-topics/generate", json=generation, headers=key)
+    two = await api.post("/sub-topics/generate", json=generation, headers=key)
+    assert (one.status_code, two.status_code) == (202, 202), two.text
+    assert one.json()["generation_id"] == two.json()["generation_id"]

@@ -93,7 +93,7 @@ async def test_sub_topics_are_generated_in_the_background_and_counted_by_the_cat
     assert len({i["name"] for i in items}) == 4
     assert not {i["name"] for i in items} & curated
     for item in items:
-        assert re.fullmatch(r"generated_\d+", item["id"])
+        assert re.fullmatch(r"generated_[A-Za-z0-9_-]{22}", item["id"])
         assert item["main_topic_id"] == topic["id"]
         assert item["description"]
         assert item["estimated_learning_time"]

@@ -21,7 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     rev = sub.add_parser("revision", help="autogenerate an Alembic revision for a service")
     rev.add_argument("service", choices=SERVICES)
     rev.add_argument("-m", "--message", required=True)
-    args = parser.parse_args(argv)
+    keys = sub.add_parser(
+        "keys", help="API keys of the gateway: create, revoke, list", add_help=False
+    )
+    keys.add_argument("rest", nargs=argparse.REMAINDER)
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "keys" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     if args.command == "up":
         from infou_devtools.stack import run_up
@@ -31,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_up(port=args.port, data_dir=args.data_dir))
     if args.command == "revision":
         _revision(args.service, args.message)
+    if args.command == "keys":
+        # The gateway owns its keys (in its Redis); this is only the way in.
+        apikeys = importlib.import_module("infou_gateway.apikeys")
+        sys.exit(apikeys.command([*args.rest, *extra]))
 
 
 def _revision(service: str, message: str) -> None:

@@ -21,9 +21,11 @@ from infou_devtools import engines
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Test clients all come from 127.0.0.1 and poll: the per-IP limit would refuse them. The
-    # limiter's own tests build their app with an explicit limit.
+    # Test clients all come from 127.0.0.1 and poll: the per-client limits would refuse them.
+    # The limits' own tests build their app (or stack) with explicit limits.
     os.environ.setdefault("INFOU_RATE_LIMIT_PER_MINUTE", "0")
+    os.environ.setdefault("INFOU_SESSIONS_PER_CLIENT_PER_DAY", "0")
+    os.environ.setdefault("INFOU_GENERATIONS_PER_CLIENT_PER_DAY", "0")
 
 
 def _engine_url(

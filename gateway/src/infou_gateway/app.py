@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 from starlette.responses import Response
 
 from infou_gateway import errors
+from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
 from infou_gateway.observability import record_request
-from infou_gateway.ratelimit import RateLimiter
+from infou_gateway.quotas import ClientGate, Quotas
 from infou_gateway.routes import (
     articles,
     catalog,
@@ -32,6 +33,7 @@ from infou_gateway.routes import (
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
+from infou_gateway.wslimits import ConnectionSlots
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer, connect, ensure_streams
 from infou_libs.messaging import close as close_nats
@@ -72,7 +74,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
             enabled=settings.cache_enabled,
         )
-        state = GatewayState(settings, clients, cache, None)
+        state = GatewayState(
+            settings,
+            clients,
+            cache,
+            None,
+            quotas=Quotas(cache.redis),
+            api_keys=ApiKeys(cache.redis, settings.api_key_cache_seconds),
+            ws_slots=ConnectionSlots(cache.redis),
+        )
         app.state.gateway = state
         consumers: list[DurableConsumer] = []
         # NATS may come up after the gateway: attach in the background, /health names it until then.
@@ -101,11 +111,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"],
     )
     # Registered first, so it runs inside the request recorder: refusals are timed and counted.
-    limiter = RateLimiter(settings.rate_limit_per_minute, settings.trust_forwarded_for)
-    app.middleware("http")(limiter)
+    app.add_middleware(ClientGate, settings=settings)
     app.middleware("http")(record_request)
     errors.install(app)
     app.include_router(health.router)

@@ -40,7 +40,7 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": error}
 
 
-def error_response(exc: DomainError) -> JSONResponse:
+def error_response(exc: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
     """The HTTP answer to a domain error; what a backend failure was is never told."""
     status = GRPC_TO_HTTP.get(exc.status, 502)
     code, message = exc.code, exc.message or exc.status.name
@@ -50,7 +50,12 @@ def error_response(exc: DomainError) -> JSONResponse:
             code, message = "SERVICE_UNAVAILABLE", "a backend service is unavailable"
         elif status == 502:
             code, message = "UPSTREAM_ERROR", "a backend service failed"
-    return JSONResponse(error_body(code, message, exc.field), status_code=status)
+    body = error_body(code, message, exc.field)
+    headers = dict(headers or {})
+    if exc.retry_after is not None:  # e.g. BUDGET_EXHAUSTED: until the budget day turns
+        body["error"]["retry_after"] = exc.retry_after
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def grpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:

@@ -62,5 +62,8 @@ def run() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # Forwarded headers count only from INFOU_TRUSTED_PROXIES (never an implicit 127.0.0.1).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
     )
     DrainingServer(config, app).run()

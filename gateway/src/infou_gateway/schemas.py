@@ -151,7 +151,7 @@ class SubTopicGenerateAccepted(BaseModel):
 
 
 class GeneratedSubTopic(BaseModel):
-    id: str = Field(examples=["generated_456"])
+    id: str = Field(examples=["generated_Xb3kP9qL2mN8vR4tY7wZ1a"])
     main_topic_id: int
     slug: str
     name: str
@@ -201,13 +201,15 @@ class SessionOptions(BaseModel):
     include_practice_problems: bool = False
 
 
-SubTopicId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+SubTopicId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=60)]
 
 
 class SessionCreateRequest(BaseModel):
     main_topic_id: int = Field(ge=1, le=2_147_483_647, examples=[1])
     sub_topic_ids: list[SubTopicId] = Field(
-        max_length=50, examples=[["curated_1", "generated_456"]], description="1 to 10 ids"
+        max_length=50,
+        examples=[["curated_1", "generated_Xb3kP9qL2mN8vR4tY7wZ1a"]],
+        description="1 to 10 ids",
     )
     level: LevelCode = Field(examples=["intermediate"])
     personalization: SessionPersonalization = Field(default_factory=SessionPersonalization)

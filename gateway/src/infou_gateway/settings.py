@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from infou_libs.settings import CommonSettings
 
@@ -20,10 +24,39 @@ class GatewaySettings(CommonSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     health_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
     cache_enabled: bool = True
-    rate_limit_per_minute: int = Field(default=100, ge=0)  # per client IP; 0 turns it off
-    trust_forwarded_for: bool = False  # behind a trusted proxy: the client is X-Forwarded-For
+    rate_limit_per_minute: int = Field(default=100, ge=0)  # per client; 0 turns it off
+    # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default, so
+    # the client is the socket's peer (uvicorn's own forwarded-header trust follows this too).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Creations per client per rolling day (an API key may carry its own).
+    sessions_per_client_per_day: int = Field(default=50, ge=0)
+    generations_per_client_per_day: int = Field(default=100, ge=0)
+    # Concurrent WebSockets per session token and per client; over it the handshake gets 429.
+    ws_max_per_session: int = Field(default=5, ge=1, le=1000)
+    ws_max_per_client: int = Field(default=50, ge=1, le=100_000)
+    # Anonymous clients are refused (401) when true: only X-API-Key holders get in.
+    require_api_key: bool = False
+    # How long an API key lookup is reused: a revocation takes effect within this.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"INFOU_TRUSTED_PROXIES: {cidr!r} is not a CIDR") from exc
+        return value
 
     def service_addresses(self) -> dict[str, str]:
         return {

@@ -9,9 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from nats.aio.client import Client as NatsClient
 
+from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
+from infou_gateway.quotas import Quotas
 from infou_gateway.settings import GatewaySettings
+from infou_gateway.wslimits import ConnectionSlots
 
 
 @dataclass
@@ -20,6 +23,9 @@ class GatewayState:
     clients: ServiceClients
     cache: ResponseCache
     nc: NatsClient | None
+    quotas: Quotas
+    api_keys: ApiKeys
+    ws_slots: ConnectionSlots
     # Set on SIGTERM: /ready answers 503 and WebSockets close with 1001 (going away).
     draining: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_generation import repository
+from infou_generation import admission, repository
 from infou_generation.llm import metrics
 from infou_generation.llm.types import BudgetExceededError
 from infou_libs.db import unit_of_work
@@ -45,6 +45,8 @@ class Reservation:
     id: str
     day: dt.date
     amount_usd: Decimal
+    # The session or generation the call is for: its admission is charged when it settles.
+    reference_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class DailyBudget:
     def today(self) -> dt.date:
         return self._today()
 
-    async def reserve(self, amount_usd: Decimal, *, provider: str, task: str) -> Reservation:
+    async def reserve(
+        self, amount_usd: Decimal, *, provider: str, task: str, reference_id: str | None = None
+    ) -> Reservation:
         """Holds `amount_usd` of today's budget, or raises BudgetExceededError.
 
         One unit of work of its own, committed before this returns (see the module doc)."""
@@ -97,7 +101,7 @@ class DailyBudget:
             if spent is None:
                 refused = await self._status(session, day)
             else:
-                reservation = Reservation(str(uuid.uuid4()), day, amount)
+                reservation = Reservation(str(uuid.uuid4()), day, amount, reference_id)
                 await repository.add_budget_reservation(
                     session, reservation.id, day, amount, provider, task, self._hold
                 )
@@ -128,6 +132,8 @@ class DailyBudget:
         # An expired hold was already given back: only the spend is added then.
         released = held if held is not None else Decimal(0)
         row = await repository.settle_budget_day(session, reservation.day, released, actual)
+        if reservation.reference_id:
+            await admission.charge(session, reservation.reference_id, actual)
         if row is None:
             return
         spent, limit, warned_at = Decimal(row[0]), Decimal(row[1]), row[2]

@@ -9,10 +9,11 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import service
+from infou_generation.admission import Admissions, Workload
 from infou_generation.catalog import CatalogClient
 from infou_generation.models import GeneratedSubTopic
 from infou_generation.settings import GenerationSettings
-from infou_libs.db import unit_of_work
+from infou_libs.errors import InvalidArgument
 from infou_libs.grpc_server import Context
 from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
@@ -25,11 +26,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         js: JetStreamContext,
         settings: GenerationSettings,
         catalog: CatalogClient,
+        admissions: Admissions,
     ) -> None:
         self._sessions = sessions
         self._js = js
         self._settings = settings
         self._catalog = catalog
+        self._admissions = admissions
 
     async def GetEngineStatus(
         self, request: generation_pb2.GetEngineStatusRequest, context: Context
@@ -58,27 +61,57 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 "include_prerequisites": request.options.include_prerequisites,
                 "difficulty_progression": request.options.difficulty_progression,
             }
-        async with unit_of_work(self._sessions) as db:
-            accepted = await service.request_subtopics(
-                db,
-                self._catalog,
-                main_topic_id=request.main_topic_id,
-                personalization={
-                    "interests": list(p.interests),
-                    "current_level": p.current_level,
-                    "learning_goals": p.learning_goals,
-                    "time_availability": p.time_availability,
-                    "preferred_style": p.preferred_style,
-                },
-                options=options,
-                requester_id=request.requester_id,
-                ttl=dt.timedelta(days=self._settings.generated_subtopics_ttl_days),
-            )
+        accepted = await service.request_subtopics(
+            self._sessions,
+            self._catalog,
+            main_topic_id=request.main_topic_id,
+            personalization={
+                "interests": list(p.interests),
+                "current_level": p.current_level,
+                "learning_goals": p.learning_goals,
+                "time_availability": p.time_availability,
+                "preferred_style": p.preferred_style,
+            },
+            options=options,
+            requester_id=request.requester_id,
+            ttl=dt.timedelta(days=self._settings.generated_subtopics_ttl_days),
+            admissions=self._admissions,
+            client_id=request.client_id,
+            client_share=request.client_budget_share,
+            idempotency_key=request.idempotency_key,
+        )
         return generation_pb2.RequestSubTopicsResponse(
             generation_id=accepted.generation_id,
             status=accepted.status,
             estimated_completion=_timestamp(accepted.estimated_completion),
+            replayed=accepted.replayed,
         )
+
+    async def ReserveAdmission(
+        self, request: generation_pb2.ReserveAdmissionRequest, context: Context
+    ) -> generation_pb2.Admission:
+        if request.kind not in ("session", "subtopics") or not request.reference_id:
+            raise InvalidArgument("kind and reference_id are required", field="kind")
+        granted = await self._admissions.reserve(
+            kind="session" if request.kind == "session" else "subtopics",
+            reference_id=request.reference_id[:64],
+            work=Workload(
+                curricula=max(0, request.curricula),
+                articles=max(0, request.articles),
+                subtopic_generations=max(0, request.subtopic_generations),
+            ),
+            client_id=request.client_id,
+            client_share=request.client_budget_share,
+        )
+        return generation_pb2.Admission(
+            admission_id=granted.admission_id, estimated_cost_usd=float(granted.estimated_usd)
+        )
+
+    async def ReleaseAdmission(
+        self, request: generation_pb2.ReleaseAdmissionRequest, context: Context
+    ) -> generation_pb2.ReleaseAdmissionResponse:
+        freed = await self._admissions.release(request.reference_id)
+        return generation_pb2.ReleaseAdmissionResponse(released_usd=float(freed))
 
     async def GetSubTopicGeneration(
         self, request: generation_pb2.GetSubTopicGenerationRequest, context: Context
@@ -103,7 +136,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.GetGeneratedSubTopicsRequest, context: Context
     ) -> generation_pb2.GetGeneratedSubTopicsResponse:
         async with self._sessions() as session:
-            items = await service.get_generated_sub_topics(session, list(request.ids))
+            items = await service.get_generated_sub_topics(
+                session, list(request.ids), list(request.public_ids)
+            )
         return generation_pb2.GetGeneratedSubTopicsResponse(
             items=[_sub_topic(item) for item in items]
         )
@@ -112,6 +147,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 def _sub_topic(row: GeneratedSubTopic) -> generation_pb2.GeneratedSubTopic:
     item = generation_pb2.GeneratedSubTopic(
         id=row.id,
+        public_id=row.public_id,
         main_topic_id=row.main_topic_id,
         slug=row.slug,
         name=row.name,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
+from infou_generation.admission import Admissions
 from infou_generation.catalog import CatalogClient
 from infou_generation.events import consumers
 from infou_generation.grpc_api import GenerationServicer
@@ -32,7 +34,9 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     return [
         (
             generation_pb2_grpc.add_GenerationServiceServicer_to_server,
-            GenerationServicer(rt.sessions, rt.js, settings, catalog),
+            GenerationServicer(
+                rt.sessions, rt.js, settings, catalog, Admissions(rt.sessions, settings)
+            ),
             generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
         )
     ]
@@ -50,3 +54,8 @@ SPEC = ServiceSpec(
 
 def run() -> None:
     main(SPEC, GenerationSettings)
+
+
+# The gRPC API alone (sub-topic requests, admissions), without job workers or consumers: for
+# tests that play the worker themselves, or an API-only replica.
+API_SPEC = dataclasses.replace(SPEC, consumers=lambda _rt: ())

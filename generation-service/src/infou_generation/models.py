@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -25,9 +26,17 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
+from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "generation"
+# 16 random bytes: 22 URL-safe characters, 128 bits no one can enumerate.
+PUBLIC_ID_BYTES = 16
+
+
+def new_public_id() -> str:
+    """The random part of a generated sub-topic's public id ("generated_<public_id>")."""
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
 
 
 class Base(DeclarativeBase):
@@ -35,6 +44,7 @@ class Base(DeclarativeBase):
 
 
 outbox, processed_events = outbox_tables(Base.metadata)
+idempotency_keys = idempotency_table(Base.metadata)
 
 
 class WorkerHeartbeat(Base):
@@ -108,6 +118,8 @@ class LLMBudgetDay(Base):
     limit_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
     spent_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
     reserved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
+    # What admitted requests (admission.py) may still spend: estimates not yet spent.
+    admitted_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
     warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
@@ -129,6 +141,43 @@ class LLMBudgetReservation(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+ADMISSION_STATUSES = ("open", "closed")
+
+
+class BudgetAdmission(Base):
+    """A request admitted against the daily budget before anything was queued (admission.py):
+    its estimate, what its calls have spent so far, and whether it still holds the rest."""
+
+    __tablename__ = "budget_admissions"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint("kind IN ('session', 'subtopics')", name="kind"),
+        Index("ix_budget_admissions_day_client_id", "day", "client_id"),
+        Index(
+            "ix_budget_admissions_open_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The session_id or generation_id its LLM calls are recorded under in the ledger.
+    reference_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    day: Mapped[dt.date] = mapped_column(Date)
+    # Who asked: the gateway's client id (an API key id, or a hash of the address /64).
+    client_id: Mapped[str] = mapped_column(String(100))
+    estimated_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
+    spent_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'open'"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # An admission never released (its session stalled) stops holding budget after this.
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ContentCache(Base):
@@ -199,7 +248,8 @@ class SubTopicGenerationRequest(Base):
 
 
 class GeneratedSubTopic(Base):
-    """A personalised sub-topic (PRD §4.2 generated_sub_topics); public id "generated_<id>"."""
+    """A personalised sub-topic (PRD §4.2 generated_sub_topics); public id
+    "generated_<public_id>"."""
 
     __tablename__ = "generated_sub_topics"
     __table_args__ = (
@@ -209,6 +259,8 @@ class GeneratedSubTopic(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The public id is "generated_<public_id>": random, so sub-topics cannot be enumerated.
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=new_public_id)
     generation_batch_id: Mapped[str] = mapped_column(String(50))
     main_topic_id: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer)

@@ -99,13 +99,16 @@ async def generated_of_batch(
 
 
 async def generated_by_ids(
-    session: AsyncSession, ids: Sequence[int]
+    session: AsyncSession, ids: Sequence[int], public_ids: Sequence[str] = ()
 ) -> Sequence[GeneratedSubTopic]:
-    """The sub-topics with these ids that have not expired, in id order."""
+    """The sub-topics with these ids or public ids that have not expired, in id order."""
     rows = await session.scalars(
         select(GeneratedSubTopic)
         .where(
-            GeneratedSubTopic.id.in_(list(ids)),
+            or_(
+                GeneratedSubTopic.id.in_(list(ids)),
+                GeneratedSubTopic.public_id.in_(list(public_ids)),
+            ),
             or_(GeneratedSubTopic.expires_at.is_(None), GeneratedSubTopic.expires_at > func.now()),
         )
         .order_by(GeneratedSubTopic.id)

@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import repository
+from infou_generation.admission import Admissions, Workload
 from infou_generation.catalog import CatalogClient, main_topic_context
 from infou_generation.content.levels import LEVEL_NAMES, level_index
 from infou_generation.content.prompts import MAX_SUBTOPICS
@@ -22,9 +23,11 @@ from infou_generation.llm.types import BudgetExceededError, InvalidOutputError
 from infou_generation.models import (
     GeneratedSubTopic,
     SubTopicGenerationRequest,
+    idempotency_keys,
+    new_public_id,
     outbox,
 )
-from infou_libs import subjects
+from infou_libs import idempotency, subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
 from infou_libs.levels import LEVELS
@@ -46,6 +49,7 @@ MAX_INTEREST_CHARS: Final = 50
 MAX_GOAL_CHARS: Final = 500
 MAX_SHORT_TEXT_CHARS: Final = 50
 MAX_LOOKUP_IDS: Final = 100
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,40}")
 _GENERATION_ID = re.compile(r"gen_[0-9a-f]{16}")
 _ITEM_CHARS: Final = 300
 _LIST_ITEMS: Final = 8
@@ -74,6 +78,7 @@ class SubTopicRequestAccepted:
     generation_id: str
     status: str
     estimated_completion: dt.datetime
+    replayed: bool = False
 
 
 def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +137,7 @@ def estimated_seconds(max_subtopics: int) -> int:
 
 
 async def request_subtopics(
-    db: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     catalog: CatalogClient,
     *,
     main_topic_id: int,
@@ -140,36 +145,89 @@ async def request_subtopics(
     options: dict[str, Any] | None,
     requester_id: str,
     ttl: dt.timedelta,
+    admissions: Admissions,
+    client_id: str = "",
+    client_share: float = 0.0,
+    idempotency_key: str = "",
 ) -> SubTopicRequestAccepted:
-    """Stores the request and its job in the caller's transaction; the work runs on a worker."""
+    """Admits the request against the budget (its own committed hold, like a call's budget hold:
+    it must be taken before anything is stored or queued), then stores the request and its job
+    in one transaction; the work runs on a worker. With an Idempotency-Key a replay returns the
+    first request."""
     personal = validate_personalization(personalization)
     opts = validate_options(options)
+    key = fingerprint = ""
+    if idempotency_key:
+        key = idempotency.key_hash("subtopics", client_id, idempotency_key)
+        fingerprint = idempotency.request_hash(
+            {"main_topic_id": main_topic_id, "personalization": personal, "options": opts}
+        )
+        replay = await _replayed(sessions, key, fingerprint)
+        if replay is not None:
+            return replay
     await catalog.main_topic(main_topic_id)  # NotFound(field="main_topic_id")
     generation_id = new_generation_id()
     now = dt.datetime.now(dt.UTC)
     eta = now + dt.timedelta(seconds=estimated_seconds(opts["max_subtopics"]))
-    await repository.add_subtopic_request(
-        db,
-        SubTopicGenerationRequest(
-            generation_batch_id=generation_id,
-            main_topic_id=main_topic_id,
-            user_session_id=requester_id[:100] or None,
-            personalization_input=personal,
-            generation_options=opts,
-            status="pending",
-            estimated_completion_at=eta,
-            expires_at=now + ttl,
-        ),
+    await admissions.reserve(
+        kind="subtopics",
+        reference_id=generation_id,
+        work=Workload(subtopic_generations=1),
+        client_id=client_id,
+        client_share=client_share,
     )
-    await add_event(
-        db,
-        outbox,
-        subjects.SUBTOPICS_JOB,
-        events_pb2.GenerateSubTopicsJob(generation_id=generation_id),
-        event_id=f"job-subtopics-{generation_id}",
-    )
+    try:
+        async with unit_of_work(sessions) as session:
+            if key:
+                await idempotency.remember(
+                    session, idempotency_keys, key, fingerprint, generation_id
+                )
+            await repository.add_subtopic_request(
+                session,
+                SubTopicGenerationRequest(
+                    generation_batch_id=generation_id,
+                    main_topic_id=main_topic_id,
+                    user_session_id=requester_id[:100] or None,
+                    personalization_input=personal,
+                    generation_options=opts,
+                    status="pending",
+                    estimated_completion_at=eta,
+                    expires_at=now + ttl,
+                ),
+            )
+            await add_event(
+                session,
+                outbox,
+                subjects.SUBTOPICS_JOB,
+                events_pb2.GenerateSubTopicsJob(generation_id=generation_id),
+                event_id=f"job-subtopics-{generation_id}",
+            )
+    except BaseException as exc:
+        await admissions.release(generation_id)
+        if isinstance(exc, idempotency.KeyTaken):
+            replay = await _replayed(sessions, key, fingerprint)
+            if replay is not None:
+                return replay
+        raise
     log.info("subtopics_requested", generation_id=generation_id, main_topic_id=main_topic_id)
     return SubTopicRequestAccepted(generation_id, "processing", eta)
+
+
+async def _replayed(
+    sessions: async_sessionmaker[AsyncSession], key: str, fingerprint: str
+) -> SubTopicRequestAccepted | None:
+    """The request an earlier call with this Idempotency-Key stored, if any."""
+    async with sessions() as session:
+        generation_id = await idempotency.recall(session, idempotency_keys, key, fingerprint)
+        if generation_id is None:
+            return None
+        earlier = await repository.subtopic_request(session, generation_id)
+    if earlier is None:
+        return None
+    status = "processing" if earlier.status == "pending" else earlier.status
+    return SubTopicRequestAccepted(
+        generation_id, status, earlier.estimated_completion_at, replayed=True
+    )
 
 
 # --- personalised sub-topics: the job ----------------------------------------------------------
@@ -332,6 +390,7 @@ def _row(
     level = request.personalization_input.get("current_level") or ""
     return {
         **item,
+        "public_id": new_public_id(),
         "generation_batch_id": request.generation_batch_id,
         "main_topic_id": request.main_topic_id,
         "position": position,
@@ -407,12 +466,13 @@ async def get_subtopic_generation(
 
 
 async def get_generated_sub_topics(
-    session: AsyncSession, ids: Sequence[int]
+    session: AsyncSession, ids: Sequence[int], public_ids: Sequence[str] = ()
 ) -> Sequence[GeneratedSubTopic]:
-    """The known, unexpired sub-topics among `ids` (the caller compares)."""
-    if len(ids) > MAX_LOOKUP_IDS:
+    """The known, unexpired sub-topics among `ids` and `public_ids` (the caller compares)."""
+    if len(ids) + len(public_ids) > MAX_LOOKUP_IDS:
         raise InvalidArgument(f"at most {MAX_LOOKUP_IDS} ids", field="ids")
     wanted = sorted({i for i in ids if i > 0})
-    if not wanted:
+    keys = sorted({k for k in public_ids if _PUBLIC_ID.fullmatch(k)})
+    if not wanted and not keys:
         return []
-    return await repository.generated_by_ids(session, wanted)
+    return await repository.generated_by_ids(session, wanted, keys)

@@ -118,6 +118,14 @@ class GenerationSettings(CommonSettings):
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
+    # Admission (admission.py): the estimate is the observed cost per call times this margin.
+    admission_estimate_margin: float = Field(default=1.0, ge=0.5, le=10)
+    # An admission never released (its session stalled) stops holding budget after this long.
+    admission_hold_seconds: float = Field(default=3600.0, ge=60, le=86400)
+    # The share of the daily budget one client may hold or spend (API keys may carry their own).
+    client_budget_share: float = Field(default=0.1, gt=0, le=1)
+    # A session estimated above this is refused at creation (PRD: at most $0.50 a learner); 0: off.
+    session_cost_cap_usd: Decimal = Field(default=Decimal("0.50"), ge=0)
 
     @field_validator("llm_providers", mode="before")
     @classmethod

@@ -12,10 +12,19 @@ class DomainError(Exception):
     status = grpc.StatusCode.INTERNAL
     code = "INTERNAL_ERROR"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        # Seconds after which trying again may succeed (HTTP Retry-After).
+        self.retry_after = retry_after
         if code is not None:
             self.code = code
 

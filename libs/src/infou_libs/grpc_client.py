@@ -113,35 +113,50 @@ def rich_status(error: DomainError) -> grpc.Status:
         info.metadata[FIELD_KEY] = error.field
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=[detail])
+    details = [detail]
+    if error.retry_after is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromSeconds(error.retry_after)
+        retry_detail = any_pb2.Any()
+        retry_detail.Pack(retry)
+        details.append(retry_detail)
+    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
 
-def _error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+def _error_details(
+    exc: grpc.aio.AioRpcError,
+) -> tuple[error_details_pb2.ErrorInfo | None, int | None]:
+    """The ErrorInfo and the RetryInfo delay (whole seconds) of the call's rich status."""
     try:
         status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     except ValueError:  # a status whose code or message disagrees with the call's
-        return None
+        return None, None
     if status is None:
-        return None
+        return None, None
+    info: error_details_pb2.ErrorInfo | None = None
+    retry_after: int | None = None
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info
-    return None
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = max(1, retry.retry_delay.seconds)
+    return info, retry_after
 
 
 def domain_error_from(exc: grpc.aio.AioRpcError) -> DomainError:
     """The domain error another service raised (its code and field kept); a service that did
     not answer, or not in time, is `Unavailable`. The error keeps the call's status code."""
-    info = _error_info(exc)
+    info, retry_after = _error_details(exc)
     code = info.reason if info and info.reason else exc.code().name
     field = (info.metadata.get(FIELD_KEY) if info else None) or None
     kind = _KINDS.get(exc.code(), DomainError)
     if kind is RateLimited and code == BudgetExceeded.code:
         kind = BudgetExceeded
-    error = kind(exc.details() or exc.code().name, field=field, code=code)
+    error = kind(exc.details() or exc.code().name, field=field, code=code, retry_after=retry_after)
     error.status = exc.code()
     return error
 

@@ -18,6 +18,7 @@ from infou_libs.levels import LEVELS
 from infou_session import jobs, repository
 from infou_session.models import ArticleVariant, GeneratedArticle, LearningSession
 from infou_session.service import ArticleView, authorize_article, available_levels
+from infou_session.topics import public_ref
 from infou_session.workflow import ArticleStatus
 
 
@@ -68,17 +69,17 @@ async def convert_article(
             field="article_id",
             code="ARTICLE_NOT_READY",
         )
+    ref = public_ref(session.selected_subtopics, article.sub_topic_type, article.sub_topic_id)
     if target_level == article.target_level:
         variants = await repository.variants_of(db, article.id)
         return Conversion(
-            "ready", "", ArticleView(article, None, available_levels(article, variants))
+            "ready", "", ArticleView(article, None, available_levels(article, variants), ref)
         )
     task_id, variant = await _claim(db, session, article, target_level)
     if variant is not None and variant.status == ArticleStatus.READY:
         variants = await repository.variants_of(db, article.id)
-        return Conversion(
-            "ready", task_id, ArticleView(article, variant, available_levels(article, variants))
-        )
+        view = ArticleView(article, variant, available_levels(article, variants), ref)
+        return Conversion("ready", task_id, view)
     return Conversion("processing", task_id, None)
 
 

@@ -29,11 +29,11 @@ def _personalization(session: LearningSession) -> dict[str, Any]:
     }
 
 
-def _sub_topic(session: LearningSession, ref: str) -> dict[str, Any]:
+def _sub_topic(session: LearningSession, kind: str, sub_topic_id: int) -> dict[str, Any]:
     for sub in session.selected_subtopics:
-        if sub["ref"] == ref:
+        if sub["type"] == kind and int(sub["id"]) == sub_topic_id:
             return sub
-    raise KeyError(ref)
+    raise KeyError(f"{kind}_{sub_topic_id}")
 
 
 def curriculum_context(session: LearningSession) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def article_context(
     session: LearningSession, article: GeneratedArticle, order_in_sub_topic: int, total: int
 ) -> dict[str, Any]:
     personalization = _personalization(session)
-    sub = _sub_topic(session, f"{article.sub_topic_type}_{article.sub_topic_id}")
+    sub = _sub_topic(session, article.sub_topic_type, article.sub_topic_id)
     return {
         "main_topic": session.main_topic,
         "level": article.target_level,

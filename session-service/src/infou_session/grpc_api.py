@@ -11,12 +11,13 @@ from infou_libs.db import unit_of_work
 from infou_libs.grpc_server import Context
 from infou_libs.protobuf import optional_timestamp as _ts
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
-from infou_session import conversion, feedback_access, results, service
+from infou_session import conversion, creation, feedback_access, results, service
+from infou_session.admission import AdmissionClient
 from infou_session.models import ArticleVariant, GeneratedArticle
 from infou_session.progress import ProgressPublisher
 from infou_session.service import ArticleView, SessionView
 from infou_session.settings import SessionSettings
-from infou_session.topics import SubTopicRef, TopicDirectory
+from infou_session.topics import SubTopicRef, TopicDirectory, public_ref
 from infou_session.workflow import ArticleStatus, Status, learner_status
 
 
@@ -27,11 +28,13 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         settings: SessionSettings,
         directory: TopicDirectory,
         publisher: ProgressPublisher,
+        admission: AdmissionClient,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._directory = directory
         self._publisher = publisher
+        self._admission = admission
         self._secret = settings.session_token_secret.get_secret_value()
 
     async def GetSessionStats(
@@ -51,7 +54,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         new = service.check_request(
             service.NewSession(
                 main_topic_id=request.main_topic_id,
-                sub_topics=[SubTopicRef(ref.type, ref.id) for ref in request.sub_topics],
+                sub_topics=[SubTopicRef(ref.type, ref.id, ref.key) for ref in request.sub_topics],
                 level=request.level,
                 personalization={
                     "learning_pace": p.learning_pace,
@@ -71,11 +74,21 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
             ),
             self._settings,
         )
-        selection = await self._directory.resolve(new.main_topic_id, new.sub_topics)
-        async with unit_of_work(self._sessions) as db:
-            created = await service.create_session(db, new, selection, self._settings)
+        created, replayed = await creation.create(
+            self._sessions,
+            self._directory,
+            self._admission,
+            self._settings,
+            new,
+            creation.Caller(
+                client_id=request.client_id,
+                budget_share=request.client_budget_share,
+                idempotency_key=request.idempotency_key,
+            ),
+        )
         await self._publisher.publish(created.session.id, created.messages)
         return session_pb2.CreateSessionResponse(
+            replayed=replayed,
             session_id=created.session.id,
             status=created.session.status,
             estimated_total_time=created.estimated_total_time,
@@ -115,7 +128,7 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
                     title=a.title,
                     summary=a.summary or "",
                     sub_topic=a.sub_topic_name,
-                    sub_topic_id=f"{a.sub_topic_type}_{a.sub_topic_id}",
+                    sub_topic_id=public_ref(s.selected_subtopics, a.sub_topic_type, a.sub_topic_id),
                     estimated_read_time=a.estimated_read_time or a.planned_read_time or "",
                     key_concepts=a.key_concepts,
                     is_generated=True,  # written by an LLM for this session
@@ -260,7 +273,7 @@ def article_message(view: ArticleView) -> session_pb2.Article:
         status=view.status,
         failure_reason=source.failure_reason or "",
         sub_topic_slug=a.sub_topic_slug,
-        sub_topic_id=f"{a.sub_topic_type}_{a.sub_topic_id}",
+        sub_topic_id=view.sub_topic_ref or f"{a.sub_topic_type}_{a.sub_topic_id}",
         sub_topic=a.sub_topic_name,
         word_count=(source.word_count or 0) if ready else 0,
         estimated_read_time=(

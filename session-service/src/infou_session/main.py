@@ -9,6 +9,7 @@ from infou_libs.messaging import DurableConsumer
 from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
+from infou_session.admission import AdmissionClient, ReleasingPublisher
 from infou_session.events import result_consumer
 from infou_session.feedback_events import feedback_consumer
 from infou_session.grpc_api import SessionServicer
@@ -32,7 +33,9 @@ async def build(rt: Runtime) -> Sequence[Registration]:
         settings.catalog_addr, settings.generation_addr, settings.grpc_deadline_seconds
     )
     rt.closers.append(directory.close)
-    servicer = SessionServicer(rt.sessions, settings, directory, ProgressPublisher(rt.nc))
+    servicer = SessionServicer(
+        rt.sessions, settings, directory, ProgressPublisher(rt.nc), _admission(rt)
+    )
     return [
         (
             session_pb2_grpc.add_SessionServiceServicer_to_server,
@@ -42,12 +45,19 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     ]
 
 
+def _admission(rt: Runtime) -> AdmissionClient:
+    settings = _settings(rt)
+    admission = AdmissionClient(settings.generation_addr, settings.grpc_deadline_seconds)
+    rt.closers.append(admission.close)
+    return admission
+
+
 def consumers(rt: Runtime) -> Sequence[DurableConsumer]:
     settings = _settings(rt)
+    # A session whose generation ends gives back what its admission did not spend.
+    publisher = ReleasingPublisher(ProgressPublisher(rt.nc), _admission(rt))
     return [
-        result_consumer(
-            rt.js, rt.sessions, ProgressPublisher(rt.nc), settings.result_consumer_concurrency
-        ),
+        result_consumer(rt.js, rt.sessions, publisher, settings.result_consumer_concurrency),
         feedback_consumer(rt.js, rt.sessions, ProgressPublisher(rt.nc)),
     ]
 

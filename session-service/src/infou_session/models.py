@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from infou_libs.db import schema_metadata
+from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
 
 SCHEMA = "session"
@@ -34,6 +35,7 @@ class Base(DeclarativeBase):
 
 
 outbox, processed_events = outbox_tables(Base.metadata)
+idempotency_keys = idempotency_table(Base.metadata)
 
 ACTIVE_STATUSES = ("initializing", "generating", "ready", "active")
 

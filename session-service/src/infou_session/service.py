@@ -25,7 +25,7 @@ from infou_session import jobs, progress, repository, tokens
 from infou_session.models import ArticleVariant, GeneratedArticle, LearningSession, outbox
 from infou_session.progress import ProgressMessage
 from infou_session.settings import SessionSettings
-from infou_session.topics import SUB_TOPIC_TYPES, Selection, SubTopicRef
+from infou_session.topics import SUB_TOPIC_TYPES, Selection, SubTopicRef, public_ref
 from infou_session.workflow import ArticleStatus, Status
 
 log = get_logger(__name__)
@@ -74,15 +74,17 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
         raise InvalidArgument(
             f"at most {settings.max_sub_topics_per_session} sub-topics", field="sub_topic_ids"
         )
-    seen: set[tuple[str, int]] = set()
+    seen: set[str] = set()
     for i, ref in enumerate(request.sub_topics):
-        if ref.type not in SUB_TOPIC_TYPES or ref.id <= 0:
+        if ref.type not in SUB_TOPIC_TYPES or not (
+            ref.key if ref.type == "generated" else ref.id > 0
+        ):
             raise InvalidArgument(
-                "a sub-topic id is curated_<n> or generated_<n>", field=f"sub_topic_ids.{i}"
+                "a sub-topic id is curated_<n> or generated_<id>", field=f"sub_topic_ids.{i}"
             )
-        if (ref.type, ref.id) in seen:
+        if ref.public_id in seen:
             raise InvalidArgument(f"{ref.public_id} is selected twice", field=f"sub_topic_ids.{i}")
-        seen.add((ref.type, ref.id))
+        seen.add(ref.public_id)
     p = dict(request.personalization)
     pace = str(p.get("learning_pace") or "regular")
     if pace not in ARTICLES_PER_WEEK:
@@ -125,6 +127,12 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
             f"max_articles_per_subtopic must be between 1 and {limits.MAX_ARTICLES_PER_SUBTOPIC}",
             field="options.max_articles_per_subtopic",
         )
+    if per_sub_topic * len(request.sub_topics) > settings.max_articles_per_session:
+        raise InvalidArgument(
+            f"at most {settings.max_articles_per_session} articles a session: "
+            f"{len(request.sub_topics)} sub-topics × {per_sub_topic} is too many",
+            field="options.max_articles_per_subtopic",
+        )
     return NewSession(
         main_topic_id=request.main_topic_id,
         sub_topics=list(request.sub_topics),
@@ -154,13 +162,23 @@ def estimated_study_time(articles: int, pace: str) -> str:
     return f"{low}주" if low == high else f"{low}-{high}주"
 
 
+def new_session_id() -> str:
+    return f"sess_{uuid.uuid4().hex}"
+
+
 async def create_session(
-    db: AsyncSession, request: NewSession, selection: Selection, settings: SessionSettings
+    db: AsyncSession,
+    request: NewSession,
+    selection: Selection,
+    settings: SessionSettings,
+    *,
+    session_id: str | None = None,
+    token: str | None = None,
 ) -> Created:
     """Stores the session `initializing` with SessionCreated and its curriculum job."""
     now = _now()
-    session_id = f"sess_{uuid.uuid4().hex}"
-    token = tokens.new_token()
+    session_id = session_id or new_session_id()
+    token = token or tokens.new_token()
     per_sub_topic = int(request.options["max_articles_per_subtopic"])
     estimated_articles = per_sub_topic * len(selection.sub_topics)
     row = LearningSession(
@@ -304,6 +322,8 @@ class ArticleView:
     article: GeneratedArticle
     variant: ArticleVariant | None
     available_levels: list[str]
+    # The sub-topic's public id ("generated_<random>"), from the session's selection.
+    sub_topic_ref: str = ""
 
     @property
     def level(self) -> str:
@@ -327,14 +347,15 @@ async def get_article(
     """The article at `level` (its own when empty); its status says whether it is written."""
     if level and level not in LEVELS:
         raise InvalidArgument(f"level must be one of {', '.join(LEVELS)}", field="level")
-    _session, article = await authorize_article(db, secret, article_id, token)
+    session, article = await authorize_article(db, secret, article_id, token)
     variants = await repository.variants_of(db, article.id)
     available = available_levels(article, variants)
+    ref = public_ref(session.selected_subtopics, article.sub_topic_type, article.sub_topic_id)
     if not level or level == article.target_level:
-        return ArticleView(article, None, available)
+        return ArticleView(article, None, available, ref)
     for variant in variants:
         if variant.level == level:
-            return ArticleView(article, variant, available)
+            return ArticleView(article, variant, available, ref)
     raise NotFound(
         f"this article has no {level} version yet; ask for it with /convert",
         field="level",

@@ -21,6 +21,8 @@ class SessionSettings(CommonSettings):
     # max_articles_per_subtopic, 1-20).
     default_articles_per_subtopic: int = Field(default=3, ge=1, le=20)
     max_sub_topics_per_session: int = Field(default=10, ge=1, le=50)
+    # Articles one session may ask for in all (sub-topics × max_articles_per_subtopic).
+    max_articles_per_session: int = Field(default=30, ge=1, le=1000)
     # The estimate returned when a session is created (the real cost comes from the ledger).
     estimated_cost_per_article_usd: Decimal = Field(default=Decimal("0.03"), ge=0)
     estimated_cost_per_curriculum_usd: Decimal = Field(default=Decimal("0.02"), ge=0)

@@ -18,11 +18,20 @@ SUB_TOPIC_TYPES = ("curated", "generated")
 @dataclass(frozen=True)
 class SubTopicRef:
     type: str  # curated | generated
-    id: int
+    id: int = 0  # curated ones
+    key: str = ""  # generated ones: the random part of "generated_<key>"
 
     @property
     def public_id(self) -> str:
-        return f"{self.type}_{self.id}"
+        return f"{self.type}_{self.key or self.id}"
+
+
+def public_ref(selected: Sequence[dict[str, Any]], kind: str, sub_topic_id: int) -> str:
+    """The public id of a selected sub-topic, from the facts kept with its session."""
+    for sub in selected:
+        if sub["type"] == kind and int(sub["id"]) == sub_topic_id:
+            return str(sub["ref"])
+    return f"{kind}_{sub_topic_id}"
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,11 @@ class TopicDirectory:
 
     async def resolve(self, main_topic_id: int, refs: Sequence[SubTopicRef]) -> Selection:
         """The selection's facts; InvalidArgument names the first field that is wrong."""
-        generated_ids = [r.id for r in refs if r.type == "generated"]
+        generated_keys = [r.key for r in refs if r.type == "generated"]
         topic_call = self._catalog_client.call(
             self._catalog.GetMainTopic, catalog_pb2.GetMainTopicRequest(id=main_topic_id)
         )
-        generated_call = self._generated(generated_ids)
+        generated_call = self._generated(generated_keys)
         results = await asyncio.gather(topic_call, generated_call, return_exceptions=True)
         topic_reply, generated = results
         if isinstance(topic_reply, (NotFound, InvalidArgument)):
@@ -81,7 +90,7 @@ class TopicDirectory:
                     )
                 sub_topics.append(_curated_fact(sub))
             else:
-                gen = generated.get(ref.id)
+                gen = generated.get(ref.key)
                 if gen is None:
                     raise InvalidArgument(f"no generated sub-topic {ref.public_id}", field=field)
                 if gen.main_topic_id != topic.id:
@@ -100,14 +109,14 @@ class TopicDirectory:
             sub_topics=sub_topics,
         )
 
-    async def _generated(self, ids: list[int]) -> dict[int, generation_pb2.GeneratedSubTopic]:
-        if not ids:
+    async def _generated(self, keys: list[str]) -> dict[str, generation_pb2.GeneratedSubTopic]:
+        if not keys:
             return {}
         reply = await self._generation_client.call(
             self._generation.GetGeneratedSubTopics,
-            generation_pb2.GetGeneratedSubTopicsRequest(ids=ids),
+            generation_pb2.GetGeneratedSubTopicsRequest(public_ids=keys),
         )
-        return {item.id: item for item in reply.items}
+        return {item.public_id: item for item in reply.items}
 
 
 def _curated_fact(sub: catalog_pb2.CuratedSubTopic) -> dict[str, Any]:
@@ -127,7 +136,7 @@ def _generated_fact(sub: generation_pb2.GeneratedSubTopic) -> dict[str, Any]:
     return {
         "type": "generated",
         "id": sub.id,
-        "ref": f"generated_{sub.id}",
+        "ref": f"generated_{sub.public_id}",
         "slug": sub.slug,
         "name": sub.name,
         "description": sub.description,

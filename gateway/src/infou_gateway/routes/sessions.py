@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
+import grpc
 from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
+from infou_gateway.identity import Client
+from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
 from infou_gateway.schemas import (
     CurriculumResponse,
     ErrorResponse,
@@ -18,7 +23,7 @@ from infou_gateway.schemas import (
     SessionCreateRequest,
     SessionStatus,
 )
-from infou_gateway.state import State
+from infou_gateway.state import GatewayState, State
 from infou_libs.durations import korean_duration, korean_minutes
 from infou_libs.errors import InvalidArgument
 from infou_protos.session.v1 import session_pb2
@@ -26,12 +31,22 @@ from infou_protos.session.v1 import session_pb2
 router = APIRouter(tags=["sessions"])
 
 SessionId = Annotated[str, Path(min_length=1, max_length=64)]
+# The random part of a personalised sub-topic's id (generation-service makes 22 characters).
+GENERATED_KEY = re.compile(r"[A-Za-z0-9_-]{16,40}")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "no valid session token"},
     404: {"model": ErrorResponse, "description": "no such session for this token"},
     410: {"model": ErrorResponse, "description": "the session expired"},
     422: {"model": ErrorResponse, "description": "a field is invalid; `field` names it"},
+}
+# What a create may answer besides its success and a 422.
+CREATE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "RATE_LIMITED, DAILY_QUOTA_EXCEEDED or BUDGET_EXHAUSTED; see Retry-After",
+    },
+    503: {"model": ErrorResponse, "description": "try again after Retry-After (same key)"},
 }
 
 
@@ -42,27 +57,29 @@ def iso(stamp: Timestamp | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def websocket_url(request: Request, session_id: str, trust_forwarded: bool) -> str:
-    """ws(s)://<host the client used>/sessions/<id>/ws."""
+def websocket_url(request: Request, session_id: str) -> str:
+    """ws(s)://<host the client used>/sessions/<id>/ws (behind a trusted proxy uvicorn has
+    already taken the scheme from X-Forwarded-Proto)."""
     scheme = request.url.scheme
-    if trust_forwarded:
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
     host = request.headers.get("host") or request.url.netloc
     return f"{'wss' if scheme in ('https', 'wss') else 'ws'}://{host}/sessions/{session_id}/ws"
 
 
 def parse_sub_topic_ids(ids: list[str]) -> list[session_pb2.SubTopicRef]:
-    """`curated_<n>` / `generated_<n>` → refs; a 422 naming the first bad one."""
+    """`curated_<n>` / `generated_<random id>` → refs; a 422 naming the first bad one."""
     refs = []
     for i, raw in enumerate(ids):
-        kind, _, number = raw.partition("_")
-        if kind not in ("curated", "generated") or not number.isdigit() or len(number) > 9:
+        kind, _, rest = raw.partition("_")
+        if kind == "curated" and rest.isdigit() and len(rest) <= 9:
+            refs.append(session_pb2.SubTopicRef(type=kind, id=int(rest)))
+        elif kind == "generated" and GENERATED_KEY.fullmatch(rest):
+            refs.append(session_pb2.SubTopicRef(type=kind, key=rest))
+        else:
             raise InvalidArgument(
-                f"sub_topic_ids.{i}: expected curated_<n> or generated_<n>",
+                f"sub_topic_ids.{i}: expected curated_<n> or generated_<id>",
                 field=f"sub_topic_ids.{i}",
                 code="VALIDATION_ERROR",
             )
-        refs.append(session_pb2.SubTopicRef(type=kind, id=int(number)))
     return refs
 
 
@@ -105,13 +122,53 @@ def session_json(s: session_pb2.Session) -> dict[str, Any]:
     "/sessions",
     response_model=SessionCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={422: ERRORS[422]},
+    responses={422: ERRORS[422], **CREATE_REFUSALS},
 )
-async def create_session(state: State, body: SessionCreateRequest, request: Request) -> Any:
-    """Creates a session and starts its generation in the background; watch it on websocket_url."""
+async def create_session(
+    state: State,
+    body: SessionCreateRequest,
+    request: Request,
+    client: CurrentClient,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Creates a session and starts its generation in the background; watch it on websocket_url.
+
+    Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
+    Idempotency-Key, a replay returns the same session and a token that opens it."""
     refs = parse_sub_topic_ids(body.sub_topic_ids)
+    check_key(idempotency_key)
+    await check_creation_room(state, client, "sessions")
+    try:
+        reply = await _create(state, body, refs, client, idempotency_key or "")
+    except grpc.aio.AioRpcError as exc:
+        timed_out = gave_up(exc)
+        if timed_out is None:
+            raise
+        raise timed_out from exc
+    if not reply.replayed:
+        await count_creation(state, client, "sessions")
+    return {
+        "session_id": reply.session_id,
+        "status": reply.status,
+        "estimated_total_time": reply.estimated_total_time,
+        "websocket_url": websocket_url(request, reply.session_id),
+        "access_token": reply.access_token,
+        "token_type": "Bearer",
+        "estimated_cost_usd": round(reply.estimated_cost_usd, 4),
+        "estimated_articles": reply.estimated_articles,
+        "expires_at": iso(reply.expires_at),
+    }
+
+
+async def _create(
+    state: GatewayState,
+    body: SessionCreateRequest,
+    refs: list[session_pb2.SubTopicRef],
+    client: Client,
+    idempotency_key: str,
+) -> session_pb2.CreateSessionResponse:
     p, o = body.personalization, body.options
-    reply = await state.clients.session.CreateSession(
+    reply: session_pb2.CreateSessionResponse = await state.clients.session.CreateSession(
         session_pb2.CreateSessionRequest(
             main_topic_id=body.main_topic_id,
             sub_topics=refs,
@@ -129,22 +186,13 @@ async def create_session(state: State, body: SessionCreateRequest, request: Requ
                 enable_adaptive_difficulty=o.enable_adaptive_difficulty,
                 include_practice_problems=o.include_practice_problems,
             ),
+            client_id=client.hashed_id,
+            client_budget_share=client.budget_share,
+            idempotency_key=idempotency_key,
         ),
         timeout=state.clients.deadline,
     )
-    return {
-        "session_id": reply.session_id,
-        "status": reply.status,
-        "estimated_total_time": reply.estimated_total_time,
-        "websocket_url": websocket_url(
-            request, reply.session_id, state.settings.trust_forwarded_for
-        ),
-        "access_token": reply.access_token,
-        "token_type": "Bearer",
-        "estimated_cost_usd": round(reply.estimated_cost_usd, 4),
-        "estimated_articles": reply.estimated_articles,
-        "expires_at": iso(reply.expires_at),
-    }
+    return reply
 
 
 @router.get("/sessions/{session_id}", response_model=SessionStatus, responses=ERRORS)

@@ -11,16 +11,20 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+import grpc
 from fastapi import APIRouter, Request, status
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
+from infou_gateway.identity import Client
+from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
 from infou_gateway.schemas import (
     ErrorResponse,
     SubTopicGenerateAccepted,
     SubTopicGenerateRequest,
     SubTopicGenerationResult,
 )
-from infou_gateway.state import State
+from infou_gateway.state import GatewayState, State
 from infou_protos.generation.v1 import generation_pb2
 
 router = APIRouter(tags=["sub-topics"])
@@ -30,6 +34,14 @@ ACCEPTED_MESSAGE = "AI가 당신의 관심사를 분석하고 맞춤 주제를 �
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "unknown main topic or generation"},
     422: {"model": ErrorResponse, "description": "a field is invalid; `field` names it"},
+}
+_CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    429: {
+        "model": ErrorResponse,
+        "description": "RATE_LIMITED, DAILY_QUOTA_EXCEEDED or BUDGET_EXHAUSTED; see Retry-After",
+    },
+    503: {"model": ErrorResponse, "description": "try again after Retry-After (same key)"},
 }
 
 
@@ -47,7 +59,7 @@ def _requester(request: Request) -> str:
 
 def generated_json(item: generation_pb2.GeneratedSubTopic) -> dict[str, Any]:
     return {
-        "id": f"generated_{item.id}",
+        "id": f"generated_{item.public_id}",
         "main_topic_id": item.main_topic_id,
         "slug": item.slug,
         "name": item.name,
@@ -65,36 +77,71 @@ def generated_json(item: generation_pb2.GeneratedSubTopic) -> dict[str, Any]:
     "/sub-topics/generate",
     response_model=SubTopicGenerateAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_ERRORS,
+    responses=_CREATE_ERRORS,
 )
-async def generate_sub_topics(state: State, body: SubTopicGenerateRequest, request: Request) -> Any:
-    """Starts a personalised sub-topic generation; poll GET /sub-topics/generated/{id}."""
-    p = body.personalization
-    reply = await state.clients.generation.RequestSubTopics(
-        generation_pb2.RequestSubTopicsRequest(
-            main_topic_id=body.main_topic_id,
-            personalization=generation_pb2.Personalization(
-                interests=p.interests,
-                current_level=p.current_level or "",
-                learning_goals=p.learning_goals,
-                time_availability=p.time_availability,
-                preferred_style=p.preferred_style,
-            ),
-            options=generation_pb2.SubTopicOptions(
-                max_subtopics=body.options.max_subtopics,
-                include_prerequisites=body.options.include_prerequisites,
-                difficulty_progression=body.options.difficulty_progression,
-            ),
-            requester_id=_requester(request),
-        ),
-        timeout=state.clients.deadline,
-    )
+async def generate_sub_topics(
+    state: State,
+    body: SubTopicGenerateRequest,
+    request: Request,
+    client: CurrentClient,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Starts a personalised sub-topic generation; poll GET /sub-topics/generated/{id}.
+
+    Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
+    Idempotency-Key, a replay returns the same generation."""
+    check_key(idempotency_key)
+    await check_creation_room(state, client, "generations")
+    try:
+        reply = await _request(state, body, request, client, idempotency_key or "")
+    except grpc.aio.AioRpcError as exc:
+        timed_out = gave_up(exc)
+        if timed_out is None:
+            raise
+        raise timed_out from exc
+    if not reply.replayed:
+        await count_creation(state, client, "generations")
     return {
         "generation_id": reply.generation_id,
         "status": reply.status,
         "estimated_completion": _iso(reply.estimated_completion),
         "message": ACCEPTED_MESSAGE,
     }
+
+
+async def _request(
+    state: GatewayState,
+    body: SubTopicGenerateRequest,
+    request: Request,
+    client: Client,
+    idempotency_key: str,
+) -> generation_pb2.RequestSubTopicsResponse:
+    p = body.personalization
+    reply: generation_pb2.RequestSubTopicsResponse = (
+        await state.clients.generation.RequestSubTopics(
+            generation_pb2.RequestSubTopicsRequest(
+                main_topic_id=body.main_topic_id,
+                personalization=generation_pb2.Personalization(
+                    interests=p.interests,
+                    current_level=p.current_level or "",
+                    learning_goals=p.learning_goals,
+                    time_availability=p.time_availability,
+                    preferred_style=p.preferred_style,
+                ),
+                options=generation_pb2.SubTopicOptions(
+                    max_subtopics=body.options.max_subtopics,
+                    include_prerequisites=body.options.include_prerequisites,
+                    difficulty_progression=body.options.difficulty_progression,
+                ),
+                requester_id=_requester(request),
+                client_id=client.hashed_id,
+                client_budget_share=client.budget_share,
+                idempotency_key=idempotency_key,
+            ),
+            timeout=state.clients.deadline,
+        )
+    )
+    return reply
 
 
 @router.get(
@@ -104,7 +151,7 @@ async def generate_sub_topics(state: State, body: SubTopicGenerateRequest, reque
     responses=_ERRORS,
 )
 async def get_generated_sub_topics(state: State, generation_id: str) -> Any:
-    """A generation's status and, once completed, its sub-topics (ids "generated_<n>")."""
+    """A generation's status and, once completed, its sub-topics (ids "generated_<random>")."""
     reply = await state.clients.generation.GetSubTopicGeneration(
         generation_pb2.GetSubTopicGenerationRequest(generation_id=generation_id),
         timeout=state.clients.deadline,

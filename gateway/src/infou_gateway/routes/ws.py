@@ -25,10 +25,13 @@ import grpc
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
+from infou_gateway import wslimits
 from infou_gateway.auth import websocket_token
 from infou_gateway.errors import error_response, grpc_error_response
+from infou_gateway.identity import Client
+from infou_gateway.quotas import RATE_LIMITED
 from infou_gateway.state import GatewayState
-from infou_libs.errors import InvalidArgument
+from infou_libs.errors import InvalidArgument, RateLimited
 from infou_libs.logging import get_logger
 from infou_protos.realtime.v1 import realtime_pb2
 from infou_protos.session.v1 import session_pb2
@@ -49,14 +52,6 @@ class _Closed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _client_ip(websocket: WebSocket, trust_forwarded: bool) -> str:
-    if trust_forwarded:
-        forwarded = websocket.headers.get("x-forwarded-for", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
-    return websocket.client.host if websocket.client else ""
 
 
 async def _refuse(websocket: WebSocket, response: JSONResponse) -> None:
@@ -89,12 +84,49 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
         return
 
     connection_id = f"ws_{uuid.uuid4().hex}"
+    client: Client = websocket.state.client
+    slots = {
+        wslimits.token_key(token): state.settings.ws_max_per_session,
+        wslimits.client_key(client.id): state.settings.ws_max_per_client,
+    }
+    if not await state.ws_slots.acquire(connection_id, slots):
+        RATE_LIMITED.labels("concurrent_websockets").inc()
+        too_many = RateLimited(
+            f"동시 연결 한도(세션당 {state.settings.ws_max_per_session}개)를 초과했습니다.",
+            code="TOO_MANY_CONNECTIONS",
+        )
+        await _refuse(websocket, error_response(too_many))
+        return
+    renewal = asyncio.create_task(_keep_slots(state, connection_id, list(slots)))
+    try:
+        await _serve(websocket, state, session_id, connection_id, client, subprotocol)
+    finally:
+        renewal.cancel()
+        await state.ws_slots.release(connection_id, list(slots))
+
+
+async def _keep_slots(state: GatewayState, connection_id: str, keys: list[str]) -> None:
+    """Renews the connection's slots while it lives (a dead replica's slots lapse)."""
+    while True:
+        await asyncio.sleep(wslimits.RENEW_SECONDS)
+        await state.ws_slots.renew(connection_id, keys)
+
+
+async def _serve(
+    websocket: WebSocket,
+    state: GatewayState,
+    session_id: str,
+    connection_id: str,
+    client: Client,
+    subprotocol: str | None,
+) -> None:
+    clients = state.clients
     try:
         await clients.realtime.RegisterConnection(
             realtime_pb2.RegisterConnectionRequest(
                 connection_id=connection_id,
                 session_id=session_id,
-                client_ip=_client_ip(websocket, state.settings.trust_forwarded_for),
+                client_ip=client.ip,
                 user_agent=websocket.headers.get("user-agent", "")[:500],
                 gateway_id=GATEWAY_ID,
             ),

@@ -108,6 +108,8 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
 
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
     """(PRD error code, learner-facing message) for a job that gave up."""
+    if isinstance(exc, PermanentError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # what made it permanent
     if isinstance(exc, BudgetExceededError):
         return (
             LLM_BUDGET_EXCEEDED,
@@ -152,6 +154,8 @@ async def generate(
         )
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
+    except BudgetExceededError as exc:  # the day's budget is spent: retrying only spends more
+        raise PermanentError(exc.message) from exc
     return generated, context, started
 
 

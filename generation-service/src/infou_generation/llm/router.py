@@ -334,7 +334,12 @@ class LLMRouter:
         if estimate <= 0:
             return None
         try:
-            return await self.budget.reserve(estimate, provider=name, task=request.task)
+            return await self.budget.reserve(
+                estimate,
+                provider=name,
+                task=request.task,
+                reference_id=request.session_id or request.generation_id,
+            )
         except BudgetExceededError as exc:
             entry = self._entry(name, model, request, "budget_refused", TokenUsage(), 0, attempt)
             await self._finish(None, entry, error=f"needs about ${estimate:.6f}")

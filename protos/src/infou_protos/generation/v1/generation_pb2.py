@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+infou_protos/generation/v1/generation.proto\x12\x13infou.generation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x01\n\x0fPersonalization\x12\x11\n\tinterests\x18\x01 \x03(\t\x12\x15\n\rcurrent_level\x18\x02 \x01(\t\x12\x16\n\x0elearning_goals\x18\x03 \x01(\t\x12\x19\n\x11time_availability\x18\x04 \x01(\t\x12\x17\n\x0fpreferred_style\x18\x05 \x01(\t\x12\x15\n\rlearning_pace\x18\x06 \x01(\t\x12 \n\x18preferred_article_length\x18\x07 \x01(\t\x12\x18\n\x10include_examples\x18\x08 \x01(\x08\x12!\n\x19include_practice_problems\x18\t \x01(\x08\"g\n\x0fSubTopicOptions\x12\x15\n\rmax_subtopics\x18\x01 \x01(\x05\x12\x1d\n\x15include_prerequisites\x18\x02 \x01(\x08\x12\x1e\n\x16\x64ifficulty_progression\x18\x03 \x01(\x08\"\xbc\x01\n\x17RequestSubTopicsRequest\x12\x15\n\rmain_topic_id\x18\x01 \x01(\x05\x12=\n\x0fpersonalization\x18\x02 \x01(\x0b\x32$.infou.generation.v1.Personalization\x12\x35\n\x07options\x18\x03 \x01(\x0b\x32$.infou.generation.v1.SubTopicOptions\x12\x14\n\x0crequester_id\x18\x04 \x01(\t\"{\n\x18RequestSubTopicsResponse\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x38\n\x14\x65stimated_completion\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x1cGetSubTopicGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"\xce\x02\n\x11GeneratedSubTopic\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x1f\n\x17\x65stimated_learning_time\x18\x06 \x01(\t\x12\x15\n\rprerequisites\x18\x07 \x03(\t\x12\x1a\n\x12practical_projects\x18\x08 \x03(\t\x12\x19\n\x11learning_outcomes\x18\t \x03(\t\x12\x18\n\x10\x64ifficulty_focus\x18\n \x01(\t\x12\x15\n\rquality_score\x18\x0b \x01(\x01\x12\x15\n\rgeneration_id\x18\x0c \x01(\t\x12.\n\nexpires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x02\n\x12SubTopicGeneration\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x35\n\x05items\x18\x05 \x03(\x0b\x32&.infou.generation.v1.GeneratedSubTopic\x12\x15\n\rmain_topic_id\x18\x06 \x01(\x05\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x1cGetGeneratedSubTopicsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"V\n\x1dGetGeneratedSubTopicsResponse\x12\x35\n\x05items\x18\x01 \x03(\x0b\x32&.infou.generation.v1.GeneratedSubTopic\"\x18\n\x16GetEngineStatusRequest\"N\n\x0c\x45ngineStatus\x12\x11\n\tproviders\x18\x01 \x03(\t\x12\x15\n\rworkers_alive\x18\x02 \x01(\x05\x12\x14\n\x0cpending_jobs\x18\x03 \x01(\x03\x32\xdc\x03\n\x11GenerationService\x12o\n\x10RequestSubTopics\x12,.infou.generation.v1.RequestSubTopicsRequest\x1a-.infou.generation.v1.RequestSubTopicsResponse\x12s\n\x15GetSubTopicGeneration\x12\x31.infou.generation.v1.GetSubTopicGenerationRequest\x1a\'.infou.generation.v1.SubTopicGeneration\x12~\n\x15GetGeneratedSubTopics\x12\x31.infou.generation.v1.GetGeneratedSubTopicsRequest\x1a\x32.infou.generation.v1.GetGeneratedSubTopicsResponse\x12\x61\n\x0fGetEngineStatus\x12+.infou.generation.v1.GetEngineStatusRequest\x1a!.infou.generation.v1.EngineStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+infou_protos/generation/v1/generation.proto\x12\x13infou.generation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x01\n\x0fPersonalization\x12\x11\n\tinterests\x18\x01 \x03(\t\x12\x15\n\rcurrent_level\x18\x02 \x01(\t\x12\x16\n\x0elearning_goals\x18\x03 \x01(\t\x12\x19\n\x11time_availability\x18\x04 \x01(\t\x12\x17\n\x0fpreferred_style\x18\x05 \x01(\t\x12\x15\n\rlearning_pace\x18\x06 \x01(\t\x12 \n\x18preferred_article_length\x18\x07 \x01(\t\x12\x18\n\x10include_examples\x18\x08 \x01(\x08\x12!\n\x19include_practice_problems\x18\t \x01(\x08\"g\n\x0fSubTopicOptions\x12\x15\n\rmax_subtopics\x18\x01 \x01(\x05\x12\x1d\n\x15include_prerequisites\x18\x02 \x01(\x08\x12\x1e\n\x16\x64ifficulty_progression\x18\x03 \x01(\x08\"\x85\x02\n\x17RequestSubTopicsRequest\x12\x15\n\rmain_topic_id\x18\x01 \x01(\x05\x12=\n\x0fpersonalization\x18\x02 \x01(\x0b\x32$.infou.generation.v1.Personalization\x12\x35\n\x07options\x18\x03 \x01(\x0b\x32$.infou.generation.v1.SubTopicOptions\x12\x14\n\x0crequester_id\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\x12\x1b\n\x13\x63lient_budget_share\x18\x06 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"\x8d\x01\n\x18RequestSubTopicsResponse\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x38\n\x14\x65stimated_completion\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08replayed\x18\x04 \x01(\x08\"5\n\x1cGetSubTopicGenerationRequest\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\"\xe1\x02\n\x11GeneratedSubTopic\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x15\n\rmain_topic_id\x18\x02 \x01(\x05\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x1f\n\x17\x65stimated_learning_time\x18\x06 \x01(\t\x12\x15\n\rprerequisites\x18\x07 \x03(\t\x12\x1a\n\x12practical_projects\x18\x08 \x03(\t\x12\x19\n\x11learning_outcomes\x18\t \x03(\t\x12\x18\n\x10\x64ifficulty_focus\x18\n \x01(\t\x12\x15\n\rquality_score\x18\x0b \x01(\x01\x12\x15\n\rgeneration_id\x18\x0c \x01(\t\x12.\n\nexpires_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpublic_id\x18\x0e \x01(\t\"\x96\x02\n\x12SubTopicGeneration\x12\x15\n\rgeneration_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x35\n\x05items\x18\x05 \x03(\x0b\x32&.infou.generation.v1.GeneratedSubTopic\x12\x15\n\rmain_topic_id\x18\x06 \x01(\x05\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"?\n\x1cGetGeneratedSubTopicsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\x05\x12\x12\n\npublic_ids\x18\x02 \x03(\t\"V\n\x1dGetGeneratedSubTopicsResponse\x12\x35\n\x05items\x18\x01 \x03(\x0b\x32&.infou.generation.v1.GeneratedSubTopic\"\x18\n\x16GetEngineStatusRequest\"N\n\x0c\x45ngineStatus\x12\x11\n\tproviders\x18\x01 \x03(\t\x12\x15\n\rworkers_alive\x18\x02 \x01(\x05\x12\x14\n\x0cpending_jobs\x18\x03 \x01(\x03\"\xb0\x01\n\x17ReserveAdmissionRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x14\n\x0creference_id\x18\x02 \x01(\t\x12\x11\n\tcurricula\x18\x03 \x01(\x05\x12\x10\n\x08\x61rticles\x18\x04 \x01(\x05\x12\x1c\n\x14subtopic_generations\x18\x05 \x01(\x05\x12\x11\n\tclient_id\x18\x06 \x01(\t\x12\x1b\n\x13\x63lient_budget_share\x18\x07 \x01(\x01\"=\n\tAdmission\x12\x14\n\x0c\x61\x64mission_id\x18\x01 \x01(\t\x12\x1a\n\x12\x65stimated_cost_usd\x18\x02 \x01(\x01\"/\n\x17ReleaseAdmissionRequest\x12\x14\n\x0creference_id\x18\x01 \x01(\t\"0\n\x18ReleaseAdmissionResponse\x12\x14\n\x0creleased_usd\x18\x01 \x01(\x01\x32\xaf\x05\n\x11GenerationService\x12o\n\x10RequestSubTopics\x12,.infou.generation.v1.RequestSubTopicsRequest\x1a-.infou.generation.v1.RequestSubTopicsResponse\x12s\n\x15GetSubTopicGeneration\x12\x31.infou.generation.v1.GetSubTopicGenerationRequest\x1a\'.infou.generation.v1.SubTopicGeneration\x12~\n\x15GetGeneratedSubTopics\x12\x31.infou.generation.v1.GetGeneratedSubTopicsRequest\x1a\x32.infou.generation.v1.GetGeneratedSubTopicsResponse\x12\x61\n\x0fGetEngineStatus\x12+.infou.generation.v1.GetEngineStatusRequest\x1a!.infou.generation.v1.EngineStatus\x12`\n\x10ReserveAdmission\x12,.infou.generation.v1.ReserveAdmissionRequest\x1a\x1e.infou.generation.v1.Admission\x12o\n\x10ReleaseAdmission\x12,.infou.generation.v1.ReleaseAdmissionRequest\x1a-.infou.generation.v1.ReleaseAdmissionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBTOPICOPTIONS']._serialized_start=357
   _globals['_SUBTOPICOPTIONS']._serialized_end=460
   _globals['_REQUESTSUBTOPICSREQUEST']._serialized_start=463
-  _globals['_REQUESTSUBTOPICSREQUEST']._serialized_end=651
-  _globals['_REQUESTSUBTOPICSRESPONSE']._serialized_start=653
-  _globals['_REQUESTSUBTOPICSRESPONSE']._serialized_end=776
-  _globals['_GETSUBTOPICGENERATIONREQUEST']._serialized_start=778
-  _globals['_GETSUBTOPICGENERATIONREQUEST']._serialized_end=831
-  _globals['_GENERATEDSUBTOPIC']._serialized_start=834
-  _globals['_GENERATEDSUBTOPIC']._serialized_end=1168
-  _globals['_SUBTOPICGENERATION']._serialized_start=1171
-  _globals['_SUBTOPICGENERATION']._serialized_end=1449
-  _globals['_GETGENERATEDSUBTOPICSREQUEST']._serialized_start=1451
-  _globals['_GETGENERATEDSUBTOPICSREQUEST']._serialized_end=1494
-  _globals['_GETGENERATEDSUBTOPICSRESPONSE']._serialized_start=1496
-  _globals['_GETGENERATEDSUBTOPICSRESPONSE']._serialized_end=1582
-  _globals['_GETENGINESTATUSREQUEST']._serialized_start=1584
-  _globals['_GETENGINESTATUSREQUEST']._serialized_end=1608
-  _globals['_ENGINESTATUS']._serialized_start=1610
-  _globals['_ENGINESTATUS']._serialized_end=1688
-  _globals['_GENERATIONSERVICE']._serialized_start=1691
-  _globals['_GENERATIONSERVICE']._serialized_end=2167
+  _globals['_REQUESTSUBTOPICSREQUEST']._serialized_end=724
+  _globals['_REQUESTSUBTOPICSRESPONSE']._serialized_start=727
+  _globals['_REQUESTSUBTOPICSRESPONSE']._serialized_end=868
+  _globals['_GETSUBTOPICGENERATIONREQUEST']._serialized_start=870
+  _globals['_GETSUBTOPICGENERATIONREQUEST']._serialized_end=923
+  _globals['_GENERATEDSUBTOPIC']._serialized_start=926
+  _globals['_GENERATEDSUBTOPIC']._serialized_end=1279
+  _globals['_SUBTOPICGENERATION']._serialized_start=1282
+  _globals['_SUBTOPICGENERATION']._serialized_end=1560
+  _globals['_GETGENERATEDSUBTOPICSREQUEST']._serialized_start=1562
+  _globals['_GETGENERATEDSUBTOPICSREQUEST']._serialized_end=1625
+  _globals['_GETGENERATEDSUBTOPICSRESPONSE']._serialized_start=1627
+  _globals['_GETGENERATEDSUBTOPICSRESPONSE']._serialized_end=1713
+  _globals['_GETENGINESTATUSREQUEST']._serialized_start=1715
+  _globals['_GETENGINESTATUSREQUEST']._serialized_end=1739
+  _globals['_ENGINESTATUS']._serialized_start=1741
+  _globals['_ENGINESTATUS']._serialized_end=1819
+  _globals['_RESERVEADMISSIONREQUEST']._serialized_start=1822
+  _globals['_RESERVEADMISSIONREQUEST']._serialized_end=1998
+  _globals['_ADMISSION']._serialized_start=2000
+  _globals['_ADMISSION']._serialized_end=2061
+  _globals['_RELEASEADMISSIONREQUEST']._serialized_start=2063
+  _globals['_RELEASEADMISSIONREQUEST']._serialized_end=2110
+  _globals['_RELEASEADMISSIONRESPONSE']._serialized_start=2112
+  _globals['_RELEASEADMISSIONRESPONSE']._serialized_end=2160
+  _globals['_GENERATIONSERVICE']._serialized_start=2163
+  _globals['_GENERATIONSERVICE']._serialized_end=2850
 # @@protoc_insertion_point(module_scope)

@@ -96,9 +96,18 @@ class RequestSubTopicsRequest(_message.Message):
     PERSONALIZATION_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_BUDGET_SHARE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     main_topic_id: _builtins.int
     requester_id: _builtins.str
     """anonymous requester, for the request log"""
+    client_id: _builtins.str
+    """the gateway's client id: quotas and budget share count under it"""
+    client_budget_share: _builtins.float
+    """0: the service's default share"""
+    idempotency_key: _builtins.str
+    """a replay returns the same generation"""
     @_builtins.property
     def personalization(self) -> Global___Personalization: ...
     @_builtins.property
@@ -110,10 +119,13 @@ class RequestSubTopicsRequest(_message.Message):
         personalization: Global___Personalization | None = ...,
         options: Global___SubTopicOptions | None = ...,
         requester_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        client_budget_share: _builtins.float = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "personalization", b"personalization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["main_topic_id", b"main_topic_id", "options", b"options", "personalization", b"personalization", "requester_id", b"requester_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_budget_share", b"client_budget_share", "client_id", b"client_id", "idempotency_key", b"idempotency_key", "main_topic_id", b"main_topic_id", "options", b"options", "personalization", b"personalization", "requester_id", b"requester_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -126,8 +138,10 @@ class RequestSubTopicsResponse(_message.Message):
     GENERATION_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ESTIMATED_COMPLETION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     generation_id: _builtins.str
     status: _builtins.str
+    replayed: _builtins.bool
     @_builtins.property
     def estimated_completion(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -136,10 +150,11 @@ class RequestSubTopicsResponse(_message.Message):
         generation_id: _builtins.str = ...,
         status: _builtins.str = ...,
         estimated_completion: _timestamp_pb2.Timestamp | None = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["estimated_completion", b"estimated_completion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_completion", b"estimated_completion", "generation_id", b"generation_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated_completion", b"estimated_completion", "generation_id", b"generation_id", "replayed", b"replayed", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -181,8 +196,9 @@ class GeneratedSubTopic(_message.Message):
     QUALITY_SCORE_FIELD_NUMBER: _builtins.int
     GENERATION_ID_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PUBLIC_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.int
-    """public id is "generated_<id>" """
+    """internal; never shown to clients"""
     main_topic_id: _builtins.int
     slug: _builtins.str
     name: _builtins.str
@@ -192,6 +208,8 @@ class GeneratedSubTopic(_message.Message):
     quality_score: _builtins.float
     generation_id: _builtins.str
     """the batch it was generated in"""
+    public_id: _builtins.str
+    """unguessable; the public id is "generated_<public_id>" """
     @_builtins.property
     def prerequisites(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -216,10 +234,11 @@ class GeneratedSubTopic(_message.Message):
         quality_score: _builtins.float = ...,
         generation_id: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        public_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty_focus", b"difficulty_focus", "estimated_learning_time", b"estimated_learning_time", "expires_at", b"expires_at", "generation_id", b"generation_id", "id", b"id", "learning_outcomes", b"learning_outcomes", "main_topic_id", b"main_topic_id", "name", b"name", "practical_projects", b"practical_projects", "prerequisites", b"prerequisites", "quality_score", b"quality_score", "slug", b"slug"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "difficulty_focus", b"difficulty_focus", "estimated_learning_time", b"estimated_learning_time", "expires_at", b"expires_at", "generation_id", b"generation_id", "id", b"id", "learning_outcomes", b"learning_outcomes", "main_topic_id", b"main_topic_id", "name", b"name", "practical_projects", b"practical_projects", "prerequisites", b"prerequisites", "public_id", b"public_id", "quality_score", b"quality_score", "slug", b"slug"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,16 +297,22 @@ class GetGeneratedSubTopicsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int
+    PUBLIC_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def public_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the random part of "generated_<public_id>" """
+
     def __init__(
         self,
         *,
         ids: _abc.Iterable[_builtins.int] | None = ...,
+        public_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids", "public_ids", b"public_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,3 +378,103 @@ class EngineStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EngineStatus: _TypeAlias = EngineStatus  # noqa: Y015
+
+@_typing.final
+class ReserveAdmissionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_ID_FIELD_NUMBER: _builtins.int
+    CURRICULA_FIELD_NUMBER: _builtins.int
+    ARTICLES_FIELD_NUMBER: _builtins.int
+    SUBTOPIC_GENERATIONS_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_BUDGET_SHARE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """session | subtopics"""
+    reference_id: _builtins.str
+    """the session_id or generation_id its LLM calls are recorded under"""
+    curricula: _builtins.int
+    articles: _builtins.int
+    subtopic_generations: _builtins.int
+    client_id: _builtins.str
+    client_budget_share: _builtins.float
+    """0: the service's default share"""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        reference_id: _builtins.str = ...,
+        curricula: _builtins.int = ...,
+        articles: _builtins.int = ...,
+        subtopic_generations: _builtins.int = ...,
+        client_id: _builtins.str = ...,
+        client_budget_share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "client_budget_share", b"client_budget_share", "client_id", b"client_id", "curricula", b"curricula", "kind", b"kind", "reference_id", b"reference_id", "subtopic_generations", b"subtopic_generations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveAdmissionRequest: _TypeAlias = ReserveAdmissionRequest  # noqa: Y015
+
+@_typing.final
+class Admission(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADMISSION_ID_FIELD_NUMBER: _builtins.int
+    ESTIMATED_COST_USD_FIELD_NUMBER: _builtins.int
+    admission_id: _builtins.str
+    estimated_cost_usd: _builtins.float
+    def __init__(
+        self,
+        *,
+        admission_id: _builtins.str = ...,
+        estimated_cost_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_id", b"admission_id", "estimated_cost_usd", b"estimated_cost_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Admission: _TypeAlias = Admission  # noqa: Y015
+
+@_typing.final
+class ReleaseAdmissionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_ID_FIELD_NUMBER: _builtins.int
+    reference_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        reference_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reference_id", b"reference_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseAdmissionRequest: _TypeAlias = ReleaseAdmissionRequest  # noqa: Y015
+
+@_typing.final
+class ReleaseAdmissionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELEASED_USD_FIELD_NUMBER: _builtins.int
+    released_usd: _builtins.float
+    def __init__(
+        self,
+        *,
+        released_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["released_usd", b"released_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReleaseAdmissionResponse: _TypeAlias = ReleaseAdmissionResponse  # noqa: Y015

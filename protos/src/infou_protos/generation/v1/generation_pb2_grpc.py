@@ -55,6 +55,16 @@ class GenerationServiceStub:
                 request_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.GetEngineStatusRequest.SerializeToString,
                 response_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.EngineStatus.FromString,
                 _registered_method=True)
+        self.ReserveAdmission = channel.unary_unary(
+                '/infou.generation.v1.GenerationService/ReserveAdmission',
+                request_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReserveAdmissionRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.Admission.FromString,
+                _registered_method=True)
+        self.ReleaseAdmission = channel.unary_unary(
+                '/infou.generation.v1.GenerationService/ReleaseAdmission',
+                request_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer:
@@ -87,6 +97,22 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveAdmission(self, request, context):
+        """Admission before spending: holds a request's estimated cost against the daily budget and
+        the client's share before anything is queued (RESOURCE_EXHAUSTED BUDGET_EXHAUSTED when
+        there is not enough; INVALID_ARGUMENT when one request alone costs more than the cap).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseAdmission(self, request, context):
+        """Gives back what an admitted request did not spend (it finished under estimate or failed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +135,16 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GetEngineStatus,
                     request_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.GetEngineStatusRequest.FromString,
                     response_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.EngineStatus.SerializeToString,
+            ),
+            'ReserveAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveAdmission,
+                    request_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReserveAdmissionRequest.FromString,
+                    response_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.Admission.SerializeToString,
+            ),
+            'ReleaseAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseAdmission,
+                    request_deserializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionRequest.FromString,
+                    response_serializer=infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +256,60 @@ class GenerationService:
             '/infou.generation.v1.GenerationService/GetEngineStatus',
             infou__protos_dot_generation_dot_v1_dot_generation__pb2.GetEngineStatusRequest.SerializeToString,
             infou__protos_dot_generation_dot_v1_dot_generation__pb2.EngineStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.generation.v1.GenerationService/ReserveAdmission',
+            infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReserveAdmissionRequest.SerializeToString,
+            infou__protos_dot_generation_dot_v1_dot_generation__pb2.Admission.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.generation.v1.GenerationService/ReleaseAdmission',
+            infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionRequest.SerializeToString,
+            infou__protos_dot_generation_dot_v1_dot_generation__pb2.ReleaseAdmissionResponse.FromString,
             options,
             channel_credentials,
             insecure,

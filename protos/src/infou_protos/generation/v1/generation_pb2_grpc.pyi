@@ -39,6 +39,13 @@ class GenerationServiceStub:
     """Resolves generated sub-topics by id, for session validation and prompts."""
     GetEngineStatus: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GetEngineStatusRequest, _generation_pb2.EngineStatus]
     """Providers configured, workers alive and jobs pending: the engine's side of /health."""
+    ReserveAdmission: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ReserveAdmissionRequest, _generation_pb2.Admission]
+    """Admission before spending: holds a request's estimated cost against the daily budget and
+    the client's share before anything is queued (RESOURCE_EXHAUSTED BUDGET_EXHAUSTED when
+    there is not enough; INVALID_ARGUMENT when one request alone costs more than the cap).
+    """
+    ReleaseAdmission: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ReleaseAdmissionRequest, _generation_pb2.ReleaseAdmissionResponse]
+    """Gives back what an admitted request did not spend (it finished under estimate or failed)."""
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -51,6 +58,13 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """Resolves generated sub-topics by id, for session validation and prompts."""
     GetEngineStatus: _aio.UnaryUnaryMultiCallable[_generation_pb2.GetEngineStatusRequest, _generation_pb2.EngineStatus]  # type: ignore[assignment]
     """Providers configured, workers alive and jobs pending: the engine's side of /health."""
+    ReserveAdmission: _aio.UnaryUnaryMultiCallable[_generation_pb2.ReserveAdmissionRequest, _generation_pb2.Admission]  # type: ignore[assignment]
+    """Admission before spending: holds a request's estimated cost against the daily budget and
+    the client's share before anything is queued (RESOURCE_EXHAUSTED BUDGET_EXHAUSTED when
+    there is not enough; INVALID_ARGUMENT when one request alone costs more than the cap).
+    """
+    ReleaseAdmission: _aio.UnaryUnaryMultiCallable[_generation_pb2.ReleaseAdmissionRequest, _generation_pb2.ReleaseAdmissionResponse]  # type: ignore[assignment]
+    """Gives back what an admitted request did not spend (it finished under estimate or failed)."""
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """LLM work: personalised sub-topics, curricula, articles, level conversions (PRD §3.3, §4.2, §5.3)."""
@@ -84,5 +98,24 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.EngineStatus, _abc.Awaitable[_generation_pb2.EngineStatus]]:
         """Providers configured, workers alive and jobs pending: the engine's side of /health."""
+
+    @_abc_1.abstractmethod
+    def ReserveAdmission(
+        self,
+        request: _generation_pb2.ReserveAdmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.Admission, _abc.Awaitable[_generation_pb2.Admission]]:
+        """Admission before spending: holds a request's estimated cost against the daily budget and
+        the client's share before anything is queued (RESOURCE_EXHAUSTED BUDGET_EXHAUSTED when
+        there is not enough; INVALID_ARGUMENT when one request alone costs more than the cap).
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseAdmission(
+        self,
+        request: _generation_pb2.ReleaseAdmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.ReleaseAdmissionResponse, _abc.Awaitable[_generation_pb2.ReleaseAdmissionResponse]]:
+        """Gives back what an admitted request did not spend (it finished under estimate or failed)."""
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

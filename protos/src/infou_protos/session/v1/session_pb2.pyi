@@ -25,18 +25,23 @@ class SubTopicRef(_message.Message):
 
     TYPE_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """curated | generated"""
     id: _builtins.int
+    """curated ones"""
+    key: _builtins.str
+    """generated ones: the random part of "generated_<key>" """
     def __init__(
         self,
         *,
         type: _builtins.str = ...,
         id: _builtins.int = ...,
+        key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "key", b"key", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,8 +116,19 @@ class CreateSessionRequest(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     PERSONALIZATION_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_BUDGET_SHARE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     main_topic_id: _builtins.int
     level: _builtins.str
+    client_id: _builtins.str
+    """Who asks (the gateway's client id: an API key id, else the client's address /64); quotas
+    and the client's daily share of the LLM budget are counted under it.
+    """
+    client_budget_share: _builtins.float
+    """The share of the daily budget this client may hold (0: generation-service's default)."""
+    idempotency_key: _builtins.str
+    """The client's Idempotency-Key header: a replay returns the same session and token."""
     @_builtins.property
     def sub_topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubTopicRef]: ...
     @_builtins.property
@@ -127,10 +143,13 @@ class CreateSessionRequest(_message.Message):
         level: _builtins.str = ...,
         personalization: Global___SessionPersonalization | None = ...,
         options: Global___SessionOptions | None = ...,
+        client_id: _builtins.str = ...,
+        client_budget_share: _builtins.float = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "personalization", b"personalization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "main_topic_id", b"main_topic_id", "options", b"options", "personalization", b"personalization", "sub_topics", b"sub_topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_budget_share", b"client_budget_share", "client_id", b"client_id", "idempotency_key", b"idempotency_key", "level", b"level", "main_topic_id", b"main_topic_id", "options", b"options", "personalization", b"personalization", "sub_topics", b"sub_topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -147,6 +166,7 @@ class CreateSessionResponse(_message.Message):
     ESTIMATED_COST_USD_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ESTIMATED_ARTICLES_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     status: _builtins.str
     estimated_total_time: _builtins.str
@@ -154,6 +174,8 @@ class CreateSessionResponse(_message.Message):
     """shown once; only its hash is stored"""
     estimated_cost_usd: _builtins.float
     estimated_articles: _builtins.int
+    replayed: _builtins.bool
+    """an earlier request with the same Idempotency-Key created it"""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -166,10 +188,11 @@ class CreateSessionResponse(_message.Message):
         estimated_cost_usd: _builtins.float = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         estimated_articles: _builtins.int = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "estimated_articles", b"estimated_articles", "estimated_cost_usd", b"estimated_cost_usd", "estimated_total_time", b"estimated_total_time", "expires_at", b"expires_at", "session_id", b"session_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "estimated_articles", b"estimated_articles", "estimated_cost_usd", b"estimated_cost_usd", "estimated_total_time", b"estimated_total_time", "expires_at", b"expires_at", "replayed", b"replayed", "session_id", b"session_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,257 @@
+"""Per-client fair shares, counted in Redis with the `limits` library (moving windows).
+
+Every request and WebSocket handshake is one hit of the client's requests-a-minute limit
+(PRD §5.4: 100); creations also count against the client's sessions or generations a day.
+When Redis fails the counts move to this process's memory for a few seconds at a time
+(degraded: logged, `infou_quota_degraded` set): the limits hold per replica, never fail open.
+
+`ClientGate` is the pure-ASGI middleware that decides who the client is (identity.py), refuses
+a missing or unknown API key, applies the request rate, and leaves the client in the request's
+state for the routes (`CurrentClient`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from prometheus_client import Counter, Gauge
+from redis.asyncio import Redis
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from infou_gateway.apikeys import API_KEY_HEADER_NAME, KeyStoreUnavailable
+from infou_gateway.errors import error_response
+from infou_gateway.identity import Client, anonymous_client, keyed_client, parse_networks
+from infou_gateway.settings import GatewaySettings
+from infou_libs.errors import RateLimited, Unauthenticated, Unavailable
+from infou_libs.logging import get_logger
+
+log = get_logger(__name__)
+
+RATE_LIMITED = Counter(
+    "infou_rate_limited_total", "Requests refused by a per-client limit", ["limit"]
+)
+QUOTA_DEGRADED_CHECKS = Counter(
+    "infou_quota_degraded_checks_total", "Limit checks counted in process memory (Redis failed)"
+)
+QUOTA_DEGRADED = Gauge("infou_quota_degraded", "1 while limits are counted in process memory")
+# Probes, metrics and docs are never limited.
+EXEMPT_PATHS = frozenset({"/health", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+# After a Redis failure, limits stay in memory this long before Redis is tried again.
+DEGRADED_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until a slot frees up
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class Quotas:
+    """Moving-window limits in Redis, with per-process memory as the fallback."""
+
+    def __init__(self, redis: Redis) -> None:
+        # The gateway's one Redis connection pool (its timeouts too) serves the limits.
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed through
+        )
+        self._redis = MovingWindowRateLimiter(storage)
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._redis_down_until = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        return time.monotonic() < self._redis_down_until
+
+    async def _use(self, check: Callable[[MovingWindowRateLimiter], Awaitable[Any]]) -> Any:
+        if not self.degraded:
+            try:
+                result = await check(self._redis)
+            except Exception as exc:
+                self._redis_down_until = time.monotonic() + DEGRADED_SECONDS
+                QUOTA_DEGRADED.set(1)
+                log.error("quota_store_unavailable", error=str(exc) or type(exc).__name__)
+            else:
+                QUOTA_DEGRADED.set(0)
+                return result
+        QUOTA_DEGRADED_CHECKS.inc()
+        return await check(self._memory)
+
+    async def hit(self, item: RateLimitItem, *ids: str) -> Verdict:
+        """Counts one use; refused when the window is full (the refused use is not counted)."""
+
+        async def check(limiter: MovingWindowRateLimiter) -> Verdict:
+            allowed = await limiter.hit(item, *ids)
+            stats = await limiter.get_window_stats(item, *ids)
+            reset = max(1, math.ceil(stats.reset_time - time.time()))
+            return Verdict(allowed, item.amount, max(0, stats.remaining), reset)
+
+        verdict: Verdict = await self._use(check)
+        return verdict
+
+    async def room(self, item: RateLimitItem, *ids: str) -> Verdict:
+        """Whether one more use would fit, without counting it."""
+
+        async def check(limiter: MovingWindowRateLimiter) -> Verdict:
+            allowed = await limiter.test(item, *ids)
+            stats = await limiter.get_window_stats(item, *ids)
+            reset = max(1, math.ceil(stats.reset_time - time.time()))
+            return Verdict(allowed, item.amount, max(0, stats.remaining), reset)
+
+        verdict: Verdict = await self._use(check)
+        return verdict
+
+
+def per_minute(amount: int) -> RateLimitItem:
+    return RateLimitItemPerMinute(amount)
+
+
+def per_day(amount: int) -> RateLimitItem:
+    return RateLimitItemPerDay(amount)
+
+
+def refusal(verdict: Verdict, code: str, message: str) -> RateLimited:
+    return RateLimited(message, code=code, retry_after=verdict.reset_after)
+
+
+async def deny(scope: Scope, receive: Receive, send: Send, response: JSONResponse) -> None:
+    """Answers an HTTP request, or refuses a WebSocket handshake with the same status (close
+    code 4000+status where the server cannot send an HTTP response to a handshake)."""
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+        return
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=4000 + response.status_code)
+
+
+class ClientGate:
+    """Identity, API keys and the per-client request rate for every HTTP request and
+    WebSocket handshake (see the module doc)."""
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.proxies = parse_networks(settings.trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state.gateway
+        headers = Headers(scope=scope)
+        peer = scope.get("client")
+        client = anonymous_client(peer[0] if peer else "", headers, self.proxies)
+        exempt = scope["path"] in EXEMPT_PATHS
+        key = headers.get(API_KEY_HEADER_NAME)
+        if key:
+            try:
+                record = await state.api_keys.lookup(key)
+            except KeyStoreUnavailable:
+                unchecked = Unavailable("API keys cannot be checked just now", retry_after=5)
+                await deny(scope, receive, send, error_response(unchecked))
+                return
+            if record is None:
+                unknown = Unauthenticated(
+                    "unknown or revoked API key", field=API_KEY_HEADER_NAME, code="INVALID_API_KEY"
+                )
+                await deny(scope, receive, send, error_response(unknown))
+                return
+            client = keyed_client(client, record)
+        elif self.settings.require_api_key and not exempt:
+            required = Unauthenticated(
+                "this deployment needs an X-API-Key",
+                field=API_KEY_HEADER_NAME,
+                code="API_KEY_REQUIRED",
+            )
+            await deny(scope, receive, send, error_response(required))
+            return
+        scope.setdefault("state", {})["client"] = client
+        rate = client.quota(self.settings.rate_limit_per_minute, "requests_per_minute")
+        if exempt or self.settings.rate_limit_per_minute <= 0:
+            await self.app(scope, receive, send)
+            return
+        verdict = await state.quotas.hit(per_minute(rate), "requests", client.id)
+        if not verdict.allowed:
+            RATE_LIMITED.labels("requests_per_minute").inc()
+            log.warning("rate_limited", endpoint=scope["path"], client=client.hashed_id)
+            message = (
+                f"요청 한도({rate}회/분)를 초과했습니다. "
+                f"{verdict.reset_after}초 후 다시 시도하세요."
+            )
+            limited = refusal(verdict, "RATE_LIMITED", message)
+            await deny(scope, receive, send, error_response(limited, verdict.headers()))
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(verdict.headers())
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+def current_client(request: Request) -> Client:
+    client: Client = request.state.client
+    return client
+
+
+CurrentClient = Annotated[Client, Depends(current_client)]
+
+
+async def check_creation_room(state: Any, client: Client, kind: str) -> None:
+    """A 429 when the client made its day's worth of sessions or generations."""
+    settings: GatewaySettings = state.settings
+    default = {
+        "sessions": settings.sessions_per_client_per_day,
+        "generations": settings.generations_per_client_per_day,
+    }[kind]
+    amount = client.quota(default, f"{kind}_per_day")
+    if amount <= 0:
+        return
+    verdict = await state.quotas.room(per_day(amount), kind, client.id)
+    if verdict.allowed:
+        return
+    RATE_LIMITED.labels(f"{kind}_per_day").inc()
+    log.warning("daily_quota_reached", kind=kind, client=client.hashed_id)
+    raise refusal(
+        verdict,
+        "DAILY_QUOTA_EXCEEDED",
+        f"하루 생성 한도({amount}회)를 모두 사용했습니다. "
+        f"{verdict.reset_after}초 후 다시 시도하세요.",
+    )
+
+
+async def count_creation(state: Any, client: Client, kind: str) -> None:
+    """Counts one creation that really happened (a replay creates nothing)."""
+    settings: GatewaySettings = state.settings
+    default = {
+        "sessions": settings.sessions_per_client_per_day,
+        "generations": settings.generations_per_client_per_day,
+    }[kind]
+    amount = client.quota(default, f"{kind}_per_day")
+    if amount > 0:
+        await state.quotas.hit(per_day(amount), kind, client.id)
