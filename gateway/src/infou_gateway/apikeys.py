@@ -118,8 +118,12 @@ class ApiKeys:
 
 
 def command(argv: list[str]) -> int:
-    """`infou keys create|revoke|list`, against the gateway's Redis (INFOU_REDIS_URL)."""
-    parser = argparse.ArgumentParser(prog="infou keys", description="API keys of the gateway")
+    """`python -m infou_gateway keys create|revoke|list` (`infou keys` in development).
+
+    Works against the gateway's Redis (INFOU_REDIS_URL)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infou_gateway keys", description="API keys of the gateway"
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="create a key; it is shown once")
     create.add_argument("--name", required=True)
