@@ -17,7 +17,6 @@ from infou_generation import repository
 from infou_generation.admission import Admissions, Workload
 from infou_generation.catalog import CatalogClient, main_topic_context
 from infou_generation.content.levels import LEVEL_NAMES, level_index
-from infou_generation.content.prompts import MAX_SUBTOPICS
 from infou_generation.engine import TEMPERATURE, Generated, GenerationEngine
 from infou_generation.llm.types import BudgetExceededError, InvalidOutputError
 from infou_generation.models import (
@@ -27,7 +26,7 @@ from infou_generation.models import (
     new_public_id,
     outbox,
 )
-from infou_libs import idempotency, subjects
+from infou_libs import idempotency, limits, subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
 from infou_libs.levels import LEVELS
@@ -43,11 +42,6 @@ GENERATION_FAILED: Final = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED: Final = "LLM_BUDGET_EXCEEDED"
 GENERATION_FAILED_MESSAGE: Final = "맞춤 소주제를 생성하지 못했습니다. 잠시 후 다시 시도해 주세요."
 
-DEFAULT_MAX_SUBTOPICS: Final = 5
-MAX_INTERESTS: Final = 10
-MAX_INTEREST_CHARS: Final = 50
-MAX_GOAL_CHARS: Final = 500
-MAX_SHORT_TEXT_CHARS: Final = 50
 MAX_LOOKUP_IDS: Final = 100
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,40}")
 _GENERATION_ID = re.compile(r"gen_[0-9a-f]{16}")
@@ -84,14 +78,14 @@ class SubTopicRequestAccepted:
 def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
     """The learner's input for sub-topics, trimmed and bounded; InvalidArgument names the field."""
     interests = [str(i).strip() for i in raw.get("interests") or []]
-    if len(interests) > MAX_INTERESTS:
+    if len(interests) > limits.MAX_INTERESTS:
         raise InvalidArgument(
-            f"at most {MAX_INTERESTS} interests", field="personalization.interests"
+            f"at most {limits.MAX_INTERESTS} interests", field="personalization.interests"
         )
     for i, interest in enumerate(interests):
-        if not interest or len(interest) > MAX_INTEREST_CHARS:
+        if not interest or len(interest) > limits.MAX_INTEREST_CHARS:
             raise InvalidArgument(
-                f"each interest must be 1-{MAX_INTEREST_CHARS} characters",
+                f"each interest must be 1-{limits.MAX_INTEREST_CHARS} characters",
                 field=f"personalization.interests.{i}",
             )
     level = str(raw.get("current_level") or "").strip()
@@ -101,9 +95,9 @@ def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
         )
     clean: dict[str, Any] = {"interests": interests, "current_level": level}
     for key, limit in (
-        ("learning_goals", MAX_GOAL_CHARS),
-        ("time_availability", MAX_SHORT_TEXT_CHARS),
-        ("preferred_style", MAX_SHORT_TEXT_CHARS),
+        ("learning_goals", limits.MAX_LEARNING_GOALS_CHARS),
+        ("time_availability", limits.MAX_SHORT_TEXT_CHARS),
+        ("preferred_style", limits.MAX_SHORT_TEXT_CHARS),
     ):
         value = str(raw.get(key) or "").strip()
         if len(value) > limit:
@@ -115,10 +109,14 @@ def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
 def validate_options(raw: dict[str, Any] | None) -> dict[str, Any]:
     """max_subtopics 1..10 (0 or missing: 5); both flags default to true when no options came."""
     raw = raw or {}
-    count = raw.get("max_subtopics") or DEFAULT_MAX_SUBTOPICS
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUBTOPICS:
+    count = raw.get("max_subtopics") or limits.DEFAULT_SUBTOPICS
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, int)
+        or not 1 <= count <= limits.MAX_SUBTOPICS
+    ):
         raise InvalidArgument(
-            f"must be between 1 and {MAX_SUBTOPICS}", field="options.max_subtopics"
+            f"must be between 1 and {limits.MAX_SUBTOPICS}", field="options.max_subtopics"
         )
     return {
         "max_subtopics": count,

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 from google.protobuf.message import Message
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import (
     BigInteger,
@@ -40,8 +38,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs.logging import get_logger
-from infou_libs.messaging import event_id_of, new_event_id, publish
-from infou_libs.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, OUTBOX_PENDING
+from infou_libs.messaging import new_event_id, publish
+from infou_libs.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from infou_libs.telemetry import inject_headers
 
 log = get_logger(__name__)
@@ -117,29 +115,6 @@ async def claim_event(
         .returning(processed.c.event_id)
     )
     return result.first() is not None
-
-
-def idempotent_handler(
-    sessions: async_sessionmaker[AsyncSession],
-    processed: Table,
-    consumer: str,
-    apply: Callable[[AsyncSession, Msg], Awaitable[None]],
-) -> Callable[[Msg], Awaitable[None]]:
-    """Wraps `apply` so that it runs once per event id, in one transaction with the claim.
-
-    Superseded by `infou_libs.consume` (the one consume path); kept only until
-    generation-service's last consumer moves onto it, then deleted.
-    """
-
-    async def handle(msg: Msg) -> None:
-        async with sessions() as session, session.begin():
-            if not await claim_event(session, processed, consumer, event_id_of(msg)):
-                EVENTS_CONSUMED.labels(consumer, "duplicate").inc()
-                return
-            await apply(session, msg)
-        EVENTS_CONSUMED.labels(consumer, "processed").inc()
-
-    return handle
 
 
 class OutboxRelay:

@@ -48,12 +48,14 @@ from infou_generation.content.quality import (
     expects_code,
 )
 from infou_generation.content.schemas import SCHEMAS, TASKS
+from infou_libs import limits
 from infou_libs.levels import LEVELS
 
 PROMPT_VERSION: Final = "2026-11-26.1"
 
-MAX_SUBTOPICS: Final = 10
-MAX_ARTICLES_PER_SUBTOPIC: Final = 20
+# The public limits are owned by infou_libs.limits; re-exported for the context checks below.
+MAX_SUBTOPICS: Final = limits.MAX_SUBTOPICS
+MAX_ARTICLES_PER_SUBTOPIC: Final = limits.MAX_ARTICLES_PER_SUBTOPIC
 
 PERSONALIZATION_DEFAULTS: Final[dict[str, Any]] = {
     "interests": [],
