@@ -176,7 +176,7 @@ class ClientGate:
                 return
             if record is None:
                 unknown = Unauthenticated(
-                    "unknown or revoked API key", field=API_KEY_HEADER_NAME, code="INVALID_API_KEY"
+                    "unknown or revoked API key", field="X-API-Key", code="INVALID_API_KEY"
                 )
                 await deny(scope, receive, send, error_response(unknown))
                 return
@@ -184,7 +184,7 @@ class ClientGate:
         elif self.settings.require_api_key and not exempt:
             required = Unauthenticated(
                 "this deployment needs an X-API-Key",
-                field=API_KEY_HEADER_NAME,
+                field="X-API-Key",
                 code="API_KEY_REQUIRED",
             )
             await deny(scope, receive, send, error_response(required))
