@@ -34,12 +34,10 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from prometheus_client import Counter
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_generation import budget
-from infou_generation.models import BudgetAdmission, LLMBudgetDay, LLMCall
+from infou_generation import budget, repository
+from infou_generation.models import BudgetAdmission
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import unit_of_work
 from infou_libs.errors import DomainError, InvalidArgument
@@ -166,14 +164,8 @@ class Admissions:
         """Each task's cost per call: observed over the last week, else typical."""
         if time.monotonic() - self._observed_at > OBSERVED_TTL_SECONDS:
             async with self._sessions() as session:
-                rows = await session.execute(
-                    select(LLMCall.task, func.avg(LLMCall.cost_usd), func.count())
-                    .where(
-                        LLMCall.status == "ok",
-                        LLMCall.created_at > func.now() - OBSERVED_WINDOW,
-                        LLMCall.task.in_(list(TYPICAL_TOKENS)),
-                    )
-                    .group_by(LLMCall.task)
+                rows = await repository.observed_call_costs(
+                    session, list(TYPICAL_TOKENS), OBSERVED_WINDOW
                 )
                 self._observed = {
                     str(task): Decimal(avg)
@@ -225,15 +217,13 @@ class Admissions:
         allowance = client_allowance(self._limit, min(share, Decimal(1)))
         day = self.today()
         async with unit_of_work(self._sessions) as session:
-            earlier = await session.scalar(
-                select(BudgetAdmission).where(BudgetAdmission.reference_id == reference_id)
-            )
+            earlier = await repository.admission_of(session, reference_id)
             if earlier is not None:
                 return Granted(earlier.id, earlier.estimated_usd)
-            row = await self._lock_day(session, day)
+            row = await repository.lock_budget_day(session, day, self._limit)
             await self._close_expired(session)
             await session.refresh(row)
-            used = await self._client_usage(session, day, client)
+            used = await repository.client_admission_usage(session, day, client)
             if used + estimate > allowance:
                 self._refuse(kind, "client_share", client, estimate, used, allowance)
             if not fits(
@@ -246,7 +236,8 @@ class Admissions:
                 self._refuse(kind, "daily_budget", client, estimate, row.spent_usd, self._limit)
             row.admitted_usd = row.admitted_usd + estimate
             granted = Granted(str(uuid.uuid4()), estimate)
-            session.add(
+            repository.add_admission(
+                session,
                 BudgetAdmission(
                     id=granted.admission_id,
                     reference_id=reference_id,
@@ -258,7 +249,7 @@ class Admissions:
                     status="open",
                     expires_at=dt.datetime.now(dt.UTC)
                     + dt.timedelta(seconds=self._settings.admission_hold_seconds),
-                )
+                ),
             )
         ADMISSIONS.labels(kind, "admitted").inc()
         log.info(
@@ -298,79 +289,30 @@ class Admissions:
     async def release(self, reference_id: str) -> Decimal:
         """Closes the reference's admission; returns what it held and did not spend."""
         async with unit_of_work(self._sessions) as session:
-            day = await session.scalar(
-                select(BudgetAdmission.day).where(
-                    BudgetAdmission.reference_id == reference_id, BudgetAdmission.status == "open"
-                )
-            )
+            day = await repository.open_admission_day(session, reference_id)
             if day is None:
                 return Decimal(0)
-            await self._lock_day(session, day)
-            closed = (
-                await session.execute(
-                    update(BudgetAdmission)
-                    .where(
-                        BudgetAdmission.reference_id == reference_id,
-                        BudgetAdmission.status == "open",
-                    )
-                    .values(status="closed", closed_at=func.now())
-                    .returning(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd)
-                )
-            ).one_or_none()
+            await repository.lock_budget_day(session, day, self._limit)
+            closed = await repository.close_admission(session, reference_id)
             if closed is None:
                 return Decimal(0)
-            freed = outstanding(Decimal(closed[0]), Decimal(closed[1]))
-            await _lower_admitted(session, day, freed)
+            freed = outstanding(*closed)
+            await repository.lower_admitted(session, day, freed)
         log.info("budget_admission_released", reference_id=reference_id, released_usd=str(freed))
         return freed
 
-    async def _lock_day(self, session: AsyncSession, day: dt.date) -> LLMBudgetDay:
-        await session.execute(
-            pg_insert(LLMBudgetDay)
-            .values(day=day, limit_usd=self._limit)
-            .on_conflict_do_nothing(index_elements=[LLMBudgetDay.day])
-        )
-        row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
-        assert row is not None
-        return row
-
     async def _close_expired(self, session: AsyncSession) -> None:
         """Admissions past their hold stop holding (their session stalled or was lost)."""
-        rows = (
-            await session.execute(
-                update(BudgetAdmission)
-                .where(BudgetAdmission.status == "open", BudgetAdmission.expires_at < func.now())
-                .values(status="closed", closed_at=func.now())
-                .returning(
-                    BudgetAdmission.day, BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd
-                )
-            )
-        ).all()
+        rows = await repository.close_expired_admissions(session)
         freed: dict[dt.date, Decimal] = {}
         for day, estimated, spent in rows:
             freed[day] = freed.get(day, Decimal(0)) + outstanding(
                 Decimal(estimated), Decimal(spent)
             )
         for day, amount in freed.items():
-            await _lower_admitted(session, day, amount)
+            await repository.lower_admitted(session, day, amount)
         if freed:
             log.warning("budget_admissions_expired", count=len(rows))
-
-    async def _client_usage(self, session: AsyncSession, day: dt.date, client: str) -> Decimal:
-        """What the client's admissions of the day hold or spent."""
-        held = case(
-            (
-                BudgetAdmission.status == "open",
-                func.greatest(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd),
-            ),
-            else_=BudgetAdmission.spent_usd,
-        )
-        total = await session.scalar(
-            select(func.coalesce(func.sum(held), 0)).where(
-                BudgetAdmission.day == day, BudgetAdmission.client_id == client
-            )
-        )
-        return Decimal(total or 0)
 
 
 async def charge(session: AsyncSession, reference_id: str, actual_usd: Decimal) -> None:
@@ -378,32 +320,9 @@ async def charge(session: AsyncSession, reference_id: str, actual_usd: Decimal) 
     admission's outstanding hold shrinks by what the call covered of the estimate."""
     if actual_usd <= 0:
         return
-    row = (
-        await session.execute(
-            update(BudgetAdmission)
-            .where(BudgetAdmission.reference_id == reference_id)
-            .values(spent_usd=BudgetAdmission.spent_usd + actual_usd)
-            .returning(
-                BudgetAdmission.day,
-                BudgetAdmission.estimated_usd,
-                BudgetAdmission.spent_usd,
-                BudgetAdmission.status,
-            )
-        )
-    ).one_or_none()
+    row = await repository.charge_admission(session, reference_id, actual_usd)
     if row is None or row[3] != "open":
         return
     day, estimated, spent = row[0], Decimal(row[1]), Decimal(row[2])
     covered = outstanding(estimated, spent - actual_usd) - outstanding(estimated, spent)
-    await _lower_admitted(session, day, covered)
-
-
-async def _lower_admitted(session: AsyncSession, day: dt.date, amount: Decimal) -> None:
-    if amount <= 0:
-        return
-    await session.execute(
-        update(LLMBudgetDay)
-        .where(LLMBudgetDay.day == day)
-        .values(admitted_usd=func.greatest(LLMBudgetDay.admitted_usd - amount, 0))
-        .execution_options(synchronize_session=False)
-    )
+    await repository.lower_admitted(session, day, covered)

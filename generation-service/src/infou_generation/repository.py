@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, delete, func, or_, select, text, update
+from sqlalchemy import Row, Table, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_generation.models import (
+    BudgetAdmission,
     ContentCache,
     GeneratedSubTopic,
     LLMBudgetDay,
@@ -296,4 +297,133 @@ async def add_cached_content(session: AsyncSession, values: dict[str, Any]) -> N
         insert(ContentCache)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[ContentCache.key])
+    )
+
+
+# ── budget admissions (admission.py) ──────────────────────────────────────────────────
+
+
+async def observed_call_costs(
+    session: AsyncSession, tasks: list[str], window: dt.timedelta
+) -> list[tuple[Any, ...]]:
+    """(task, average cost, calls) of the successful calls of the last `window`, per task."""
+    result = await session.execute(
+        select(LLMCall.task, func.avg(LLMCall.cost_usd), func.count())
+        .where(
+            LLMCall.status == "ok",
+            LLMCall.created_at > func.now() - window,
+            LLMCall.task.in_(tasks),
+        )
+        .group_by(LLMCall.task)
+    )
+    return [tuple(row) for row in result.all()]
+
+
+async def admission_of(session: AsyncSession, reference_id: str) -> BudgetAdmission | None:
+    return cast(
+        BudgetAdmission | None,
+        await session.scalar(
+            select(BudgetAdmission).where(BudgetAdmission.reference_id == reference_id)
+        ),
+    )
+
+
+def add_admission(session: AsyncSession, admission: BudgetAdmission) -> None:
+    session.add(admission)
+
+
+async def lock_budget_day(session: AsyncSession, day: dt.date, limit: Decimal) -> LLMBudgetDay:
+    """The day's budget row (made if missing), locked for the rest of the transaction."""
+    await session.execute(
+        insert(LLMBudgetDay)
+        .values(day=day, limit_usd=limit)
+        .on_conflict_do_nothing(index_elements=[LLMBudgetDay.day])
+    )
+    row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def close_expired_admissions(session: AsyncSession) -> list[tuple[Any, ...]]:
+    """Closes the open admissions past their hold; (day, estimated, spent) of each."""
+    result = await session.execute(
+        update(BudgetAdmission)
+        .where(BudgetAdmission.status == "open", BudgetAdmission.expires_at < func.now())
+        .values(status="closed", closed_at=func.now())
+        .returning(BudgetAdmission.day, BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd)
+    )
+    return [tuple(row) for row in result.all()]
+
+
+async def client_admission_usage(session: AsyncSession, day: dt.date, client: str) -> Decimal:
+    """What the client's admissions of the day hold (open) or spent (closed)."""
+    held = case(
+        (
+            BudgetAdmission.status == "open",
+            func.greatest(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd),
+        ),
+        else_=BudgetAdmission.spent_usd,
+    )
+    total = await session.scalar(
+        select(func.coalesce(func.sum(held), 0)).where(
+            BudgetAdmission.day == day, BudgetAdmission.client_id == client
+        )
+    )
+    return Decimal(total or 0)
+
+
+async def open_admission_day(session: AsyncSession, reference_id: str) -> dt.date | None:
+    return cast(
+        dt.date | None,
+        await session.scalar(
+            select(BudgetAdmission.day).where(
+                BudgetAdmission.reference_id == reference_id, BudgetAdmission.status == "open"
+            )
+        ),
+    )
+
+
+async def close_admission(
+    session: AsyncSession, reference_id: str
+) -> tuple[Decimal, Decimal] | None:
+    """Closes the reference's open admission; its (estimated, spent), or None."""
+    row = (
+        await session.execute(
+            update(BudgetAdmission)
+            .where(BudgetAdmission.reference_id == reference_id, BudgetAdmission.status == "open")
+            .values(status="closed", closed_at=func.now())
+            .returning(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd)
+        )
+    ).one_or_none()
+    return None if row is None else (Decimal(row[0]), Decimal(row[1]))
+
+
+async def charge_admission(
+    session: AsyncSession, reference_id: str, amount: Decimal
+) -> tuple[Any, ...] | None:
+    """Adds `amount` to the admission's spend; its (day, estimated, spent, status), or None."""
+    result = await session.execute(
+        update(BudgetAdmission)
+        .where(BudgetAdmission.reference_id == reference_id)
+        .values(spent_usd=BudgetAdmission.spent_usd + amount)
+        .returning(
+            BudgetAdmission.day,
+            BudgetAdmission.estimated_usd,
+            BudgetAdmission.spent_usd,
+            BudgetAdmission.status,
+        )
+    )
+    row = result.one_or_none()
+    return None if row is None else tuple(row)
+
+
+async def lower_admitted(session: AsyncSession, day: dt.date, amount: Decimal) -> None:
+    """Gives `amount` of the day's admitted total back."""
+    if amount <= 0:
+        return
+    await session.execute(
+        update(LLMBudgetDay)
+        .where(LLMBudgetDay.day == day)
+        .values(admitted_usd=func.greatest(LLMBudgetDay.admitted_usd - amount, 0))
+        .execution_options(synchronize_session=False)
     )

@@ -11,7 +11,7 @@ from infou_libs.grpc_server import Context
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
 from infou_realtime import service
-from infou_realtime.hub import ProgressHub
+from infou_realtime.events import ProgressHub
 from infou_realtime.settings import RealtimeSettings
 
 

@@ -10,8 +10,8 @@ from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
+from infou_realtime.events import ProgressHub
 from infou_realtime.grpc_api import RealtimeServicer
-from infou_realtime.hub import ProgressHub
 from infou_realtime.models import SCHEMA, outbox
 from infou_realtime.settings import RealtimeSettings
 

@@ -14,7 +14,7 @@ from infou_libs.errors import InvalidArgument, NotFound, RateLimited
 from infou_libs.grpc_client import domain_error_from
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_realtime import repository
-from infou_realtime.hub import ProgressHub
+from infou_realtime.events import ProgressHub
 
 MAX_ID = 100
 MAX_USER_AGENT = 500

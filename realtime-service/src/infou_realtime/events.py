@@ -1,4 +1,5 @@
-"""The fan-out: progress of every session, from core NATS, to that session's Watch streams.
+"""What realtime-service consumes (it publishes nothing): the progress of every session, from
+core NATS (`progress.session.*`), fanned out to that session's Watch streams.
 
 Every realtime replica subscribes to all of `progress.session.*` (no queue group), so each one
 can serve any watcher, and every gateway replica has its own Watch streams: a watcher sees every
