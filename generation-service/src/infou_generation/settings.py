@@ -115,6 +115,11 @@ class GenerationSettings(CommonSettings):
     llm_max_rate_limit_wait_s: float = Field(default=60.0, ge=0, le=3600)
     # Headers sent on every provider request (e.g. the fake LLM server's x-fake-* knobs).
     llm_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # Circuit breaker per provider and model: this many rate limits/outages within the window
+    # open it for the cool-down (every worker then skips the provider); 0 switches it off.
+    llm_breaker_failures: int = Field(default=5, ge=0, le=1000)
+    llm_breaker_window_s: float = Field(default=30.0, gt=0, le=3600)
+    llm_breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
