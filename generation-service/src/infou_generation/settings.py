@@ -115,6 +115,9 @@ class GenerationSettings(CommonSettings):
     llm_max_rate_limit_wait_s: float = Field(default=60.0, ge=0, le=3600)
     # Headers sent on every provider request (e.g. the fake LLM server's x-fake-* knobs).
     llm_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # OpenAI's moderation model (used when an OpenAI key is set; a local check otherwise).
+    moderation_model: str = "omni-moderation-latest"
+    moderation_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # Circuit breaker per provider and model: this many rate limits/outages within the window
     # open it for the cool-down (every worker then skips the provider); 0 switches it off.
     llm_breaker_failures: int = Field(default=5, ge=0, le=1000)

@@ -13,6 +13,10 @@ POST /_control (the SDKs send our headers only through default/extra headers):
                      `_once` to fire once per x-fake-scope value
     x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens
 
+POST /v1/moderations answers like OpenAI's moderation endpoint: an input is flagged (as
+violence) when it contains one of the moderation terms (`FakeState.moderation_terms`, set through
+POST /_control {"moderation_terms": [...]}), or every input with `x-fake-moderation: flag`.
+
 GET /_stats counts requests per API and faults per scenario, and keeps the last requests.
 """
 
@@ -55,6 +59,8 @@ SCENARIOS = frozenset(
 )
 _TASK_CONTEXT = re.compile(r"<task_context>(.*?)</task_context>", re.DOTALL)
 _OUTPUT_SCHEMA = re.compile(r"<output_schema>(.*?)</output_schema>", re.DOTALL)
+# Inputs with one of these are flagged by /v1/moderations until /_control sets others.
+MODERATION_TERMS = ("fake-flagged",)
 # Streamed answers go out in pieces of this many characters.
 _PIECE = 12
 
@@ -82,6 +88,7 @@ class FakeState:
     scenarios: Counter[str] = field(default_factory=Counter)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    moderation_terms: list[str] = field(default_factory=lambda: list(MODERATION_TERMS))
 
     def reset(self) -> None:
         self.armed.clear()
@@ -90,6 +97,7 @@ class FakeState:
         self.requests.clear()
         self.scenarios.clear()
         self.recent.clear()
+        self.moderation_terms = list(MODERATION_TERMS)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,8 @@ def create_app(state: FakeState | None = None) -> Starlette:
         body = await request.json()
         if not isinstance(body, dict):
             return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        if "moderation_terms" in body:
+            state.moderation_terms = [str(term) for term in body["moderation_terms"]]
         if "config" in body:
             state.config.update({k: float(v) for k, v in dict(body["config"]).items()})
         if "scenario" in body:
@@ -131,6 +141,9 @@ def create_app(state: FakeState | None = None) -> Starlette:
             options = {k: v for k, v in body.items() if k not in ("scenario", "times", "api")}
             state.armed.append(Armed(scenario, int(body.get("times", 1)), body.get("api"), options))
         return JSONResponse({"armed": len(state.armed), "config": state.config})
+
+    async def moderations(request: Request) -> Response:
+        return await _moderate(state, request)
 
     async def reset(_request: Request) -> Response:
         state.reset()
@@ -152,6 +165,7 @@ def create_app(state: FakeState | None = None) -> Starlette:
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/moderations", moderations, methods=["POST"]),
             Route("/_control", control, methods=["POST"]),
             Route("/_control/reset", reset, methods=["POST"]),
             Route("/_stats", stats, methods=["GET"]),
@@ -210,6 +224,47 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
         return _SSEResponse(events, abort=truncated)
     await asyncio.sleep(knobs.ttft_s + (estimate_tokens(text) / knobs.tps if knobs.tps else 0))
     return JSONResponse(_openai_body(reply) if api == "openai" else _anthropic_body(reply))
+
+
+_MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+async def _moderate(state: FakeState, request: Request) -> Response:
+    body = await request.json()
+    state.requests["moderation"] += 1
+    raw = body.get("input", "")
+    inputs = [raw] if isinstance(raw, str) else [str(item) for item in raw]
+    flag_all = request.headers.get("x-fake-moderation", "") == "flag"
+    results = []
+    for text in inputs:
+        flagged = flag_all or any(term.lower() in text.lower() for term in state.moderation_terms)
+        results.append(
+            {
+                "flagged": flagged,
+                "categories": {c: flagged and c == "violence" for c in _MODERATION_CATEGORIES},
+                "category_scores": {
+                    c: 0.97 if flagged and c == "violence" else 0.001
+                    for c in _MODERATION_CATEGORIES
+                },
+                "category_applied_input_types": {c: ["text"] for c in _MODERATION_CATEGORIES},
+            }
+        )
+    model = str(body.get("model") or "omni-moderation-latest")
+    return JSONResponse({"id": f"modr-{uuid.uuid4().hex[:12]}", "model": model, "results": results})
 
 
 def _fault(state: FakeState, api: Api, request: Request) -> Fault | None:
