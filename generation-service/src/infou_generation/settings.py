@@ -13,6 +13,17 @@ from infou_libs.messaging import RETRY_BACKOFF_SECONDS
 from infou_libs.settings import CommonSettings
 
 
+class ModelPrice(BaseModel):
+    """What one model of a provider costs, per token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_usd_per_token: Decimal = Field(ge=0)
+    output_usd_per_token: Decimal = Field(ge=0)
+    cached_input_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    cache_write_usd_per_token: Decimal | None = Field(default=None, ge=0)
+
+
 class LLMProviderConfig(BaseModel):
     """One row of the provider table (PRD §5.3), prices split into input and output per token."""
 
@@ -24,11 +35,24 @@ class LLMProviderConfig(BaseModel):
     output_usd_per_token: Decimal = Field(default=Decimal(0), ge=0)
     # None: cached input tokens cost as much as the others.
     cached_input_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    # Input written to the prompt cache (Anthropic: 1.25 × input); None: as plain input.
+    cache_write_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    # Prices of particular models (a name, or the start of dated names: "gpt-4.1-mini" covers
+    # "gpt-4.1-mini-2025-04-14"); a model named nowhere costs the row's prices.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     requests_per_minute: int = Field(default=600, gt=0)
     tokens_per_minute: int = Field(default=1_000_000, gt=0)
     use_cases: tuple[str, ...] = ()
     # Reasoning models reject `temperature`; switch it off for them.
     send_temperature: bool = True
+
+    def for_model(self, model: str) -> LLMProviderConfig:
+        """This row for `model`, at that model's prices when the row lists them."""
+        matches = [name for name in self.model_prices if model.startswith(name)]
+        update: dict[str, Any] = {"model": model}
+        if matches:
+            update.update(self.model_prices[max(matches, key=len)].model_dump())
+        return self.model_copy(update=update)
 
 
 # PRD §5.3, with each price split into what the provider charges for input and for output.
@@ -37,6 +61,18 @@ DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
         "input_usd_per_token": "0.000002",
         "output_usd_per_token": "0.000008",
         "cached_input_usd_per_token": "0.0000005",
+        "model_prices": {
+            "gpt-4.1-mini": {
+                "input_usd_per_token": "0.0000004",
+                "output_usd_per_token": "0.0000016",
+                "cached_input_usd_per_token": "0.0000001",
+            },
+            "gpt-4.1-nano": {
+                "input_usd_per_token": "0.0000001",
+                "output_usd_per_token": "0.0000004",
+                "cached_input_usd_per_token": "0.000000025",
+            },
+        },
         "requests_per_minute": 10_000,
         "tokens_per_minute": 2_000_000,
         "use_cases": ["high_quality_generation", "complex_topics"],
@@ -45,6 +81,15 @@ DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
         "input_usd_per_token": "0.000003",
         "output_usd_per_token": "0.000015",
         "cached_input_usd_per_token": "0.0000003",
+        "cache_write_usd_per_token": "0.00000375",
+        "model_prices": {
+            "claude-haiku-4-5": {
+                "input_usd_per_token": "0.000001",
+                "output_usd_per_token": "0.000005",
+                "cached_input_usd_per_token": "0.0000001",
+                "cache_write_usd_per_token": "0.00000125",
+            },
+        },
         "requests_per_minute": 5_000,
         "tokens_per_minute": 800_000,
         "use_cases": ["balanced_cost_quality", "creative_content"],
@@ -158,17 +203,17 @@ class GenerationSettings(CommonSettings):
         return providers or ["offline"]
 
     def provider_config(self, name: ProviderName) -> LLMProviderConfig:
-        """The provider's table row with its model name resolved."""
+        """The provider's table row with its model name resolved, at that model's prices."""
         config = self.llm_providers[name]
         if config.model:
-            return config
+            return config.for_model(config.model)
         models = {
             "openai": self.openai_model,
             "anthropic": self.anthropic_model,
             "local": self.local_llm_model,
             "offline": "offline",
         }
-        return config.model_copy(update={"model": models[name]})
+        return config.for_model(models[name])
 
     def route(self, task: TaskKind) -> list[ProviderName]:
         """Providers for a task, in order, keeping only configured ones (offline when none is)."""

@@ -11,7 +11,8 @@ POST /_control (the SDKs send our headers only through default/extra headers):
                      output: 400 for response_format json_schema) | short_answer (a valid
                      article cut to its first section: the quality gate's "too short") — add
                      `_once` to fire once per x-fake-scope value
-    x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens
+    x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens,
+    x-fake-cache-write-tokens (Anthropic: input written to the prompt cache)
 
 POST /v1/moderations answers like OpenAI's moderation endpoint: an input is flagged (as
 violence) when it contains one of the moderation terms (`FakeState.moderation_terms`, set through
@@ -111,6 +112,7 @@ class Knobs:
     ttft_s: float
     tps: float
     cached_tokens: int
+    cache_write_tokens: int = 0
 
 
 def create_app(state: FakeState | None = None) -> Starlette:
@@ -297,7 +299,12 @@ def _knobs(state: FakeState, request: Request) -> Knobs:
         raw = request.headers.get(f"x-fake-{name.replace('_', '-')}")
         return float(raw) if raw is not None else float(state.config.get(name, default))
 
-    return Knobs(knob("ttft_ms") / 1000, knob("tps"), int(knob("cached_tokens")))
+    return Knobs(
+        knob("ttft_ms") / 1000,
+        knob("tps"),
+        int(knob("cached_tokens")),
+        int(knob("cache_write_tokens")),
+    )
 
 
 async def _early_fault(api: Api, fault: Fault, request: Request) -> Response | None:
@@ -504,11 +511,12 @@ async def _openai_events(reply: _Reply, include_usage: bool) -> AsyncIterator[st
 
 def _anthropic_usage(reply: _Reply, output_tokens: int) -> dict[str, Any]:
     cached = min(reply.knobs.cached_tokens, reply.input_tokens)
+    written = min(reply.knobs.cache_write_tokens, reply.input_tokens - cached)
     return {
-        "input_tokens": reply.input_tokens - cached,
+        "input_tokens": reply.input_tokens - cached - written,
         "output_tokens": output_tokens,
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
     }
 
 

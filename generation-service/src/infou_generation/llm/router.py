@@ -56,14 +56,18 @@ _NOTIFY_AFTER_S = 1.0
 
 
 def price(config: LLMProviderConfig, usage: TokenUsage) -> Decimal:
-    """What the tokens cost at the provider's table prices (cached input at its own price)."""
+    """What the tokens cost at the table prices (cache reads and writes at their own prices)."""
     cached_price = config.cached_input_usd_per_token
     if cached_price is None:
         cached_price = config.input_usd_per_token
-    fresh = max(usage.input_tokens - usage.cached_tokens, 0)
+    write_price = config.cache_write_usd_per_token
+    if write_price is None:
+        write_price = config.input_usd_per_token
+    fresh = max(usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
     return (
         fresh * config.input_usd_per_token
         + usage.cached_tokens * cached_price
+        + usage.cache_write_tokens * write_price
         + usage.output_tokens * config.output_usd_per_token
     )
 
