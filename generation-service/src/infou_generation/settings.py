@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from infou_generation.llm.types import PROVIDER_NAMES, TASK_KINDS, ProviderName, TaskKind
 from infou_libs.messaging import RETRY_BACKOFF_SECONDS
@@ -131,6 +131,8 @@ class GenerationSettings(CommonSettings):
     local_llm_model: str = "llama-3-70b"
     # json_schema where the server supports it; json_object (JSON mode + validation) otherwise.
     local_llm_output: str = Field(default="json_schema", pattern="^(json_schema|json_object)$")
+    # Production refuses to serve the offline provider's template text unless this says so.
+    allow_offline_provider: bool = False
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
     # A job whose worker stops answering (killed mid-job) is redelivered after this long.
@@ -190,6 +192,21 @@ class GenerationSettings(CommonSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_provider(self) -> GenerationSettings:
+        if (
+            self.environment == "production"
+            and self.configured_providers() == ["offline"]
+            and not self.allow_offline_provider
+        ):
+            raise ValueError(
+                "no LLM provider is configured, so generation would serve the `offline` "
+                "provider's template text in production; set INFOU_OPENAI_API_KEY, "
+                "INFOU_ANTHROPIC_API_KEY or INFOU_LOCAL_LLM_BASE_URL, or "
+                "INFOU_ALLOW_OFFLINE_PROVIDER=true to serve it on purpose"
+            )
+        return self
 
     def configured_providers(self) -> list[str]:
         """Providers with credentials or a URL; `offline` only when none is configured."""
