@@ -174,6 +174,17 @@ def test_code_share_and_too_easy() -> None:
     assert level_fit.assess(easy, "absolute_beginner").fits
 
 
+def test_one_undefined_term_is_a_slip_two_are_a_level() -> None:
+    calm = " 손목을 가볍게 움직여요. 천천히 그어 봐요. 삐뚤어도 괜찮아요. 매일 조금씩 해 봐요." * 4
+    one = "오늘은 드로잉 클래스에서 선 긋기를 배워요." + calm
+    assert level_fit.measure(one, "absolute_beginner").undefined_share == 1.0
+    assert level_fit.assess(one, "absolute_beginner").fits
+    two = "오늘은 서버에 접속해 클래스를 만들어요." + calm
+    assert (
+        "too_hard:terms_used_before_defined" in level_fit.assess(two, "absolute_beginner").problems
+    )
+
+
 def test_unknown_level_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown level"):
         level_fit.measure("텍스트입니다.", "guru")

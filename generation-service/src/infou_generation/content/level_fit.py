@@ -7,7 +7,7 @@
 * undefined share — of the distinct terms above the reader's level (the per-level vocabulary
   in `level_vocabulary.yaml`, plus unknown Latin-script words, which count as intermediate),
   the share whose first use is not a definition ("X란 …", "X는 …을 말합니다", "…을 X라고
-  부릅니다", "X(쉬운 풀이)", "X, 즉 …");
+  부릅니다", "X(쉬운 풀이)", "X, 즉 …"), held against the band from two such terms on;
 * jargon density — occurrences of those undefined above-level terms per word;
 * code share — characters inside code (fenced or inline) among all non-blank characters.
 
@@ -52,6 +52,9 @@ _DEFINING_END = re.compile(
 # The level of unknown Latin-script words: like a term a beginner has not met yet.
 _LATIN_TIER: Final = LEVELS.index("intermediate")
 _DEPTH_TIER: Final = LEVELS.index("advanced")
+# One undefined term is a slip ("클래스" may be a drawing class), not a level: the share counts
+# from two on.
+MIN_UNDEFINED_TERMS: Final = 2
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,10 @@ def assess(text: str, level: str, known: Iterable[str] = ()) -> LevelFit:
     problems = []
     if features.avg_sentence > band.max_avg_sentence:
         problems.append("too_hard:sentence_length")
-    if features.undefined_share > band.max_undefined_share:
+    if (
+        len(features.undefined_terms) >= MIN_UNDEFINED_TERMS
+        and features.undefined_share > band.max_undefined_share
+    ):
         problems.append("too_hard:terms_used_before_defined")
     if features.jargon_density > band.max_jargon_density:
         problems.append("too_hard:jargon_density")
