@@ -122,6 +122,7 @@ def quality_options_of(task: str, context: dict[str, Any]) -> dict[str, Any]:
         "include_examples": options["include_examples"],
         "include_practice_problems": options["include_practice_problems"],
         "expects_code": expects_code(context["main_topic"]["category"], context["sub_topic"]),
+        "topic_names": (context["main_topic"]["name"], context["sub_topic"]["name"]),
     }
 
 
