@@ -27,6 +27,8 @@ log = get_logger(__name__)
 
 BreakerState = Literal["closed", "open", "half_open"]
 
+# Every breaker key starts with this.
+BREAKER_PREFIX: Final = "infou:llm:breaker"
 # Redis forgets a breaker nobody touched for this long (an open one closes by forgetting).
 _IDLE_TTL_MS: Final = 3_600_000
 # After Redis fails, the breaker stays in-process this long before it tries Redis again.
@@ -89,7 +91,7 @@ class CircuitBreaker:
         window_s: float = 30.0,
         cooldown_s: float = 30.0,
         probe_timeout_s: float = 60.0,
-        prefix: str = "infou:llm:breaker",
+        prefix: str = BREAKER_PREFIX,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
