@@ -528,6 +528,7 @@ async def test_status_curriculum_and_articles_follow_the_prd(
     assert body["next_article_id"] == f"{sid}_002"
     assert body["previous_article_id"] is None
     assert body["metadata"]["llm_model"] == "gpt-test"
+    assert body["metadata"]["offline"] is False
     assert body["metadata"]["human_reviewed"] is False
     assert body["metadata"]["generated_at"].endswith("Z")
     assert body["learning_elements"] == {

@@ -58,12 +58,13 @@ async def catalog_port(module_database_url: str, module_nats_url: str) -> AsyncI
 
 @pytest.fixture(scope="module")
 async def generation_port(
-    module_database_url: str, module_nats_url: str, catalog_port: int
+    module_database_url: str, module_nats_url: str, redis_url: str, catalog_port: int
 ) -> AsyncIterator[int]:
     settings = GenerationSettings(
         environment="test",
         database_url=module_database_url,
         nats_url=module_nats_url,
+        redis_url=redis_url,
         catalog_addr=f"127.0.0.1:{catalog_port}",
         openai_api_key="",
         anthropic_api_key="",

@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.budget import DailyBudget
+from infou_generation.llm.breaker import BREAKER_PREFIX
 from infou_generation.main import MIGRATIONS
 from infou_generation.models import SCHEMA
 from infou_generation.settings import GenerationSettings
@@ -47,12 +49,33 @@ async def generation_sessions(database_url: str) -> AsyncIterator[async_sessionm
     await engine.dispose()
 
 
+@pytest.fixture(scope="module")
+async def breaker_redis_url(redis_url: str) -> str:
+    """The embedded Valkey for a module's running service, its circuit breakers fresh.
+
+    Services share breaker state through Redis; a module's service starts with none left by
+    another module's failures (the tests that test the breaker use models of their own).
+    """
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{BREAKER_PREFIX}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+    return redis_url
+
+
 @pytest.fixture
-def llm_settings(fake_llm_server: FakeLLMServer) -> Callable[..., GenerationSettings]:
-    """Settings with every provider pointed at the fake server; keyword overrides on top."""
+def llm_settings(
+    fake_llm_server: FakeLLMServer, redis_url: str
+) -> Callable[..., GenerationSettings]:
+    """Settings with every provider pointed at the fake server and Redis at the embedded
+    Valkey; keyword overrides on top."""
 
     def make(**overrides: Any) -> GenerationSettings:
         values: dict[str, Any] = {
+            "redis_url": redis_url,
             "openai_api_key": "sk-test-openai",
             "openai_base_url": fake_llm_server.openai_base_url,
             "anthropic_api_key": "sk-ant-test",

@@ -32,12 +32,13 @@ SUBMITTED = "events.feedback.submitted"
 
 @pytest.fixture(scope="module")
 async def sessions(
-    module_database_url: str, module_nats_url: str
+    module_database_url: str, module_nats_url: str, breaker_redis_url: str
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     settings = GenerationSettings(
         environment="test",
         database_url=module_database_url,
         nats_url=module_nats_url,
+        redis_url=breaker_redis_url,
         catalog_addr=f"127.0.0.1:{engines.free_port()}",
     )
     async with running_service(SPEC, settings):

@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,6 +33,7 @@ from infou_generation.catalog import CatalogClient
 from infou_generation.engine import build_engine
 from infou_generation.jobs import article, conversion, curriculum
 from infou_generation.jobs.runner import JobContext
+from infou_generation.llm.breaker import CircuitBreaker
 from infou_generation.llm.types import BudgetExceededError
 from infou_generation.main import SPEC
 from infou_generation.models import SCHEMA, outbox
@@ -45,6 +47,7 @@ from infou_libs.messaging import (
     ensure_streams,
     publish,
 )
+from infou_libs.runtime import Runtime
 from infou_protos.events.v1 import events_pb2
 
 RESULTS = "events.generation.>"
@@ -52,12 +55,16 @@ RESULTS = "events.generation.>"
 
 @pytest.fixture(scope="module")
 def settings(
-    module_database_url: str, module_nats_url: str, fake_llm_server: FakeLLMServer
+    module_database_url: str,
+    module_nats_url: str,
+    breaker_redis_url: str,
+    fake_llm_server: FakeLLMServer,
 ) -> GenerationSettings:
     return GenerationSettings(
         environment="test",
         database_url=module_database_url,
         nats_url=module_nats_url,
+        redis_url=breaker_redis_url,
         catalog_addr=f"127.0.0.1:{engines.free_port()}",
         openai_api_key="sk-test-openai",
         openai_base_url=fake_llm_server.openai_base_url,
@@ -487,3 +494,35 @@ async def test_waiting_out_a_rate_limit_is_announced_to_the_sessions_watchers(
     assert data["auto_retry"] is True
     assert data["retry_after"] == "1초"
     assert data["session_id"] == sid
+
+
+# ── the job runtime's circuit breakers ─────────────────────────────────────────────────────
+
+
+async def test_the_job_runtime_shares_its_breakers_through_the_settings_redis(
+    settings: GenerationSettings,
+    module_database_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    nc: NatsClient,
+    js: JetStreamContext,
+) -> None:
+    """What one worker's router records, a breaker of another worker on the same Redis sees."""
+    model = f"gpt-runtime-{uuid.uuid4().hex[:8]}"  # a breaker of this test only
+    db = create_engine(module_database_url, SCHEMA)
+    rt = Runtime(settings.model_copy(update={"openai_model": model}), db, sessions, nc, js)
+    ctx = JobContext.create(rt)
+    other = Redis.from_url(settings.redis_url)
+    try:
+        breaker = ctx.engine.router.breaker
+        assert breaker.redis is not None
+        threshold = settings.llm_breaker_failures
+        for _ in range(threshold):
+            await breaker.record_failure("openai", model)
+        elsewhere = CircuitBreaker(other, failure_threshold=threshold)
+        assert await elsewhere.state("openai", model) == "open"
+        assert not await elsewhere.allow("openai", model)
+    finally:
+        for close in reversed(rt.closers):
+            await close()
+        await other.aclose()
+        await db.dispose()

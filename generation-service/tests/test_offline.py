@@ -69,6 +69,7 @@ def _report(article: dict[str, Any], context: dict[str, Any]) -> QualityReport:
         include_examples=options["include_examples"],
         include_practice_problems=options["include_practice_problems"],
         expects_code=expects_code(context["main_topic"]["category"], context["sub_topic"]),
+        topic_names=(context["main_topic"]["name"], context["sub_topic"]["name"]),
     )
 
 

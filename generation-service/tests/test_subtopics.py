@@ -66,12 +66,14 @@ def settings(
     module_database_url: str,
     module_nats_url: str,
     catalog_port: int,
+    breaker_redis_url: str,
     fake_llm_server: FakeLLMServer,
 ) -> GenerationSettings:
     return GenerationSettings(
         environment="test",
         database_url=module_database_url,
         nats_url=module_nats_url,
+        redis_url=breaker_redis_url,
         catalog_addr=f"127.0.0.1:{catalog_port}",
         openai_api_key="sk-test-openai",
         openai_base_url=fake_llm_server.openai_base_url,

@@ -299,6 +299,9 @@ class CurriculumResponse(BaseModel):
 class ArticleMetadata(BaseModel):
     generated_at: str | None
     llm_model: str | None
+    offline: bool = Field(
+        default=False, description="template text of the offline provider, not an LLM's"
+    )
     generation_prompt: str
     quality_score: float
     human_reviewed: bool

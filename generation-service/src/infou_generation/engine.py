@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from prometheus_client import Counter
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger, repository
@@ -122,6 +123,7 @@ def quality_options_of(task: str, context: dict[str, Any]) -> dict[str, Any]:
         "include_examples": options["include_examples"],
         "include_practice_problems": options["include_practice_problems"],
         "expects_code": expects_code(context["main_topic"]["category"], context["sub_topic"]),
+        "topic_names": (context["main_topic"]["name"], context["sub_topic"]["name"]),
     }
 
 
@@ -368,7 +370,13 @@ def _revised(request: LLMRequest, first: _Attempt) -> LLMRequest:
 
 
 def build_engine(
-    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession]
+    settings: GenerationSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    redis: Redis | None = None,
 ) -> GenerationEngine:
-    """The engine for these settings: the configured providers behind the router."""
-    return GenerationEngine(build_router(settings, sessions), sessions)
+    """The engine for these settings: the configured providers behind the router.
+
+    With `redis`, the providers' circuit breakers are shared by every worker using it.
+    """
+    return GenerationEngine(build_router(settings, sessions, redis=redis), sessions)

@@ -6,11 +6,22 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from infou_generation.llm.types import PROVIDER_NAMES, TASK_KINDS, ProviderName, TaskKind
 from infou_libs.messaging import RETRY_BACKOFF_SECONDS
 from infou_libs.settings import CommonSettings
+
+
+class ModelPrice(BaseModel):
+    """What one model of a provider costs, per token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_usd_per_token: Decimal = Field(ge=0)
+    output_usd_per_token: Decimal = Field(ge=0)
+    cached_input_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    cache_write_usd_per_token: Decimal | None = Field(default=None, ge=0)
 
 
 class LLMProviderConfig(BaseModel):
@@ -24,11 +35,24 @@ class LLMProviderConfig(BaseModel):
     output_usd_per_token: Decimal = Field(default=Decimal(0), ge=0)
     # None: cached input tokens cost as much as the others.
     cached_input_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    # Input written to the prompt cache (Anthropic: 1.25 × input); None: as plain input.
+    cache_write_usd_per_token: Decimal | None = Field(default=None, ge=0)
+    # Prices of particular models (a name, or the start of dated names: "gpt-4.1-mini" covers
+    # "gpt-4.1-mini-2025-04-14"); a model named nowhere costs the row's prices.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     requests_per_minute: int = Field(default=600, gt=0)
     tokens_per_minute: int = Field(default=1_000_000, gt=0)
     use_cases: tuple[str, ...] = ()
     # Reasoning models reject `temperature`; switch it off for them.
     send_temperature: bool = True
+
+    def for_model(self, model: str) -> LLMProviderConfig:
+        """This row for `model`, at that model's prices when the row lists them."""
+        matches = [name for name in self.model_prices if model.startswith(name)]
+        update: dict[str, Any] = {"model": model}
+        if matches:
+            update.update(self.model_prices[max(matches, key=len)].model_dump())
+        return self.model_copy(update=update)
 
 
 # PRD §5.3, with each price split into what the provider charges for input and for output.
@@ -37,6 +61,18 @@ DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
         "input_usd_per_token": "0.000002",
         "output_usd_per_token": "0.000008",
         "cached_input_usd_per_token": "0.0000005",
+        "model_prices": {
+            "gpt-4.1-mini": {
+                "input_usd_per_token": "0.0000004",
+                "output_usd_per_token": "0.0000016",
+                "cached_input_usd_per_token": "0.0000001",
+            },
+            "gpt-4.1-nano": {
+                "input_usd_per_token": "0.0000001",
+                "output_usd_per_token": "0.0000004",
+                "cached_input_usd_per_token": "0.000000025",
+            },
+        },
         "requests_per_minute": 10_000,
         "tokens_per_minute": 2_000_000,
         "use_cases": ["high_quality_generation", "complex_topics"],
@@ -45,6 +81,15 @@ DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
         "input_usd_per_token": "0.000003",
         "output_usd_per_token": "0.000015",
         "cached_input_usd_per_token": "0.0000003",
+        "cache_write_usd_per_token": "0.00000375",
+        "model_prices": {
+            "claude-haiku-4-5": {
+                "input_usd_per_token": "0.000001",
+                "output_usd_per_token": "0.000005",
+                "cached_input_usd_per_token": "0.0000001",
+                "cache_write_usd_per_token": "0.00000125",
+            },
+        },
         "requests_per_minute": 5_000,
         "tokens_per_minute": 800_000,
         "use_cases": ["balanced_cost_quality", "creative_content"],
@@ -86,6 +131,8 @@ class GenerationSettings(CommonSettings):
     local_llm_model: str = "llama-3-70b"
     # json_schema where the server supports it; json_object (JSON mode + validation) otherwise.
     local_llm_output: str = Field(default="json_schema", pattern="^(json_schema|json_object)$")
+    # Production refuses to serve the offline provider's template text unless this says so.
+    allow_offline_provider: bool = False
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
     # A job whose worker stops answering (killed mid-job) is redelivered after this long.
@@ -115,6 +162,14 @@ class GenerationSettings(CommonSettings):
     llm_max_rate_limit_wait_s: float = Field(default=60.0, ge=0, le=3600)
     # Headers sent on every provider request (e.g. the fake LLM server's x-fake-* knobs).
     llm_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # OpenAI's moderation model (used when an OpenAI key is set; a local check otherwise).
+    moderation_model: str = "omni-moderation-latest"
+    moderation_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Circuit breaker per provider and model: this many rate limits/outages within the window
+    # open it for the cool-down (every worker then skips the provider); 0 switches it off.
+    llm_breaker_failures: int = Field(default=5, ge=0, le=1000)
+    llm_breaker_window_s: float = Field(default=30.0, gt=0, le=3600)
+    llm_breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
@@ -146,6 +201,21 @@ class GenerationSettings(CommonSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @model_validator(mode="after")
+    def _production_needs_a_real_provider(self) -> GenerationSettings:
+        if (
+            self.environment == "production"
+            and self.configured_providers() == ["offline"]
+            and not self.allow_offline_provider
+        ):
+            raise ValueError(
+                "no LLM provider is configured, so generation would serve the `offline` "
+                "provider's template text in production; set INFOU_OPENAI_API_KEY, "
+                "INFOU_ANTHROPIC_API_KEY or INFOU_LOCAL_LLM_BASE_URL, or "
+                "INFOU_ALLOW_OFFLINE_PROVIDER=true to serve it on purpose"
+            )
+        return self
+
     def configured_providers(self) -> list[str]:
         """Providers with credentials or a URL; `offline` only when none is configured."""
         providers = []
@@ -158,17 +228,17 @@ class GenerationSettings(CommonSettings):
         return providers or ["offline"]
 
     def provider_config(self, name: ProviderName) -> LLMProviderConfig:
-        """The provider's table row with its model name resolved."""
+        """The provider's table row with its model name resolved, at that model's prices."""
         config = self.llm_providers[name]
         if config.model:
-            return config
+            return config.for_model(config.model)
         models = {
             "openai": self.openai_model,
             "anthropic": self.anthropic_model,
             "local": self.local_llm_model,
             "offline": "offline",
         }
-        return config.model_copy(update={"model": models[name]})
+        return config.for_model(models[name])
 
     def route(self, task: TaskKind) -> list[ProviderName]:
         """Providers for a task, in order, keeping only configured ones (offline when none is)."""

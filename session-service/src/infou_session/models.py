@@ -73,7 +73,8 @@ class LearningSession(Base):
     generation_output_tokens: Mapped[int] = mapped_column(
         BigInteger, server_default=text("0"), default=0
     )
-    generation_cost_usd: Mapped[Decimal] = mapped_column(Numeric(8, 4), default=Decimal("0"))
+    # The ledger's precision: a session of cheap calls must not round to nothing.
+    generation_cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal("0"))
     generation_cached_results: Mapped[int] = mapped_column(
         Integer, server_default=text("0"), default=0
     )

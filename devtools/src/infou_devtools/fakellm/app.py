@@ -11,7 +11,12 @@ POST /_control (the SDKs send our headers only through default/extra headers):
                      output: 400 for response_format json_schema) | short_answer (a valid
                      article cut to its first section: the quality gate's "too short") — add
                      `_once` to fire once per x-fake-scope value
-    x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens
+    x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens,
+    x-fake-cache-write-tokens (Anthropic: input written to the prompt cache)
+
+POST /v1/moderations answers like OpenAI's moderation endpoint: an input is flagged (as
+violence) when it contains one of the moderation terms (`FakeState.moderation_terms`, set through
+POST /_control {"moderation_terms": [...]}), or every input with `x-fake-moderation: flag`.
 
 GET /_stats counts requests per API and faults per scenario, and keeps the last requests.
 """
@@ -55,6 +60,8 @@ SCENARIOS = frozenset(
 )
 _TASK_CONTEXT = re.compile(r"<task_context>(.*?)</task_context>", re.DOTALL)
 _OUTPUT_SCHEMA = re.compile(r"<output_schema>(.*?)</output_schema>", re.DOTALL)
+# Inputs with one of these are flagged by /v1/moderations until /_control sets others.
+MODERATION_TERMS = ("fake-flagged",)
 # Streamed answers go out in pieces of this many characters.
 _PIECE = 12
 
@@ -82,6 +89,7 @@ class FakeState:
     scenarios: Counter[str] = field(default_factory=Counter)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    moderation_terms: list[str] = field(default_factory=lambda: list(MODERATION_TERMS))
 
     def reset(self) -> None:
         self.armed.clear()
@@ -90,6 +98,7 @@ class FakeState:
         self.requests.clear()
         self.scenarios.clear()
         self.recent.clear()
+        self.moderation_terms = list(MODERATION_TERMS)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class Knobs:
     ttft_s: float
     tps: float
     cached_tokens: int
+    cache_write_tokens: int = 0
 
 
 def create_app(state: FakeState | None = None) -> Starlette:
@@ -122,6 +132,8 @@ def create_app(state: FakeState | None = None) -> Starlette:
         body = await request.json()
         if not isinstance(body, dict):
             return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        if "moderation_terms" in body:
+            state.moderation_terms = [str(term) for term in body["moderation_terms"]]
         if "config" in body:
             state.config.update({k: float(v) for k, v in dict(body["config"]).items()})
         if "scenario" in body:
@@ -131,6 +143,9 @@ def create_app(state: FakeState | None = None) -> Starlette:
             options = {k: v for k, v in body.items() if k not in ("scenario", "times", "api")}
             state.armed.append(Armed(scenario, int(body.get("times", 1)), body.get("api"), options))
         return JSONResponse({"armed": len(state.armed), "config": state.config})
+
+    async def moderations(request: Request) -> Response:
+        return await _moderate(state, request)
 
     async def reset(_request: Request) -> Response:
         state.reset()
@@ -152,6 +167,7 @@ def create_app(state: FakeState | None = None) -> Starlette:
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/moderations", moderations, methods=["POST"]),
             Route("/_control", control, methods=["POST"]),
             Route("/_control/reset", reset, methods=["POST"]),
             Route("/_stats", stats, methods=["GET"]),
@@ -212,6 +228,47 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
     return JSONResponse(_openai_body(reply) if api == "openai" else _anthropic_body(reply))
 
 
+_MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+async def _moderate(state: FakeState, request: Request) -> Response:
+    body = await request.json()
+    state.requests["moderation"] += 1
+    raw = body.get("input", "")
+    inputs = [raw] if isinstance(raw, str) else [str(item) for item in raw]
+    flag_all = request.headers.get("x-fake-moderation", "") == "flag"
+    results = []
+    for text in inputs:
+        flagged = flag_all or any(term.lower() in text.lower() for term in state.moderation_terms)
+        results.append(
+            {
+                "flagged": flagged,
+                "categories": {c: flagged and c == "violence" for c in _MODERATION_CATEGORIES},
+                "category_scores": {
+                    c: 0.97 if flagged and c == "violence" else 0.001
+                    for c in _MODERATION_CATEGORIES
+                },
+                "category_applied_input_types": {c: ["text"] for c in _MODERATION_CATEGORIES},
+            }
+        )
+    model = str(body.get("model") or "omni-moderation-latest")
+    return JSONResponse({"id": f"modr-{uuid.uuid4().hex[:12]}", "model": model, "results": results})
+
+
 def _fault(state: FakeState, api: Api, request: Request) -> Fault | None:
     header = request.headers.get("x-fake-scenario", "").strip()
     if header:
@@ -242,7 +299,12 @@ def _knobs(state: FakeState, request: Request) -> Knobs:
         raw = request.headers.get(f"x-fake-{name.replace('_', '-')}")
         return float(raw) if raw is not None else float(state.config.get(name, default))
 
-    return Knobs(knob("ttft_ms") / 1000, knob("tps"), int(knob("cached_tokens")))
+    return Knobs(
+        knob("ttft_ms") / 1000,
+        knob("tps"),
+        int(knob("cached_tokens")),
+        int(knob("cache_write_tokens")),
+    )
 
 
 async def _early_fault(api: Api, fault: Fault, request: Request) -> Response | None:
@@ -449,11 +511,12 @@ async def _openai_events(reply: _Reply, include_usage: bool) -> AsyncIterator[st
 
 def _anthropic_usage(reply: _Reply, output_tokens: int) -> dict[str, Any]:
     cached = min(reply.knobs.cached_tokens, reply.input_tokens)
+    written = min(reply.knobs.cache_write_tokens, reply.input_tokens - cached)
     return {
-        "input_tokens": reply.input_tokens - cached,
+        "input_tokens": reply.input_tokens - cached - written,
         "output_tokens": output_tokens,
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
     }
 
 

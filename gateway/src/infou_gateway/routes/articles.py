@@ -51,6 +51,8 @@ def article_json(a: session_pb2.Article) -> dict[str, Any]:
         "metadata": {
             "generated_at": iso(m.generated_at) if m.HasField("generated_at") else None,
             "llm_model": m.llm_model or None,
+            # Written by the offline provider (model "offline-<version>"), not by an LLM.
+            "offline": m.llm_model.startswith("offline"),
             "generation_prompt": m.generation_prompt,
             "quality_score": round(m.quality_score, 2),
             "human_reviewed": m.human_reviewed,

@@ -30,15 +30,22 @@ Bands (all counts are eojeol, i.e. whitespace-separated tokens, code excluded):
     without a lexicon; the defined-term share covers it instead);
   - beginner levels need analogies ("마치 …처럼", "비유하자면", "예를 들어"), advanced and expert
     need trade-offs ("트레이드오프", "장단점", "반면", "한계", "비용"), expert needs edge cases.
+* Level fit — the measured check of `content.level_fit` (sentence length, terms used before they
+  are defined and jargon density against a per-level vocabulary, code share, with bands
+  calibrated on a labelled corpus): text that breaks a band of its level is `level_mismatch`,
+  a difficulty-fit warning like the others (it fails with a second one; text written for
+  another level breaks several); the broken bands are in `QualityReport.level_fit`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from infou_generation.content import level_fit
 from infou_generation.content.korean import is_hangul
 from infou_generation.content.levels import ARTICLE_LENGTHS, level_index
 
@@ -105,6 +112,7 @@ PENALTIES: Final = {
     "missing_analogies": 0.1,
     "missing_tradeoffs": 0.1,
     "missing_edge_cases": 0.05,
+    "level_mismatch": 0.2,
 }
 _DOUBLED_FOR_BEGINNERS: Final = {"terms_not_defined_before_use", "undefined_jargon"}
 
@@ -146,6 +154,8 @@ class QualityReport:
     passed: bool
     word_count: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # The level-fit bands the text breaks ("too_hard:jargon_density", "too_easy", …).
+    level_fit: list[str] = field(default_factory=list)
 
 
 def word_count(text: str) -> int:
@@ -273,8 +283,12 @@ def evaluate(
     include_examples: bool = True,
     include_practice_problems: bool = False,
     expects_code: bool = False,
+    topic_names: Sequence[str] = (),
 ) -> QualityReport:
-    """Score an article for `level` and the learner's options; see the module docstring."""
+    """Score an article for `level` and the learner's options; see the module docstring.
+
+    `topic_names` (main topic, sub-topic) are words the learner chose: level fit counts them known.
+    """
     level = _checked_level(level)
     if preferred_article_length not in ARTICLE_LENGTHS:
         raise ValueError(
@@ -377,6 +391,10 @@ def evaluate(
     if edge_cases < band.min_edge_cases:
         warn("missing_edge_cases")
 
+    fit = level_fit.assess(_level_fit_text(article), level, topic_names)
+    if not fit.fits:
+        warn("level_mismatch")
+
     score = round(max(0.0, min(1.0, 1.0 - sum(penalties.values()))), 3)
     metrics = {
         "word_count": float(words),
@@ -394,6 +412,7 @@ def evaluate(
         "analogy_count": float(analogies),
         "tradeoff_count": float(tradeoffs),
         "edge_case_count": float(edge_cases),
+        **{f"level_fit_{name}": value for name, value in fit.features.as_metrics().items()},
     }
     return QualityReport(
         score=score,
@@ -401,7 +420,19 @@ def evaluate(
         passed=score >= QUALITY_THRESHOLD,
         word_count=words,
         metrics=metrics,
+        level_fit=fit.problems,
     )
+
+
+def _level_fit_text(article: dict[str, Any]) -> str:
+    """What the level-fit check reads: the sections' bodies, then the code examples."""
+    parts = [str(s.get("body", "")) for s in article.get("sections") or [] if isinstance(s, dict)]
+    parts.extend(
+        f"```\n{e['code']}\n```"
+        for e in article.get("code_examples") or []
+        if isinstance(e, dict) and str(e.get("code", "")).strip()
+    )
+    return "\n\n".join(parts)
 
 
 def korean_ratio(text: str) -> float:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,7 +37,10 @@ class JobContext:
         """The context of a running service; its engine and channels close with the service."""
         settings = rt.settings
         assert isinstance(settings, GenerationSettings)
-        engine = build_engine(settings, rt.sessions)
+        # One Redis client per process: the circuit breakers every worker shares.
+        redis = Redis.from_url(settings.redis_url)
+        rt.closers.append(redis.aclose)
+        engine = build_engine(settings, rt.sessions, redis=redis)
         catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
         rt.closers.append(engine.aclose)
         rt.closers.append(catalog.close)

@@ -23,12 +23,14 @@ from typing import Any
 import httpx2
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger
 from infou_generation.budget import DailyBudget, Reservation
 from infou_generation.ledger import CallStatus, LedgerEntry
 from infou_generation.llm import jsonschema, metrics
+from infou_generation.llm.breaker import CircuitBreaker
 from infou_generation.llm.providers.anthropic import AnthropicProvider
 from infou_generation.llm.providers.base import Provider, Repair
 from infou_generation.llm.providers.offline import OfflineProvider
@@ -62,14 +64,18 @@ _NOTIFY_AFTER_S = 1.0
 
 
 def price(config: LLMProviderConfig, usage: TokenUsage) -> Decimal:
-    """What the tokens cost at the provider's table prices (cached input at its own price)."""
+    """What the tokens cost at the table prices (cache reads and writes at their own prices)."""
     cached_price = config.cached_input_usd_per_token
     if cached_price is None:
         cached_price = config.input_usd_per_token
-    fresh = max(usage.input_tokens - usage.cached_tokens, 0)
+    write_price = config.cache_write_usd_per_token
+    if write_price is None:
+        write_price = config.input_usd_per_token
+    fresh = max(usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
     return (
         fresh * config.input_usd_per_token
         + usage.cached_tokens * cached_price
+        + usage.cache_write_tokens * write_price
         + usage.output_tokens * config.output_usd_per_token
     )
 
@@ -136,6 +142,7 @@ class LLMRouter:
         policy: RetryPolicy | None = None,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.configs = dict(configs)
@@ -144,6 +151,8 @@ class LLMRouter:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        # No breaker given: none (failure_threshold 0 switches it off).
+        self.breaker = breaker or CircuitBreaker(failure_threshold=0)
         self.limiters = {
             name: ProviderLimiter(
                 configs[name].requests_per_minute, configs[name].tokens_per_minute
@@ -228,6 +237,10 @@ class LLMRouter:
         attempt = 0
         repair: Repair | None = None
         while True:
+            if not await self.breaker.allow(name, provider.model):
+                raise ProviderUnavailableError(
+                    f"{name}: skipped, its circuit breaker is open", provider=name
+                )
             attempt += 1
             predicted = self._predicted(request, repair)
             estimate = price(config, predicted)
@@ -256,7 +269,10 @@ class LLMRouter:
                     error=error.message,
                 )
                 spend.add(usage, price(config, usage))
-                delay = self._retry_delay(error, retries)
+                opened = isinstance(
+                    error, RateLimitedError | ProviderUnavailableError
+                ) and await self.breaker.record_failure(name, provider.model)
+                delay = None if opened else self._retry_delay(error, retries)
                 if delay is None:
                     raise error
                 if isinstance(error, RateLimitedError):
@@ -268,6 +284,7 @@ class LLMRouter:
                 continue
 
             assert completion is not None
+            await self.breaker.record_success(name, provider.model)
             usage = completion.usage
             self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
             data, problem = parse_answer(completion.text, request.json_schema)
@@ -439,9 +456,15 @@ def _ms_since(started: float) -> int:
 
 
 def build_router(
-    settings: GenerationSettings, sessions: async_sessionmaker[AsyncSession]
+    settings: GenerationSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    redis: Redis | None = None,
 ) -> LLMRouter:
-    """The router for these settings: providers that are configured, routed per task."""
+    """The router for these settings: providers that are configured, routed per task.
+
+    With `redis`, provider health (the circuit breakers) is shared by every worker using it.
+    """
     routes = {task: settings.route(task) for task in TASK_KINDS}
     names = {name for names in routes.values() for name in names}
     providers = {name: _provider(settings, name) for name in names}
@@ -461,7 +484,14 @@ def build_router(
         # A hold covers one call: its limiter wait and its timeout, with room to spare.
         hold_seconds=settings.llm_request_timeout_s + settings.llm_max_rate_limit_wait_s + 300,
     )
-    return LLMRouter(providers, configs, routes, budget, sessions, policy)
+    breaker = CircuitBreaker(
+        redis,
+        failure_threshold=settings.llm_breaker_failures,
+        window_s=settings.llm_breaker_window_s,
+        cooldown_s=settings.llm_breaker_cooldown_s,
+        probe_timeout_s=settings.llm_request_timeout_s + settings.llm_max_rate_limit_wait_s,
+    )
+    return LLMRouter(providers, configs, routes, budget, sessions, policy, breaker=breaker)
 
 
 def _provider(settings: GenerationSettings, name: ProviderName) -> Provider:

@@ -52,6 +52,8 @@ class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    # Input written to the provider's prompt cache (Anthropic prices it above plain input).
+    cache_write_tokens: int = 0
 
 
 class LLMError(Exception):

@@ -167,8 +167,8 @@ def _usage(
     input_tokens: int, output_tokens: int, cache_read: int | None, cache_write: int | None
 ) -> TokenUsage:
     # Anthropic counts cache reads and writes apart from input_tokens; the ledger's input is all.
-    cached = cache_read or 0
-    return TokenUsage(input_tokens + cached + (cache_write or 0), output_tokens, cached)
+    cached, written = cache_read or 0, cache_write or 0
+    return TokenUsage(input_tokens + cached + written, output_tokens, cached, written)
 
 
 def _cut_stream(

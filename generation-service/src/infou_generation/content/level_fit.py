@@ -1,0 +1,272 @@
+"""Level fit, measured: whether a Korean text reads at the level it is meant for.
+
+`measure` reads four features off the text; `assess` holds them against the level's band
+(`BANDS`) and names every band the text breaks. The features:
+
+* sentence length — mean eojeol (whitespace-separated words) per sentence, code excluded;
+* undefined share — of the distinct terms above the reader's level (the per-level vocabulary
+  in `level_vocabulary.yaml`, plus unknown Latin-script words, which count as intermediate),
+  the share whose first use is not a definition ("X란 …", "X는 …을 말합니다", "…을 X라고
+  부릅니다", "X(쉬운 풀이)", "X, 즉 …"), held against the band from two such terms on;
+* jargon density — occurrences of those undefined above-level terms per word;
+* code share — characters inside code (fenced or inline) among all non-blank characters.
+
+Too hard: any of them above the level's maximum. Too easy (advanced and expert only): sentences
+shorter than the level's floor *and* almost no advanced or expert terms (`depth_density`), so a
+topic outside the vocabulary (drawing, economics) written in long sentences is not called easy.
+
+The bands were calibrated on the labelled corpus in
+`generation-service/tests/data/level_fit_corpus.yaml` (55 passages, 10 to 13 per label, 10 of them
+planted mismatches); `tests/test_level_fit.py` reports the confusion matrix and holds the
+targets: every planted mismatch caught, at most 5 % of fitting passages rejected.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Final
+
+import yaml
+
+from infou_libs.levels import LEVELS
+
+_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+>#]+|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
+_LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z0-9+#]*(?:[-_/.][A-Za-z0-9+#]+)*")
+# "파이썬(Python)": a Latin gloss after a Korean word explains nothing new.
+_LATIN_GLOSS = re.compile(r"(?<=[\uac00-\ud7a3])\([A-Za-z0-9 \-_/.,+#'’]+\)")
+_COMMON_LATIN: Final = frozenset(
+    {"ok", "vs", "pc", "tv", "it", "ai", "sns", "app", "etc", "e", "usb", "wi-fi", "id"}
+)
+_DEFINING_END = re.compile(
+    r"(말합니다|말한다|말해요|뜻합니다|뜻한다|뜻해요|의미합니다|의미한다|가리킵니다|가리킨다|"
+    r"부릅니다|부른다|불러요|일컫습니다|정의합니다|정의됩니다|입니다|이다|예요|이에요|"
+    r"있어요|있습니다|해요|합니다)[.!?]?$"
+)
+# The level of unknown Latin-script words: like a term a beginner has not met yet.
+_LATIN_TIER: Final = LEVELS.index("intermediate")
+_DEPTH_TIER: Final = LEVELS.index("advanced")
+# One undefined term is a slip ("클래스" may be a drawing class), not a level: the share counts
+# from two on.
+MIN_UNDEFINED_TERMS: Final = 2
+
+
+@dataclass(frozen=True)
+class LevelFitBand:
+    """What text for one level may be; a `min_*` of 0 means no floor."""
+
+    max_avg_sentence: float
+    max_undefined_share: float
+    max_jargon_density: float
+    max_code_share: float
+    # Too easy when both are under their floor.
+    min_avg_sentence: float = 0.0
+    min_depth_density: float = 0.0
+
+
+# Calibrated on tests/data/level_fit_corpus.yaml (see the module docstring).
+BANDS: Final[dict[str, LevelFitBand]] = {
+    "absolute_beginner": LevelFitBand(11.0, 0.5, 0.03, 0.2),
+    "beginner": LevelFitBand(13.0, 0.5, 0.04, 0.4),
+    "intermediate": LevelFitBand(
+        16.0, 0.5, 0.04, 0.6, min_avg_sentence=6.5, min_depth_density=0.01
+    ),
+    "advanced": LevelFitBand(22.0, 1.0, 0.12, 0.8, min_avg_sentence=9.0, min_depth_density=0.02),
+    "expert": LevelFitBand(40.0, 1.0, 1.0, 0.9, min_avg_sentence=10.0, min_depth_density=0.04),
+}
+
+
+@dataclass(frozen=True)
+class LevelFeatures:
+    """The measured features of one text, for one reader level."""
+
+    words: int
+    sentences: int
+    avg_sentence: float
+    undefined_share: float
+    jargon_density: float
+    code_share: float
+    depth_density: float
+    undefined_terms: tuple[str, ...] = ()
+
+    def as_metrics(self) -> dict[str, float]:
+        return {
+            "avg_sentence_words": round(self.avg_sentence, 2),
+            "undefined_term_share": round(self.undefined_share, 3),
+            "jargon_density": round(self.jargon_density, 4),
+            "code_share": round(self.code_share, 3),
+            "depth_density": round(self.depth_density, 4),
+        }
+
+
+@dataclass(frozen=True)
+class LevelFit:
+    """The verdict: `fits`, or the broken bands (`too_hard:…`, `too_easy`)."""
+
+    level: str
+    features: LevelFeatures
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+
+@functools.cache
+def vocabulary() -> dict[str, int]:
+    """Term (lower case) → index of the first level that knows it without a definition."""
+    text = (
+        resources.files("infou_generation.content")
+        .joinpath("level_vocabulary.yaml")
+        .read_text(encoding="utf-8")
+    )
+    tiers: dict[str, list[str]] = yaml.safe_load(text)
+    return {
+        str(term).lower(): LEVELS.index(level) for level, terms in tiers.items() for term in terms
+    }
+
+
+def measure(text: str, level: str, known: Iterable[str] = ()) -> LevelFeatures:
+    """The features of markdown `text` as read by someone at `level`.
+
+    Terms inside `known` (the names of the topic and sub-topic the learner chose) count as known.
+    """
+    reader = _level_index(level)
+    named = {term for name in known for term, _ in _terms_in(name)}
+    prose = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", text))
+    code_chars = _visible(text) - _visible(prose)
+    total_chars = _visible(text)
+    sentences = _sentences(prose)
+    lengths = [len(s.split()) for s in sentences]
+    words = sum(lengths)
+
+    first_use: dict[str, str] = {}
+    tier_of: dict[str, int] = {}
+    occurrences: dict[str, int] = {}
+    for sentence in sentences:
+        for term, tier in _terms_in(sentence):
+            first_use.setdefault(term, sentence)
+            tier_of[term] = tier
+            occurrences[term] = occurrences.get(term, 0) + 1
+    above = [t for t in first_use if tier_of[t] > reader and t not in named]
+    undefined = sorted(t for t in above if not _defines(first_use[t], t))
+    jargon = sum(occurrences[t] for t in undefined)
+    depth = sum(n for t, n in occurrences.items() if tier_of[t] >= _DEPTH_TIER)
+    return LevelFeatures(
+        words=words,
+        sentences=len(lengths),
+        avg_sentence=words / len(lengths) if lengths else 0.0,
+        undefined_share=len(undefined) / len(above) if above else 0.0,
+        jargon_density=jargon / words if words else 0.0,
+        code_share=code_chars / total_chars if total_chars else 0.0,
+        depth_density=depth / words if words else 0.0,
+        undefined_terms=tuple(undefined),
+    )
+
+
+def assess(text: str, level: str, known: Iterable[str] = ()) -> LevelFit:
+    """Whether `text` fits `level`: every band of the level it breaks, by name."""
+    features = measure(text, level, known)
+    band = BANDS[level]
+    problems = []
+    if features.avg_sentence > band.max_avg_sentence:
+        problems.append("too_hard:sentence_length")
+    if (
+        len(features.undefined_terms) >= MIN_UNDEFINED_TERMS
+        and features.undefined_share > band.max_undefined_share
+    ):
+        problems.append("too_hard:terms_used_before_defined")
+    if features.jargon_density > band.max_jargon_density:
+        problems.append("too_hard:jargon_density")
+    if features.code_share > band.max_code_share:
+        problems.append("too_hard:code_share")
+    if (
+        features.sentences
+        and features.avg_sentence < band.min_avg_sentence
+        and features.depth_density < band.min_depth_density
+    ):
+        problems.append("too_easy")
+    return LevelFit(level, features, problems)
+
+
+def _level_index(level: str) -> int:
+    try:
+        return LEVELS.index(level)
+    except ValueError:
+        raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}") from None
+
+
+def _visible(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace() and ch != "`")
+
+
+def _sentences(prose: str) -> list[str]:
+    """Sentences of at least two words; headings, list items and lines end a sentence."""
+    result = []
+    for line in prose.splitlines():
+        line = _LIST_MARKER.sub("", line).strip()
+        for sentence in _SENTENCE_END.split(line):
+            if len(sentence.split()) >= 2:
+                result.append(sentence.strip())
+    return result
+
+
+@functools.cache
+def _term_patterns() -> list[tuple[str, int, re.Pattern[str]]]:
+    """Longest terms first, so that "최종적 일관성" is read before "일관성"."""
+    patterns = []
+    for term, tier in sorted(vocabulary().items(), key=lambda item: -len(item[0])):
+        escaped = re.escape(term)
+        if re.fullmatch(r"[a-z0-9+#.\-_/ ]+", term):
+            pattern = re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])", re.I)
+        else:
+            pattern = re.compile(escaped, re.I)
+        patterns.append((term, tier, pattern))
+    return patterns
+
+
+def _terms_in(sentence: str) -> list[tuple[str, int]]:
+    """Each occurrence of a vocabulary term or an unknown Latin-script word in `sentence`."""
+    found: list[tuple[str, int]] = []
+    rest = _LATIN_GLOSS.sub(" ", sentence)
+    for term, tier, pattern in _term_patterns():
+        if pattern.search(rest):
+            found.extend((term, tier) for _ in pattern.findall(rest))
+            rest = pattern.sub(" ", rest)
+    for run in _LATIN_RUN.findall(rest):
+        word = run.lower()
+        if len(word) >= 2 and word not in _COMMON_LATIN:
+            found.append((word, _LATIN_TIER))
+    return found
+
+
+def _defines(sentence: str, term: str) -> bool:
+    """Whether `sentence`, where `term` first appears, reads as a definition of it."""
+    escaped = re.escape(term)
+    gloss = r"(?:\s*\([^)]*\))?"
+    if re.search(
+        escaped + gloss + r"\s*(?:이란|란|이라는 것은|라는 것은|이라는 말은|라는 말은)",
+        sentence,
+        re.I,
+    ):
+        return True
+    if re.search(escaped + r"\s*\([^)]*[\uac00-\ud7a3][^)]*\)", sentence, re.I):
+        return True  # "캐시(자주 쓰는 자료를 모아 두는 곳)"
+    if re.search(escaped + r"\s*(?:,\s*즉|, 다시 말해)", sentence, re.I):
+        return True
+    if re.search(
+        escaped + r"(?:이?라고|이라|라)\s*(?:합니다|부릅니다|한다|부른다|해요|불러요)",
+        sentence,
+        re.I,
+    ):
+        return True
+    return bool(
+        re.search(r"(?:^|\s)[^\s]*" + escaped + gloss + r"(?:은|는|이란|란)\s", sentence, re.I)
+        and _DEFINING_END.search(sentence.rstrip())
+    )

@@ -1,0 +1,165 @@
+"""Moderation of learner text and generated output.
+
+With OpenAI configured, texts go to OpenAI's moderation endpoint through the official SDK (one
+request for a batch of fields); otherwise, and whenever that request fails, a local check of
+keyword patterns (Korean and English) decides. A verdict names each flagged field and its
+categories (OpenAI's category names), so that flagged learner input can be refused naming the
+field. The text itself is never logged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import httpx2
+from openai import AsyncOpenAI, OpenAIError
+
+from infou_generation.settings import GenerationSettings
+from infou_libs.logging import get_logger
+
+log = get_logger(__name__)
+
+Source = Literal["openai", "local"]
+
+# Narrow phrases rather than single words: learning text says "kill a process" and "자살률".
+_LOCAL_PATTERNS: Final[dict[str, tuple[str, ...]]] = {
+    "self-harm": (
+        r"자살\s*(?:하고\s*싶|할\s*거|하는\s*방법|방법)",
+        r"죽고\s*싶",
+        r"자해\s*(?:하는\s*방법|하고\s*싶)",
+        r"\bkill\s+myself\b",
+        r"\bhow\s+to\s+commit\s+suicide\b",
+    ),
+    "violence": (
+        r"죽여\s*버리",
+        r"죽이겠",
+        r"살해\s*(?:하는\s*방법|하겠|할\s*거)",
+        r"\bi\s+will\s+kill\s+you\b",
+    ),
+    "illicit/violent": (
+        r"폭탄\s*(?:만드는|제조)",
+        r"총기\s*(?:제작|만드는)",
+        r"\bhow\s+to\s+(?:make|build)\s+a\s+bomb\b",
+    ),
+    "illicit": (
+        r"(?:마약|필로폰|메스암페타민)\s*(?:만드는|제조|구매|구입)",
+        r"\bhow\s+to\s+(?:make|cook)\s+meth\b",
+    ),
+    "sexual/minors": (
+        r"(?:아동|미성년자?)\s*(?:성착취|음란물|성\s*영상)",
+        r"\bchild\s+(?:porn|sexual\s+abuse\s+material)\b",
+    ),
+    "hate": (
+        r"인종\s*청소",
+        r"열등한\s*(?:민족|인종)",
+        r"\bethnic\s+cleansing\s+is\s+good\b",
+    ),
+}
+_COMPILED: Final = {
+    category: tuple(re.compile(p, re.I) for p in patterns)
+    for category, patterns in _LOCAL_PATTERNS.items()
+}
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060\ufeff\u00ad]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One flagged field and why."""
+
+    field: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModerationVerdict:
+    source: Source
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def fields(self) -> list[str]:
+        return [finding.field for finding in self.findings]
+
+
+def local_categories(text: str) -> tuple[str, ...]:
+    """The categories the local patterns find in `text` (empty: nothing found)."""
+    normal = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    return tuple(
+        category
+        for category, patterns in _COMPILED.items()
+        if any(pattern.search(normal) for pattern in patterns)
+    )
+
+
+class ContentModeration:
+    """Checks named texts: OpenAI's moderation endpoint with a client, the local check without."""
+
+    def __init__(
+        self, client: AsyncOpenAI | None = None, model: str = "omni-moderation-latest"
+    ) -> None:
+        self.client = client
+        self.model = model
+
+    async def check(self, texts: Mapping[str, str]) -> ModerationVerdict:
+        """The verdict on `texts` (field name → text); empty texts are not sent."""
+        named = {name: text for name, text in texts.items() if text.strip()}
+        if not named:
+            return ModerationVerdict("openai" if self.client else "local")
+        if self.client is not None:
+            try:
+                return await self._openai(named)
+            except (OpenAIError, httpx2.HTTPError) as exc:
+                log.warning("moderation_openai_failed", error=type(exc).__name__)
+        return ModerationVerdict(
+            "local",
+            tuple(
+                Finding(name, categories)
+                for name, text in named.items()
+                if (categories := local_categories(text))
+            ),
+        )
+
+    async def _openai(self, named: dict[str, str]) -> ModerationVerdict:
+        assert self.client is not None
+        response = await self.client.moderations.create(
+            model=self.model, input=list(named.values())
+        )
+        if len(response.results) != len(named):
+            raise OpenAIError(
+                f"moderation answered {len(response.results)} results for {len(named)} inputs"
+            )
+        findings = []
+        for name, result in zip(named, response.results, strict=True):
+            if result.flagged:
+                flags = result.categories.model_dump(by_alias=True)
+                categories = tuple(sorted(c for c, on in flags.items() if on))
+                findings.append(Finding(name, categories))
+        return ModerationVerdict("openai", tuple(findings))
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+
+def build_moderation(settings: GenerationSettings) -> ContentModeration:
+    """OpenAI's moderation when an OpenAI key is configured, the local check otherwise."""
+    key = settings.openai_api_key.get_secret_value()
+    if not key:
+        return ContentModeration(None, settings.moderation_model)
+    client = AsyncOpenAI(
+        api_key=key,
+        base_url=settings.openai_base_url or None,
+        timeout=httpx2.Timeout(
+            settings.moderation_timeout_s, connect=settings.llm_connect_timeout_s
+        ),
+        max_retries=1,
+        default_headers=dict(settings.llm_extra_headers) or None,
+    )
+    return ContentModeration(client, settings.moderation_model)
