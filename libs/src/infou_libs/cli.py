@@ -1,4 +1,4 @@
-"""`infou`: the project's command line (run the stack, make migrations)."""
+"""`infou`: the project's command line (run the stack, make migrations, rotate data keys)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     rev = sub.add_parser("revision", help="autogenerate an Alembic revision for a service")
     rev.add_argument("service", choices=SERVICES)
     rev.add_argument("-m", "--message", required=True)
+    rot = sub.add_parser(
+        "rotate-keys", help="re-encrypt stored personal data under the newest INFOU_DATA_KEYS key"
+    )
+    rot.add_argument("services", nargs="*", metavar="service", help="default: every service")
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -31,6 +35,30 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_up(port=args.port, data_dir=args.data_dir))
     if args.command == "revision":
         _revision(args.service, args.message)
+    if args.command == "rotate-keys":
+        unknown = sorted(set(args.services) - set(SERVICES))
+        if unknown:
+            parser.error(f"unknown services {unknown}; known: {list(SERVICES)}")
+        asyncio.run(_rotate_keys(args.services or list(SERVICES)))
+
+
+async def _rotate_keys(services: list[str]) -> None:
+    """Re-wraps every encrypted value not under the newest key (old keys can then be dropped)."""
+    from infou_libs import crypto
+    from infou_libs.db import create_engine
+    from infou_libs.encrypted_columns import rotate
+    from infou_libs.settings import CommonSettings
+
+    settings = CommonSettings()
+    ring = crypto.configure(settings.data_keys.get_secret_value())
+    for service in services:
+        models = importlib.import_module(f"infou_{service}.models")
+        engine = create_engine(settings.database_url, models.SCHEMA, pool_size=1)
+        try:
+            changed = await rotate(engine, models.Base.metadata, ring)
+        finally:
+            await engine.dispose()
+        print(f"{service}: {changed} values re-encrypted under key {ring.current!r}")
 
 
 def _revision(service: str, message: str) -> None:

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from infou_libs import crypto
 from infou_libs.db import create_engine, ping, session_factory
 from infou_libs.grpc_server import GrpcServer, Registration
 from infou_libs.logging import configure_logging, get_logger
@@ -131,6 +132,7 @@ def main(
         print(f"infou-{spec.name}: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     configure_logging(settings.service_name or spec.name, settings.log_level, settings.log_json)
+    crypto.configure(settings.data_keys.get_secret_value())
     configure_tracing(spec.name, settings.otel_exporter_otlp_endpoint)
     if command == "migrate":
         asyncio.run(migrate(spec, settings))
