@@ -25,6 +25,14 @@ class GatewaySettings(CommonSettings):
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
 
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if "*" in self.cors_origins:
+            problems.append("INFOU_CORS_ORIGINS must name the allowed origins, not '*'")
+        if self.rate_limit_per_minute == 0:
+            problems.append("INFOU_RATE_LIMIT_PER_MINUTE is 0 (no rate limit)")
+        return problems
+
     def service_addresses(self) -> dict[str, str]:
         return {
             "catalog": self.catalog_addr,

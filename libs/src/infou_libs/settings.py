@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SESSION_TOKEN_SECRET = "dev-only-session-token-secret-change-me"  # noqa: S105
@@ -28,19 +31,45 @@ class CommonSettings(BaseSettings):
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
     session_token_secret: SecretStr = SecretStr(DEV_SESSION_TOKEN_SECRET)
+    # Key-encryption keys for personal data at rest: `id:base64key,…`, the last one encrypts
+    # (infou_libs.crypto). Empty: a fixed development key, refused in production.
+    data_keys: SecretStr = SecretStr("")
+    # Personal data (learner input, feedback comments, connection details) is deleted or
+    # anonymised this many days after it was written; the retention job runs every interval.
+    personal_data_ttl_days: int = Field(default=90, ge=1, le=3650)
+    retention_interval_seconds: float = Field(default=3600.0, ge=1, le=86_400)
+
+    @field_validator("data_keys")
+    @classmethod
+    def _data_keys_parse(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value().strip():
+            from infou_libs.crypto import Keyring
+
+            Keyring.parse(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> CommonSettings:
+    def _production_refuses_unsafe_values(self) -> CommonSettings:
         if self.environment == "production":
-            if self.session_token_secret.get_secret_value() == DEV_SESSION_TOKEN_SECRET:
-                raise ValueError(
-                    "INFOU_SESSION_TOKEN_SECRET is still the development default; "
-                    "set a real secret for production"
-                )
-            if "127.0.0.1" in self.database_url and "@" in self.database_url:
-                # A production database with the development URL is a misconfiguration.
-                raise ValueError("INFOU_DATABASE_URL points at the development default")
+            problems = self.production_problems()
+            if problems:
+                raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe in production, one message per setting."""
+        problems = []
+        secret = self.session_token_secret.get_secret_value()
+        if secret == DEV_SESSION_TOKEN_SECRET:
+            problems.append("INFOU_SESSION_TOKEN_SECRET is still the development default")
+        elif len(secret.encode()) < 32:
+            problems.append("INFOU_SESSION_TOKEN_SECRET must be at least 32 bytes")
+        if not self.data_keys.get_secret_value().strip():
+            problems.append("INFOU_DATA_KEYS is missing (personal data must be encrypted)")
+        if "127.0.0.1" in self.database_url and "@" in self.database_url:
+            # A production database with the development URL is a misconfiguration.
+            problems.append("INFOU_DATABASE_URL points at the development default")
+        return problems
 
     @property
     def schema_url_safe(self) -> str:
@@ -56,3 +85,23 @@ def mask_url(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+def private_address_reason(url: str) -> str:
+    """Why a URL must not be called from production (loopback, link-local, private), or ""."""
+    if not url:
+        return ""
+    host = urlsplit(url).hostname
+    if not host:
+        return "is not a URL with a host"
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return f"names a host that does not resolve ({host})"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address.is_loopback or address.is_link_local or address.is_private:
+            return f"resolves to a non-public address ({address})"
+        if address.is_reserved or address.is_multicast or address.is_unspecified:
+            return f"resolves to a reserved address ({address})"
+    return ""
