@@ -66,7 +66,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
             enabled=settings.cache_enabled,
         )
-        db = create_async_engine(asyncpg_url(settings.database_url), poolclass=pool.NullPool)
+        db = create_async_engine(
+            asyncpg_url(settings.database_url), poolclass=pool.NullPool, hide_parameters=True
+        )
         state = GatewayState(settings, clients, cache, None, db)
         app.state.gateway = state
         consumers: list[DurableConsumer] = []
