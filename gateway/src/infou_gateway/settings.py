@@ -24,6 +24,18 @@ class GatewaySettings(CommonSettings):
     trust_forwarded_for: bool = False  # behind a trusted proxy: the client is X-Forwarded-For
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # A request body larger than this is refused (413) while it is read, before it is parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # The public address clients use; https turns HSTS on.
+    public_url: str = ""
+    # /docs and /openapi.json; unset: on, except in production.
+    docs_enabled: bool | None = None
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment != "production"
+        return self.docs_enabled
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from infou_gateway.auth import websocket_token
 from infou_gateway.errors import error_body, grpc_error_response
+from infou_gateway.path_params import is_plain
 from infou_gateway.state import GatewayState
 from infou_libs.logging import get_logger
 from infou_protos.realtime.v1 import realtime_pb2
@@ -72,8 +73,8 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
     state: GatewayState = websocket.app.state.gateway
     clients = state.clients
     token, subprotocol = websocket_token(websocket)
-    if len(session_id) > MAX_SESSION_ID:
-        body = error_body("VALIDATION_ERROR", "session_id is too long", "session_id")
+    if not is_plain(session_id, MAX_SESSION_ID):
+        body = error_body("VALIDATION_ERROR", "session_id is not a session id", "session_id")
         await _refuse(websocket, JSONResponse(body, status_code=422))
         return
     try:
