@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from infou_generation import retention
 from infou_generation.catalog import CatalogClient
 from infou_generation.feedback_events import feedback_consumer
 from infou_generation.grpc_api import GenerationServicer
@@ -61,6 +62,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     build=build,
     consumers=consumers,
+    retention=retention.sweep,
 )
 
 

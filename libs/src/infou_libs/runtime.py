@@ -25,6 +25,7 @@ from infou_libs.messaging import close as close_nats
 from infou_libs.metrics import DEPENDENCY_UP, start_metrics_server
 from infou_libs.migrations import upgrade_async
 from infou_libs.outbox import OutboxRelay
+from infou_libs.retention import Sweep, run_periodically
 from infou_libs.settings import CommonSettings
 from infou_libs.telemetry import configure_tracing
 
@@ -57,6 +58,8 @@ class ServiceSpec:
     commands: dict[str, Callable[[CommonSettings], Coroutine[Any, Any, None]]] = field(
         default_factory=dict
     )
+    # Deletes or anonymises this service's personal data past its time (infou_libs.retention).
+    retention: Sweep | None = None
 
 
 async def migrate(spec: ServiceSpec, settings: CommonSettings) -> None:
@@ -82,6 +85,15 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     for consumer in consumers:
         await consumer.start()
     rt.tasks.append(asyncio.create_task(_watch_dependencies(rt, server), name="health-monitor"))
+    if spec.retention is not None:
+        sweeping = run_periodically(
+            spec.name,
+            rt.sessions,
+            spec.retention,
+            settings.personal_data_ttl_days,
+            settings.retention_interval_seconds,
+        )
+        rt.tasks.append(asyncio.create_task(sweeping, name="retention"))
     metrics_port = start_metrics_server(settings.metrics_port)
     log.info("service_ready", grpc_port=server.port, metrics_port=metrics_port)
     try:

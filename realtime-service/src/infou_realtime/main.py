@@ -12,6 +12,7 @@ from infou_libs.grpc_server import Registration
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
+from infou_realtime import retention
 from infou_realtime.grpc_api import RealtimeServicer
 from infou_realtime.hub import ProgressHub
 from infou_realtime.models import SCHEMA, outbox
@@ -48,7 +49,12 @@ async def build(rt: Runtime) -> Sequence[Registration]:
 
 
 SPEC = ServiceSpec(
-    name="realtime", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+    name="realtime",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    retention=retention.sweep,
 )
 
 
