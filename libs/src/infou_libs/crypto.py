@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Text
+from sqlalchemy import LargeBinary, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -198,3 +198,27 @@ class EncryptedJSON(TypeDecorator[Any]):
         if value is None:
             return None
         return json.loads(keyring().decrypt(value))
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Binary data (an event payload) stored as ciphertext.
+
+    A value written before the column was encrypted reads back as it is: outbox rows are
+    short-lived, so they need no data migration.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return keyring().encrypt(bytes(value)).encode()
+
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        raw = bytes(value)
+        if raw.startswith(PREFIX.encode() + b"."):
+            return keyring().decrypt(raw.decode())
+        return raw
