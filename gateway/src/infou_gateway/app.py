@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +19,7 @@ from infou_gateway import errors
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
-from infou_gateway.hardening import InputHardening
+from infou_gateway.hardening import InputHardening, document_text_rule
 from infou_gateway.observability import record_request
 from infou_gateway.ratelimit import RateLimiter
 from infou_gateway.routes import articles, catalog, health, levels, sessions, subtopics, ws
@@ -128,5 +129,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(feedback_router)
     app.include_router(ws.router)
 
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_text_rule(base_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health")
     return app

@@ -45,11 +45,7 @@ def _control_char_fields(value: Any, path: str = "") -> Iterator[str]:
             yield path
     elif isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if CONTROL_CHARS.search(str(key)):
-                yield child
-            else:
-                yield from _control_char_fields(item, child)
+            yield from _control_char_fields(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _control_char_fields(item, f"{path}.{index}" if path else str(index))
@@ -148,3 +144,48 @@ class InputHardening:
             return None  # the app answers malformed JSON with its own 422
         field = next(_control_char_fields(document), None)
         return None if field is None else (field or "body")
+
+
+# The same rule, as the OpenAPI document states it (ECMA-262 regex) for every text input.
+NO_CONTROL_CHARS_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+
+def document_text_rule(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Adds the control-character rule to every free-text input of an OpenAPI document, so
+    clients (and schema fuzzers) know what the edge refuses."""
+    components = openapi.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def declare(schema: dict[str, Any]) -> None:
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen and name in components:
+                seen.add(name)
+                declare(components[name])
+            return
+        if schema.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(
+            schema
+        ):
+            schema["pattern"] = NO_CONTROL_CHARS_PATTERN
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                declare(schema[key])
+        for key in ("anyOf", "oneOf", "allOf"):
+            for option in schema.get(key, []):
+                declare(option)
+        if "properties" in schema:
+            # What a body may hold is what it documents (extra members are not read).
+            schema.setdefault("additionalProperties", False)
+        for prop in schema.get("properties", {}).values():
+            declare(prop)
+
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                declare(parameter.get("schema", {}))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                declare(media.get("schema", {}))
+    return openapi
