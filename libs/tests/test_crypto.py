@@ -129,3 +129,33 @@ async def test_rotation_rewraps_every_value_under_the_newest_key(fresh_database_
     assert isinstance(stored, str)
     assert key_id_of(stored) == "k2"
     assert Keyring.parse(NEW).decrypt(stored) == b"203.0.113.7"
+
+
+def test_rotate_keys_command(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`infou rotate-keys realtime` re-wraps the stored values under the newest key."""
+    from infou_libs import cli
+    from infou_realtime.main import SPEC
+
+    upgrade(SPEC.migrations_dir, fresh_database_url, SPEC.schema)
+    token = Keyring.parse(OLD).encrypt(b"198.51.100.4")
+    asyncio.run(
+        _fetch(
+            fresh_database_url,
+            "INSERT INTO realtime.websocket_connections (connection_id, session_id, client_ip, "
+            f"is_active) VALUES ('c9', 's9', '{token}', true)",
+        )
+    )
+    monkeypatch.setenv("INFOU_DATABASE_URL", fresh_database_url)
+    monkeypatch.setenv("INFOU_DATA_KEYS", f"{OLD},{NEW}")
+    try:
+        cli.main(["rotate-keys", "realtime"])
+    finally:
+        crypto._active = None  # the command configured this process's keyring
+    assert "realtime: 1 values re-encrypted under key 'k2'" in capsys.readouterr().out
+    [(stored,)] = asyncio.run(
+        _fetch(fresh_database_url, "SELECT client_ip FROM realtime.websocket_connections")
+    )
+    assert isinstance(stored, str)
+    assert key_id_of(stored) == "k2"
