@@ -1,4 +1,4 @@
-"""`infou`: the development command line (run the stack, make migrations)."""
+"""`infou`: the development command line (run the stack, make migrations, rotate data keys)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     rev = sub.add_parser("revision", help="autogenerate an Alembic revision for a service")
     rev.add_argument("service", choices=SERVICES)
     rev.add_argument("-m", "--message", required=True)
+    rot = sub.add_parser(
+        "rotate-keys", help="re-encrypt stored personal data under the newest INFOU_DATA_KEYS key"
+    )
+    rot.add_argument("services", nargs="*", metavar="service", help="default: every service")
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -31,6 +35,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_up(port=args.port, data_dir=args.data_dir))
     if args.command == "revision":
         _revision(args.service, args.message)
+    if args.command == "rotate-keys":
+        unknown = sorted(set(args.services) - set(SERVICES))
+        if unknown:
+            parser.error(f"unknown services {unknown}; known: {list(SERVICES)}")
+        asyncio.run(_rotate_keys(args.services or list(SERVICES)))
+
+
+async def _rotate_keys(services: list[str]) -> None:
+    """Each service's own `python -m infou_<svc> rotate-keys` (infou_libs.runtime), in turn."""
+    from infou_libs.runtime import rotate_keys
+    from infou_libs.settings import CommonSettings
+
+    settings = CommonSettings()
+    for service in services:
+        spec = importlib.import_module(f"infou_{service}.main").SPEC
+        await rotate_keys(spec, settings)
 
 
 def _revision(service: str, message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from infou_libs.settings import CommonSettings
@@ -24,6 +26,28 @@ class GatewaySettings(CommonSettings):
     trust_forwarded_for: bool = False  # behind a trusted proxy: the client is X-Forwarded-For
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # A request body larger than this is refused (413) while it is read, before it is parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # The public address clients use; https turns HSTS on.
+    public_url: str = ""
+    # /docs and /openapi.json; unset: on, except in production.
+    docs_enabled: bool | None = None
+    # The gateway holds no database: it needs no keyring.
+    stores_personal_data: ClassVar[bool] = False
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment != "production"
+        return self.docs_enabled
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if "*" in self.cors_origins:
+            problems.append("INFOU_CORS_ORIGINS must name the allowed origins, not '*'")
+        if self.rate_limit_per_minute == 0:
+            problems.append("INFOU_RATE_LIMIT_PER_MINUTE is 0 (no rate limit)")
+        return problems
 
     def service_addresses(self) -> dict[str, str]:
         return {

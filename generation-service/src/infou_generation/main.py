@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from infou_generation import retention
 from infou_generation.catalog import CatalogClient
 from infou_generation.events import consumers
 from infou_generation.grpc_api import GenerationServicer
@@ -45,6 +46,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     build=build,
     consumers=consumers,
+    retention=retention.sweep,
 )
 
 

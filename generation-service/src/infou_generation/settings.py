@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from infou_generation.llm.types import PROVIDER_NAMES, TASK_KINDS, ProviderName, TaskKind
 from infou_libs.messaging import RETRY_BACKOFF_SECONDS
-from infou_libs.settings import CommonSettings
+from infou_libs.settings import CommonSettings, private_address_reason
 
 
 class LLMProviderConfig(BaseModel):
@@ -115,6 +115,8 @@ class GenerationSettings(CommonSettings):
     llm_max_rate_limit_wait_s: float = Field(default=60.0, ge=0, le=3600)
     # Headers sent on every provider request (e.g. the fake LLM server's x-fake-* knobs).
     llm_extra_headers: dict[str, str] = Field(default_factory=dict)
+    # An in-cluster local model lives at a private address; production refuses one otherwise.
+    llm_allow_private_urls: bool = False
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
@@ -137,6 +139,18 @@ class GenerationSettings(CommonSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if not self.llm_allow_private_urls:
+            for name in ("openai_base_url", "anthropic_base_url", "local_llm_base_url"):
+                reason = private_address_reason(getattr(self, name))
+                if reason:
+                    problems.append(
+                        f"INFOU_{name.upper()} {reason} (set INFOU_LLM_ALLOW_PRIVATE_URLS=true "
+                        "for an in-cluster model)"
+                    )
+        return problems
 
     def configured_providers(self) -> list[str]:
         """Providers with credentials or a URL; `offline` only when none is configured."""

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.schemas import (
     CurriculumResponse,
     ErrorResponse,
@@ -25,7 +26,7 @@ from infou_protos.session.v1 import session_pb2
 
 router = APIRouter(tags=["sessions"])
 
-SessionId = Annotated[str, Path(min_length=1, max_length=64)]
+SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=PATH_PARAM_PATTERN)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "no valid session token"},

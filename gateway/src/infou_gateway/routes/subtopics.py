@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.schemas import (
     ErrorResponse,
     SubTopicGenerateAccepted,
@@ -103,7 +104,10 @@ async def generate_sub_topics(state: State, body: SubTopicGenerateRequest, reque
     response_model_exclude_none=True,
     responses=_ERRORS,
 )
-async def get_generated_sub_topics(state: State, generation_id: str) -> Any:
+async def get_generated_sub_topics(
+    state: State,
+    generation_id: Annotated[str, Path(max_length=64, pattern=PATH_PARAM_PATTERN)],
+) -> Any:
     """A generation's status and, once completed, its sub-topics (ids "generated_<n>")."""
     reply = await state.clients.generation.GetSubTopicGeneration(
         generation_pb2.GetSubTopicGenerationRequest(generation_id=generation_id),
