@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
@@ -28,7 +28,7 @@ from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_feedback.main import MIGRATIONS
 from infou_feedback.main import SPEC as FEEDBACK_SPEC
-from infou_feedback.models import SCHEMA
+from infou_feedback.models import SCHEMA, outbox
 from infou_feedback.session_access import Access
 from infou_feedback.settings import FeedbackSettings
 from infou_libs.db import create_engine, session_factory
@@ -93,9 +93,9 @@ async def outbox_events(
 ) -> list[T]:
     """The events of `subject` in the outbox, oldest first."""
     async with factory() as db:
+        # Through the table, whose payload column decrypts (event payloads are encrypted).
         rows = await db.execute(
-            text("SELECT payload FROM feedback.outbox WHERE subject = :s ORDER BY id"),
-            {"s": subject},
+            select(outbox.c.payload).where(outbox.c.subject == subject).order_by(outbox.c.id)
         )
         return [kind.FromString(bytes(r[0])) for r in rows]  # type: ignore[attr-defined]
 

@@ -67,6 +67,26 @@ async def test_grpc_status_becomes_http_status(code: grpc.StatusCode, status: in
     assert "code" in reply.json()["error"]
 
 
+def test_every_grpc_status_is_mapped_on_purpose() -> None:
+    assert set(errors.GRPC_TO_HTTP) == set(grpc.StatusCode) - {grpc.StatusCode.OK}
+
+
+async def test_unavailable_tells_the_client_when_to_retry() -> None:
+    reply = await _get(_app(_rpc_error(grpc.StatusCode.UNAVAILABLE, "down")), "/boom")
+    assert reply.status_code == 503
+    assert int(reply.headers["retry-after"]) > 0
+    assert reply.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+async def test_method_not_allowed_names_the_allowed_methods() -> None:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        reply = await client.post("/items")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "GET"
+    assert reply.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
 async def test_domain_error_code_and_field_reach_the_client() -> None:
     exc = _domain_rpc_error(InvalidArgument("unknown level 'master'", field="level"))
     reply = await _get(_app(exc), "/boom")

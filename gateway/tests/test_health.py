@@ -29,7 +29,9 @@ async def test_everything_down_is_degraded_and_named() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             reply = await client.get("/health")
-            metrics = await client.get("/metrics")
+            on_api_port = await client.get("/metrics")
+            async with httpx.AsyncClient() as scraper:
+                metrics = await scraper.get(f"http://127.0.0.1:{app.state.metrics_port}/metrics")
     assert reply.status_code == 503
     body = reply.json()
     assert body["status"] == "degraded"
@@ -39,6 +41,8 @@ async def test_everything_down_is_degraded_and_named() -> None:
     assert body["services"]["database"] == "disconnected"
     assert body["services"]["catalog_service"] == "unavailable"
     assert body["metrics"]["generation_queue"] == 0
+    # Metrics are served on their own port, not the public one.
+    assert on_api_port.status_code == 404
     assert metrics.status_code == 200
     assert "infou_http_request_duration_seconds" in metrics.text
     assert 'infou_dependency_up{dependency="redis"} 0.0' in metrics.text

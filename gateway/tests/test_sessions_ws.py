@@ -36,6 +36,7 @@ from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
 from infou_generation.main import API_SPEC as GENERATION_API_SPEC
 from infou_generation.settings import GenerationSettings
+from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_protos.events.v1 import events_pb2
@@ -341,8 +342,10 @@ async def test_connections_are_recorded_with_who_and_why_they_ended(
         if not row.is_active:
             break
         await asyncio.sleep(0.05)
-    assert row.client_ip == "127.0.0.1"
-    assert row.user_agent == "infou-test-client/1.0"
+    # Stored encrypted (personal data at rest); the keyring reads them back.
+    assert row.client_ip.startswith("enc1.")
+    assert keyring().decrypt(row.client_ip) == b"127.0.0.1"
+    assert keyring().decrypt(row.user_agent) == b"infou-test-client/1.0"
     assert row.gateway_id
     assert row.is_active is False
     assert row.disconnect_reason == "client_closed"

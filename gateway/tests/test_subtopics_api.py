@@ -29,6 +29,7 @@ from infou_gateway.routes.subtopics import ACCEPTED_MESSAGE
 from infou_gateway.settings import GatewaySettings
 from infou_generation.main import SPEC as GENERATION_SPEC
 from infou_generation.settings import GenerationSettings
+from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 
 REDIS_DB = 12  # this module's own database on the shared Redis
@@ -244,12 +245,21 @@ async def test_an_unknown_main_topic_is_a_404(api: httpx.AsyncClient) -> None:
     assert (error["code"], error["field"]) == ("NOT_FOUND", "main_topic_id")
 
 
-@pytest.mark.parametrize("generation_id", ["gen_0123456789abcdef", "gen_abc123", "x" * 300])
+@pytest.mark.parametrize("generation_id", ["gen_0123456789abcdef", "gen_abc123"])
 async def test_an_unknown_generation_is_a_404(api: httpx.AsyncClient, generation_id: str) -> None:
     reply = await api.get(f"/sub-topics/generated/{generation_id}")
     assert reply.status_code == 404, reply.text
     error = reply.json()["error"]
     assert (error["code"], error["field"]) == ("NOT_FOUND", "generation_id")
+
+
+@pytest.mark.parametrize("generation_id", ["x" * 300, "gen%20x", "gen%00x"])
+async def test_a_malformed_generation_id_is_a_422(
+    api: httpx.AsyncClient, generation_id: str
+) -> None:
+    reply = await api.get(f"/sub-topics/generated/{generation_id}")
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["field"] == "generation_id"
 
 
 async def test_a_failed_generation_says_why(
@@ -265,10 +275,14 @@ async def test_a_failed_generation_says_why(
                     "INSERT INTO generation.subtopic_generation_requests (generation_batch_id, "
                     "main_topic_id, personalization_input, generation_options, status, "
                     "error_code, error_message, estimated_completion_at, expires_at) VALUES "
-                    "(:id, 1, '{}', '{}', 'failed', 'LLM_BUDGET_EXCEEDED', :message, now(), "
+                    "(:id, 1, :input, '{}', 'failed', 'LLM_BUDGET_EXCEEDED', :message, now(), "
                     "now() + interval '1 day')"
                 ),
-                {"id": generation_id, "message": "오늘의 LLM 사용 예산이 모두 소진되었습니다."},
+                {
+                    "id": generation_id,
+                    "input": keyring().encrypt(b"{}"),
+                    "message": "오늘의 LLM 사용 예산이 모두 소진되었습니다.",
+                },
             )
     finally:
         await engine.dispose()

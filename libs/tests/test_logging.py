@@ -45,3 +45,54 @@ def test_log_line_is_json_with_prd_fields_and_masked(capsys) -> None:
     assert "a@b.com" not in line
     assert record["comments"].startswith("***")
     logging.getLogger().handlers.clear()
+
+
+def test_database_errors_lose_the_values_they_quote(capsys, pg_server_url: str) -> None:
+    """A failing statement with learner text logs neither its parameters nor the quoted value."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from infou_libs.db import create_engine
+
+    marker = "PLANTED-7f3a-목표"
+
+    async def fail() -> None:
+        engine = create_engine(pg_server_url, "public", pool_size=1)
+        try:
+            for sql, params in (
+                ("SELECT CAST(:v AS integer)", {"v": marker}),  # the server quotes the value
+                ("SELECT :v::int", {"v": [marker]}),  # the driver quotes the value
+                ("SELECT length(:v) FROM no_such_table", {"v": marker}),
+            ):
+                try:
+                    async with engine.connect() as conn:
+                        await conn.execute(text(sql), params)
+                except Exception as exc:
+                    get_logger("t").exception("query_failed", error=str(exc), cause=exc)
+        finally:
+            await engine.dispose()
+
+    configure_logging("session", "INFO", json=True)
+    try:
+        asyncio.run(fail())
+        lines = capsys.readouterr().out.strip().splitlines()
+    finally:
+        logging.getLogger().handlers.clear()
+    failures = [json.loads(line) for line in lines if "query_failed" in line]
+    assert len(failures) == 3
+    assert all("Traceback" in f["exception"] for f in failures)
+    assert marker not in "\n".join(lines)
+    assert "PLANTED" not in "\n".join(lines)
+
+
+def test_objects_and_nested_values_are_masked() -> None:
+    from infou_protos.feedback.v1 import feedback_pb2
+
+    request = feedback_pb2.SubmitFeedbackRequest(article_id="a1", comments="secret words")
+    assert mask_value("request", request) == {"article_id": "a1", "comments": "***(12 chars)"}
+    assert mask_value("error", ValueError("Key (email)=(kim@example.com) already exists")) == (
+        "Key (email)=(***) already exists"
+    )
+    nested = mask_value("payload", {"a": [{"b": {"referrer_url": "https://x.test/?q=me"}}]})
+    assert nested == {"a": [{"b": {"referrer_url": "***(20 chars)"}}]}

@@ -23,6 +23,7 @@ from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
 from infou_devtools import engines
 from infou_devtools.testing import running_service
+from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import connect, ensure_streams
@@ -260,7 +261,11 @@ async def test_connections_are_registered_touched_and_closed(
                 {"id": connection_id},
             )
         ).one()
-    assert row[:5] == ("sess_abc", "203.0.113.7", "pytest-ws/1.0", "gw-1", True)
+    assert (row.session_id, row.gateway_id, row.is_active) == ("sess_abc", "gw-1", True)
+    # The IP and user agent are personal data: stored encrypted, read back through the keyring.
+    assert "203.0.113.7" not in row.client_ip
+    assert keyring().decrypt(row.client_ip) == b"203.0.113.7"
+    assert keyring().decrypt(row.user_agent) == b"pytest-ws/1.0"
     first_ping = row.last_ping_at
     during = await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
     assert during.active_connections == before.active_connections + 1

@@ -30,6 +30,7 @@ from websockets.exceptions import InvalidStatus
 from infou_devtools import engines
 from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
 from infou_devtools.stack import ChildSpec, Stack
+from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 from infou_protos.events.v1 import events_pb2
 
@@ -529,7 +530,11 @@ async def test_workers_killed_mid_session_leave_exactly_the_right_articles(
     assert {r.status for r in rows} == {"ready"}
     published = Counter(
         e.article_id
-        for e in (events_pb2.ArticleGenerated.FromString(bytes(p)) for p in payloads)
+        # Event payloads are encrypted at rest.
+        for e in (
+            events_pb2.ArticleGenerated.FromString(keyring().decrypt(bytes(p).decode()))
+            for p in payloads
+        )
         if e.session_id == sid
     )
     assert set(published.values()) == {1}

@@ -1,4 +1,4 @@
-"""`infou`: the development command line (run the stack, make migrations)."""
+"""`infou`: the development command line (run the stack, make migrations, rotate data keys)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> None:
         "keys", help="API keys of the gateway: create, revoke, list", add_help=False
     )
     keys.add_argument("rest", nargs=argparse.REMAINDER)
+    rot = sub.add_parser(
+        "rotate-keys", help="re-encrypt stored personal data under the newest INFOU_DATA_KEYS key"
+    )
+    rot.add_argument("services", nargs="*", metavar="service", help="default: every service")
     args, extra = parser.parse_known_args(argv)
     if args.command != "keys" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -41,6 +45,22 @@ def main(argv: list[str] | None = None) -> None:
         # The gateway owns its keys (in its Redis); this is only the way in.
         apikeys = importlib.import_module("infou_gateway.apikeys")
         sys.exit(apikeys.command([*args.rest, *extra]))
+    if args.command == "rotate-keys":
+        unknown = sorted(set(args.services) - set(SERVICES))
+        if unknown:
+            parser.error(f"unknown services {unknown}; known: {list(SERVICES)}")
+        asyncio.run(_rotate_keys(args.services or list(SERVICES)))
+
+
+async def _rotate_keys(services: list[str]) -> None:
+    """Each service's own `python -m infou_<svc> rotate-keys` (infou_libs.runtime), in turn."""
+    from infou_libs.runtime import rotate_keys
+    from infou_libs.settings import CommonSettings
+
+    settings = CommonSettings()
+    for service in services:
+        spec = importlib.import_module(f"infou_{service}.main").SPEC
+        await rotate_keys(spec, settings)
 
 
 def _revision(service: str, message: str) -> None:

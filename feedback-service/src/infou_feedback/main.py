@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from infou_feedback import partitions
+from infou_feedback import partitions, retention
 from infou_feedback.grpc_api import FeedbackServicer
 from infou_feedback.models import SCHEMA, outbox
 from infou_feedback.session_access import SessionAccess
@@ -45,7 +45,12 @@ async def build(rt: Runtime) -> Sequence[Registration]:
 
 
 SPEC = ServiceSpec(
-    name="feedback", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+    name="feedback",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    retention=retention.sweep,
 )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from infou_libs.crypto import EncryptedText
 from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
@@ -87,7 +88,7 @@ class ArticleFeedback(Base):
     session_id: Mapped[str] = mapped_column(String(50))
     rating: Mapped[str] = mapped_column(String(20))
     feedback_types: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
-    comments: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[str | None] = mapped_column(EncryptedText)
     difficulty_perceived: Mapped[str | None] = mapped_column(String(20))
     user_level_at_time: Mapped[str | None] = mapped_column(String(20))
     time_spent_reading: Mapped[int | None] = mapped_column(Integer)
@@ -129,7 +130,7 @@ class LearningProgressLog(Base):
     scroll_depth: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
     engagement_score: Mapped[Decimal | None] = mapped_column(Numeric(3, 2))
     device_type: Mapped[str | None] = mapped_column(String(20))
-    referrer_url: Mapped[str | None] = mapped_column(Text)
+    referrer_url: Mapped[str | None] = mapped_column(EncryptedText)
 
     __table_args__ = (
         Index("idx_progress_logs_session_timestamp", "session_id", timestamp.desc()),

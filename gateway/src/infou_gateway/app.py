@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import start_http_server
 from redis.asyncio import Redis
-from starlette.responses import Response
 
 from infou_gateway import errors
 from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.events import cache_invalidation_consumer
+from infou_gateway.hardening import InputHardening, document_text_rule
 from infou_gateway.observability import record_request
 from infou_gateway.quotas import ClientGate, Quotas
 from infou_gateway.routes import (
@@ -31,6 +32,7 @@ from infou_gateway.routes import (
     ws,
 )
 from infou_gateway.routes.feedback import router as feedback_router
+from infou_gateway.security_headers import SecurityHeaders
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
 from infou_gateway.wslimits import ConnectionSlots
@@ -85,9 +87,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.gateway = state
         consumers: list[DurableConsumer] = []
+        # Metrics are for the cluster, not the public: their own port, like the services'.
+        metrics_server, _thread = start_http_server(settings.metrics_port, addr=settings.host)
+        app.state.metrics_port = int(metrics_server.server_port)
         # NATS may come up after the gateway: attach in the background, /health names it until then.
         attach = asyncio.create_task(_attach_nats(state, consumers), name="nats-attach")
-        log.info("gateway_ready", port=settings.port)
+        log.info("gateway_ready", port=settings.port, metrics_port=app.state.metrics_port)
         try:
             yield
         finally:
@@ -100,13 +105,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await close_nats(state.nc)
             await clients.close()
             await cache.redis.aclose()
+            metrics_server.shutdown()
+            metrics_server.server_close()
 
     app = FastAPI(
         title="InfoU API",
         version=settings.version,
         description="Personalised LLM-written curricula at five levels, written in the background.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.serves_docs else None,
+        redoc_url="/redoc" if settings.serves_docs else None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
     )
+    # Innermost: bodies are bounded and checked before anything parses them.
+    app.add_middleware(InputHardening, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -116,6 +128,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Registered first, so it runs inside the request recorder: refusals are timed and counted.
     app.add_middleware(ClientGate, settings=settings)
     app.middleware("http")(record_request)
+    # Outermost: every response, refusals included, carries the security headers.
+    app.add_middleware(SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     errors.install(app)
     app.include_router(health.router)
     app.include_router(probes.router)
@@ -127,9 +141,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(feedback_router)
     app.include_router(ws.router)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    base_openapi = app.openapi
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_text_rule(base_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health,live,ready")
     return app

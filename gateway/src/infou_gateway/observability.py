@@ -41,7 +41,8 @@ async def record_request(
                 method=request.method,
                 status=status,
                 duration_ms=round(elapsed * 1000, 1),
-                session_id=request.path_params.get("session_id"),
+                # Only an id the session service accepted: a refused one is whatever was sent.
+                session_id=request.path_params.get("session_id") if status < 400 else None,
             )
 
 

@@ -201,12 +201,20 @@ class SessionOptions(BaseModel):
     include_practice_problems: bool = False
 
 
-SubTopicId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=60)]
+SubTopicId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=60,
+        pattern=r"^(curated_[0-9]{1,9}|generated_[A-Za-z0-9_-]{16,40})$",
+    ),
+]
 
 
 class SessionCreateRequest(BaseModel):
     main_topic_id: int = Field(ge=1, le=2_147_483_647, examples=[1])
     sub_topic_ids: list[SubTopicId] = Field(
+        min_length=1,
         max_length=50,
         examples=[["curated_1", "generated_Xb3kP9qL2mN8vR4tY7wZ1a"]],
         description="1 to 10 ids",
@@ -406,7 +414,9 @@ class ProgressRequest(BaseModel):
     scroll_depth: Fraction | None = None
     engagement_score: Fraction | None = None
     device_type: str | None = Field(default=None, max_length=20, examples=["mobile"])
-    referrer_url: str | None = Field(default=None, max_length=2048)
+    referrer_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\x00-\x1f\x7f-\x9f]*$"
+    )
     level: LevelCode | None = Field(
         default=None, description="the level read at; default: the session's current level"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
@@ -40,6 +40,28 @@ class GatewaySettings(CommonSettings):
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # A request body larger than this is refused (413) while it is read, before it is parsed.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # The public address clients use; https turns HSTS on.
+    public_url: str = ""
+    # /docs and /openapi.json; unset: on, except in production.
+    docs_enabled: bool | None = None
+    # The gateway holds no database: it needs no keyring.
+    stores_personal_data: ClassVar[bool] = False
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.environment != "production"
+        return self.docs_enabled
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if "*" in self.cors_origins:
+            problems.append("INFOU_CORS_ORIGINS must name the allowed origins, not '*'")
+        if self.rate_limit_per_minute == 0:
+            problems.append("INFOU_RATE_LIMIT_PER_MINUTE is 0 (no rate limit)")
+        return problems
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

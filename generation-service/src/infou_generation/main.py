@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 
+from infou_generation import retention
 from infou_generation.admission import Admissions
 from infou_generation.catalog import CatalogClient
 from infou_generation.events import consumers
@@ -49,6 +50,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     build=build,
     consumers=consumers,
+    retention=retention.sweep,
 )
 
 

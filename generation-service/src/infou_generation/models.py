@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from infou_libs.crypto import EncryptedJSON
 from infou_libs.db import schema_metadata
 from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
@@ -225,7 +226,8 @@ class SubTopicGenerationRequest(Base):
     generation_batch_id: Mapped[str] = mapped_column(String(50), unique=True)
     main_topic_id: Mapped[int] = mapped_column(Integer)
     user_session_id: Mapped[str | None] = mapped_column(String(100))
-    personalization_input: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Learner text: ciphertext at rest, NULL once the retention job erased it.
+    personalization_input: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     generation_options: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -276,7 +278,7 @@ class GeneratedSubTopic(Base):
     llm_model: Mapped[str] = mapped_column(String(100))
     llm_temperature: Mapped[Decimal | None] = mapped_column(Numeric(2, 1))
     generation_params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    personalization_input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    personalization_input: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     target_audience: Mapped[str | None] = mapped_column(Text)
     difficulty_focus: Mapped[str | None] = mapped_column(String(20))
     quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), server_default=text("0"))

@@ -264,7 +264,7 @@ async def generate_subtopics(
         request.started_at = request.started_at or dt.datetime.now(dt.UTC)
         request.attempts += 1
         main_topic_id = request.main_topic_id
-        personalization = dict(request.personalization_input)
+        personalization = dict(request.personalization_input or {})
         options = dict(request.generation_options)
 
     try:
@@ -385,7 +385,7 @@ def shape_subtopics(
 def _row(
     request: SubTopicGenerationRequest, generated: Generated, item: dict[str, Any], position: int
 ) -> dict[str, Any]:
-    level = request.personalization_input.get("current_level") or ""
+    level = (request.personalization_input or {}).get("current_level") or ""
     return {
         **item,
         "public_id": new_public_id(),

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from infou_generation.llm.types import PROVIDER_NAMES, TASK_KINDS, ProviderName, TaskKind
 from infou_libs.messaging import RETRY_BACKOFF_SECONDS
-from infou_libs.settings import CommonSettings
+from infou_libs.settings import CommonSettings, private_address_reason
 
 
 class ModelPrice(BaseModel):
@@ -170,6 +170,8 @@ class GenerationSettings(CommonSettings):
     llm_breaker_failures: int = Field(default=5, ge=0, le=1000)
     llm_breaker_window_s: float = Field(default=30.0, gt=0, le=3600)
     llm_breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    # An in-cluster local model lives at a private address; production refuses one otherwise.
+    llm_allow_private_urls: bool = False
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
@@ -215,6 +217,18 @@ class GenerationSettings(CommonSettings):
                 "INFOU_ALLOW_OFFLINE_PROVIDER=true to serve it on purpose"
             )
         return self
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if not self.llm_allow_private_urls:
+            for name in ("openai_base_url", "anthropic_base_url", "local_llm_base_url"):
+                reason = private_address_reason(getattr(self, name))
+                if reason:
+                    problems.append(
+                        f"INFOU_{name.upper()} {reason} (set INFOU_LLM_ALLOW_PRIVATE_URLS=true "
+                        "for an in-cluster model)"
+                    )
+        return problems
 
     def configured_providers(self) -> list[str]:
         """Providers with credentials or a URL; `offline` only when none is configured."""

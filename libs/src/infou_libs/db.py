@@ -43,6 +43,8 @@ def create_engine(url: str, schema: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Statement parameters are learner text: never in an exception message or a log line.
+        hide_parameters=True,
         connect_args={"server_settings": {"search_path": f"{schema},public"}},
     )
 

@@ -9,6 +9,9 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from pydantic import BaseModel
 
 # Keys whose values are learner text or secrets: never logged as they are.
 SENSITIVE_KEYS = frozenset(
@@ -18,6 +21,10 @@ SENSITIVE_KEYS = frozenset(
         "interests",
         "personalization",
         "personalization_input",
+        "personalization_settings",
+        "time_availability",
+        "preferred_style",
+        "device_type",
         "referrer_url",
         "client_ip",
         "user_agent",
@@ -35,10 +42,22 @@ _PHONE = re.compile(r"\b01[016789]-?\d{3,4}-?\d{4}\b")
 _BEARER = re.compile(r"(?i)bearer\s+[\w.\-~+/=]+")
 _SESSION_TOKEN = re.compile(r"\bst_[A-Za-z0-9_\-]{16,}")
 _API_KEY = re.compile(r"\b(sk|sk-ant|pk)-[A-Za-z0-9_\-]{8,}")
+# Where database drivers and validators quote the values they were given (exception messages,
+# tracebacks): the value goes, the explanation stays.
+_QUOTED_VALUES = (
+    (re.compile(r"\[parameters: .*?\](?=\s*(?:\(|\[|$))", re.DOTALL), "[parameters: ***]"),
+    (re.compile(r"(invalid input for query argument \$\d+: ).*?( \(|$)", re.MULTILINE), r"\1***\2"),
+    (re.compile(r"(invalid input (?:syntax|value) for [^:\n]*: ).*$", re.MULTILINE), r"\1***"),
+    (re.compile(r"(Key \([^)]*\)=)\(.*?\)(?= already exists| is not present|$)", re.M), r"\1(***)"),
+    (re.compile(r"(Failing row contains ).*$", re.MULTILINE), r"\1(***)"),
+    (re.compile(r"(input_value=).*?(?=, input_type=|\]$|$)", re.MULTILINE), r"\1***"),
+)
 
 
 def mask_text(text: str) -> str:
     """Masks e-mail addresses, phone numbers, bearer tokens and API keys inside free text."""
+    for pattern, replacement in _QUOTED_VALUES:
+        text = pattern.sub(replacement, text)
     text = _EMAIL.sub("***@***", text)
     text = _PHONE.sub("***-****-****", text)
     text = _BEARER.sub("Bearer ***", text)
@@ -56,9 +75,16 @@ def mask_value(key: str, value: Any) -> Any:
         return mask_text(value)
     if isinstance(value, Mapping):
         return {k: mask_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return [mask_value(key, v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Message):
+        return mask_value(key, MessageToDict(value, preserving_proto_field_name=True))
+    if isinstance(value, BaseModel):
+        return mask_value(key, value.model_dump(mode="json"))
+    # Anything else (an exception, an object) would be rendered by its str/repr: mask that.
+    return mask_text(str(value))
 
 
 def mask_personal_data(

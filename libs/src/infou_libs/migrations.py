@@ -74,7 +74,7 @@ def run_env(target_metadata: MetaData) -> None:
 
 
 async def _run_async(url: str, schema: str, target_metadata: MetaData) -> None:
-    engine = create_async_engine(asyncpg_url(url), poolclass=pool.NullPool)
+    engine = create_async_engine(asyncpg_url(url), poolclass=pool.NullPool, hide_parameters=True)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})

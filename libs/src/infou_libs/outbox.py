@@ -21,7 +21,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -37,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_libs.crypto import EncryptedBytes
 from infou_libs.logging import get_logger
 from infou_libs.messaging import new_event_id, publish
 from infou_libs.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -53,7 +53,8 @@ def outbox_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("subject", String(200), nullable=False),
-        Column("payload", LargeBinary, nullable=False),
+        # Events may carry learner input (a curriculum job's personalisation): ciphertext at rest.
+        Column("payload", EncryptedBytes, nullable=False),
         Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), nullable=True),

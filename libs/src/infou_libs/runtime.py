@@ -17,7 +17,9 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from infou_libs import crypto
 from infou_libs.db import create_engine, ping, session_factory
+from infou_libs.encrypted_columns import rotate
 from infou_libs.grpc_server import GrpcServer, Registration
 from infou_libs.logging import configure_logging, get_logger
 from infou_libs.messaging import DurableConsumer, connect, ensure_streams
@@ -30,6 +32,7 @@ from infou_libs.metrics import (
 )
 from infou_libs.migrations import upgrade_async
 from infou_libs.outbox import OutboxRelay
+from infou_libs.retention import Sweep, run_periodically
 from infou_libs.settings import CommonSettings
 from infou_libs.telemetry import configure_tracing
 
@@ -62,12 +65,28 @@ class ServiceSpec:
     commands: dict[str, Callable[[CommonSettings], Coroutine[Any, Any, None]]] = field(
         default_factory=dict
     )
+    # Deletes or anonymises this service's personal data past its time (infou_libs.retention).
+    retention: Sweep | None = None
 
 
 async def migrate(spec: ServiceSpec, settings: CommonSettings) -> None:
     url = settings.database_session_url or settings.database_url
     await upgrade_async(spec.migrations_dir, url, spec.schema)
     log.info("migrations_applied", schema=spec.schema)
+
+
+async def rotate_keys(spec: ServiceSpec, settings: CommonSettings) -> int:
+    """`python -m infou_<name> rotate-keys`: re-wraps every encrypted value of the service not
+    under the newest INFOU_DATA_KEYS key (the old keys can then be dropped)."""
+    ring = crypto.configure(settings.data_keys.get_secret_value())
+    engine = create_engine(settings.database_url, spec.schema, pool_size=1)
+    try:
+        changed = await rotate(engine, spec.outbox.metadata, ring)
+    finally:
+        await engine.dispose()
+    log.info("data_keys_rotated", values=changed, key=ring.current)
+    print(f"{spec.name}: {changed} values re-encrypted under key {ring.current!r}")
+    return changed
 
 
 async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event) -> None:
@@ -92,6 +111,15 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     rt.tasks.append(
         asyncio.create_task(_watch_dependencies(rt, server, spec.name), name="health-monitor")
     )
+    if spec.retention is not None:
+        sweeping = run_periodically(
+            spec.name,
+            rt.sessions,
+            spec.retention,
+            settings.personal_data_ttl_days,
+            settings.retention_interval_seconds,
+        )
+        rt.tasks.append(asyncio.create_task(sweeping, name="retention"))
     metrics_port = start_metrics_server(settings.metrics_port)
     log.info("service_ready", grpc_port=server.port, metrics_port=metrics_port)
     try:
@@ -145,7 +173,7 @@ async def _watch_dependencies(
 def main(
     spec: ServiceSpec, settings_cls: type[CommonSettings], argv: Sequence[str] | None = None
 ) -> None:
-    """`python -m infou_<name> [serve|migrate|<command>]`."""
+    """`python -m infou_<name> [serve|migrate|rotate-keys|<command>]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "serve"
     try:
@@ -154,15 +182,18 @@ def main(
         print(f"infou-{spec.name}: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     configure_logging(settings.service_name or spec.name, settings.log_level, settings.log_json)
+    crypto.configure(settings.data_keys.get_secret_value())
     configure_tracing(spec.name, settings.otel_exporter_otlp_endpoint)
     if command == "migrate":
         asyncio.run(migrate(spec, settings))
     elif command == "serve":
         asyncio.run(_serve_until_signal(spec, settings))
+    elif command == "rotate-keys":
+        asyncio.run(rotate_keys(spec, settings))
     elif command in spec.commands:
         asyncio.run(spec.commands[command](settings))
     else:
-        known = ", ".join(["serve", "migrate", *spec.commands])
+        known = ", ".join(["serve", "migrate", "rotate-keys", *spec.commands])
         print(f"unknown command {command!r}; known: {known}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -10,6 +10,7 @@ from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_protos.session.v1 import session_pb2_grpc
+from infou_realtime import retention
 from infou_realtime.events import ProgressHub
 from infou_realtime.grpc_api import RealtimeServicer
 from infou_realtime.models import SCHEMA, outbox
@@ -39,7 +40,12 @@ async def build(rt: Runtime) -> Sequence[Registration]:
 
 
 SPEC = ServiceSpec(
-    name="realtime", schema=SCHEMA, migrations_dir=MIGRATIONS, outbox=outbox, build=build
+    name="realtime",
+    schema=SCHEMA,
+    migrations_dir=MIGRATIONS,
+    outbox=outbox,
+    build=build,
+    retention=retention.sweep,
 )
 
 

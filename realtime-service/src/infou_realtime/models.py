@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, func, text
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from infou_libs.crypto import EncryptedText
 from infou_libs.db import schema_metadata
 from infou_libs.outbox import outbox_tables
 
@@ -27,8 +28,8 @@ class WebsocketConnection(Base):
     connection_id: Mapped[str] = mapped_column(String(100), unique=True)
     session_id: Mapped[str] = mapped_column(String(50))
     gateway_id: Mapped[str | None] = mapped_column(String(100))
-    client_ip: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(Text)
+    client_ip: Mapped[str | None] = mapped_column(EncryptedText)
+    user_agent: Mapped[str | None] = mapped_column(EncryptedText)
     connected_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

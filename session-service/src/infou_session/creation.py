@@ -107,7 +107,7 @@ async def _replay(
     articles = int(row.generation_options.get("max_articles_per_subtopic", 1)) * len(
         row.selected_subtopics
     )
-    pace = str(row.personalization_settings.get("learning_pace", "regular"))
+    pace = str((row.personalization_settings or {}).get("learning_pace", "regular"))
     return Created(
         session=row,
         token=token,

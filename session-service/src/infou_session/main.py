@@ -9,6 +9,7 @@ from infou_libs.messaging import DurableConsumer
 from infou_libs.migrations import package_migrations
 from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
+from infou_session import retention
 from infou_session.admission import AdmissionClient, ReleasingPublisher
 from infou_session.events import result_consumer
 from infou_session.feedback_events import feedback_consumer
@@ -69,6 +70,7 @@ SPEC = ServiceSpec(
     outbox=outbox,
     build=build,
     consumers=consumers,
+    retention=retention.sweep,
 )
 
 

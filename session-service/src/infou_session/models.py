@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from infou_libs.crypto import EncryptedJSON
 from infou_libs.db import schema_metadata
 from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
@@ -52,7 +53,10 @@ class LearningSession(Base):
     )
     selected_subtopics: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     target_level: Mapped[str] = mapped_column(String(20))
-    personalization_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Learner text (goals, interests): ciphertext at rest, NULL once the retention job erased it.
+    personalization_settings: Mapped[dict[str, Any] | None] = mapped_column(
+        EncryptedJSON, default=dict
+    )
     generation_options: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     access_token_hash: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(20), default="initializing")

@@ -302,7 +302,7 @@ class SessionView:
             int(self.session.generation_options.get("max_articles_per_subtopic", 1))
             * len(self.session.selected_subtopics)
         )
-        pace = str(self.session.personalization_settings.get("learning_pace", "regular"))
+        pace = str((self.session.personalization_settings or {}).get("learning_pace", "regular"))
         return estimated_study_time(total, pace)
 
 

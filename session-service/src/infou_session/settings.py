@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 
 from infou_libs.settings import CommonSettings
 
@@ -31,14 +31,11 @@ class SessionSettings(CommonSettings):
     # Keys the hashes of session access tokens; only this service makes and checks tokens.
     session_token_secret: SecretStr = SecretStr(DEV_SESSION_TOKEN_SECRET)
 
-    @model_validator(mode="after")
-    def _production_needs_a_real_secret(self) -> SessionSettings:
-        if (
-            self.environment == "production"
-            and self.session_token_secret.get_secret_value() == DEV_SESSION_TOKEN_SECRET
-        ):
-            raise ValueError(
-                "INFOU_SESSION_TOKEN_SECRET is still the development default; "
-                "set a real secret for production"
-            )
-        return self
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        secret = self.session_token_secret.get_secret_value()
+        if secret == DEV_SESSION_TOKEN_SECRET:
+            problems.append("INFOU_SESSION_TOKEN_SECRET is still the development default")
+        elif len(secret.encode()) < 32:
+            problems.append("INFOU_SESSION_TOKEN_SECRET must be at least 32 bytes")
+        return problems

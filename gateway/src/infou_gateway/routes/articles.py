@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.routes.sessions import ERRORS, iso
 from infou_gateway.schemas import (
     ArticlePending,
@@ -26,7 +27,7 @@ from infou_protos.session.v1 import session_pb2
 
 router = APIRouter(tags=["articles"])
 
-ArticleId = Annotated[str, Path(min_length=1, max_length=80)]
+ArticleId = Annotated[str, Path(min_length=1, max_length=80, pattern=PATH_PARAM_PATTERN)]
 
 PENDING_MESSAGE = "아티클을 생성하고 있습니다. 완료되면 WebSocket으로 알려 드립니다."
 CONVERTING_MESSAGE = "요청한 난이도로 변환하고 있습니다. 완료되면 WebSocket으로 알려 드립니다."

@@ -13,6 +13,7 @@ import grpc
 from fastapi import APIRouter, Path, Query
 
 from infou_gateway import cache
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.schemas import (
     CuratedSubTopicList,
     ErrorResponse,
@@ -117,7 +118,9 @@ async def _main_topic(state: GatewayState, slug: str) -> dict[str, Any]:
 
 
 @router.get("/main-topics/{slug}", response_model=MainTopicDetail, responses=_ERRORS)
-async def get_main_topic(state: State, slug: Annotated[str, Path(max_length=100)]) -> Any:
+async def get_main_topic(
+    state: State, slug: Annotated[str, Path(max_length=100, pattern=PATH_PARAM_PATTERN)]
+) -> Any:
     """One main topic with its curated sub-topics (beyond the PRD: clients need it)."""
     return await _main_topic(state, slug)
 

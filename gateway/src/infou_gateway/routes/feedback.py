@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.routes.sessions import ERRORS, iso
 from infou_gateway.schemas import (
     FeedbackRequest,
@@ -22,8 +23,8 @@ from infou_protos.feedback.v1 import feedback_pb2
 
 router = APIRouter(tags=["feedback"])
 
-ArticleId = Annotated[str, Path(min_length=1, max_length=80)]
-SessionId = Annotated[str, Path(min_length=1, max_length=64)]
+ArticleId = Annotated[str, Path(min_length=1, max_length=80, pattern=PATH_PARAM_PATTERN)]
+SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=PATH_PARAM_PATTERN)]
 
 
 def _fraction(message: Any, name: str) -> float | None:

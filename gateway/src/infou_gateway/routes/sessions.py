@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from infou_gateway.auth import SessionToken
 from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
 from infou_gateway.identity import Client
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
 from infou_gateway.schemas import (
     CurriculumResponse,
@@ -30,7 +31,7 @@ from infou_protos.session.v1 import session_pb2
 
 router = APIRouter(tags=["sessions"])
 
-SessionId = Annotated[str, Path(min_length=1, max_length=64)]
+SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=PATH_PARAM_PATTERN)]
 # The random part of a personalised sub-topic's id (generation-service makes 22 characters).
 GENERATED_KEY = re.compile(r"[A-Za-z0-9_-]{16,40}")
 

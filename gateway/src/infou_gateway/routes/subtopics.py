@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
 from infou_gateway.identity import Client
+from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
 from infou_gateway.schemas import (
     ErrorResponse,
@@ -150,7 +151,10 @@ async def _request(
     response_model_exclude_none=True,
     responses=_ERRORS,
 )
-async def get_generated_sub_topics(state: State, generation_id: str) -> Any:
+async def get_generated_sub_topics(
+    state: State,
+    generation_id: Annotated[str, Path(max_length=64, pattern=PATH_PARAM_PATTERN)],
+) -> Any:
     """A generation's status and, once completed, its sub-topics (ids "generated_<random>")."""
     reply = await state.clients.generation.GetSubTopicGeneration(
         generation_pb2.GetSubTopicGenerationRequest(generation_id=generation_id),

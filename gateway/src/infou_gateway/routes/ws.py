@@ -29,6 +29,7 @@ from infou_gateway import wslimits
 from infou_gateway.auth import websocket_token
 from infou_gateway.errors import error_response, grpc_error_response
 from infou_gateway.identity import Client
+from infou_gateway.path_params import is_plain
 from infou_gateway.quotas import RATE_LIMITED
 from infou_gateway.state import GatewayState
 from infou_libs.errors import InvalidArgument, RateLimited
@@ -68,11 +69,11 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
     state: GatewayState = websocket.app.state.gateway
     clients = state.clients
     token, subprotocol = websocket_token(websocket)
-    if len(session_id) > MAX_SESSION_ID:
-        too_long = InvalidArgument(
-            "session_id is too long", field="session_id", code="VALIDATION_ERROR"
+    if not is_plain(session_id, MAX_SESSION_ID):
+        malformed = InvalidArgument(
+            "session_id is not a session id", field="session_id", code="VALIDATION_ERROR"
         )
-        await _refuse(websocket, error_response(too_long))
+        await _refuse(websocket, error_response(malformed))
         return
     try:
         await clients.session.GetSession(

@@ -1,0 +1,39 @@
+"""Personal data expiry in generation-service: learner input behind sub-topics is erased.
+
+The sub-topics and their counters stay (statistics); only what the learner wrote goes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from infou_generation.models import GeneratedSubTopic, SubTopicGenerationRequest
+from infou_libs.retention import rows_affected
+
+
+async def sweep(db: AsyncSession, now: dt.datetime, cutoff: dt.datetime) -> dict[str, int]:
+    requests = await rows_affected(
+        db,
+        update(SubTopicGenerationRequest)
+        .where(
+            SubTopicGenerationRequest.created_at < cutoff,
+            SubTopicGenerationRequest.personalization_input.is_not(None),
+        )
+        .values(personalization_input=None),
+    )
+    subtopics = await rows_affected(
+        db,
+        update(GeneratedSubTopic)
+        .where(
+            GeneratedSubTopic.created_at < cutoff,
+            GeneratedSubTopic.personalization_input.is_not(None),
+        )
+        .values(personalization_input=None),
+    )
+    return {
+        "subtopic_generation_requests.personalization_erased": requests,
+        "generated_sub_topics.personalization_erased": subtopics,
+    }
