@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_feedback.main import MIGRATIONS
 from infou_feedback.main import SPEC as FEEDBACK_SPEC
 from infou_feedback.models import SCHEMA, outbox
 from infou_feedback.session_access import Access
 from infou_feedback.settings import FeedbackSettings
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, new_event_id, publish
@@ -114,12 +115,21 @@ class Ports:
 async def ports(module_database_url: str, module_nats_url: str) -> AsyncIterator[Ports]:
     common = {"environment": "test", "database_url": module_database_url}
     catalog = CatalogSettings(**common, nats_url=module_nats_url)
-    async with running_service(CATALOG_SPEC, catalog) as catalog_port:
+    # Session creation is admitted by generation-service (the LLM budget): its gRPC API runs.
+    generation = GenerationSettings(
+        **common,
+        nats_url=module_nats_url,
+        catalog_addr="127.0.0.1:1",
+    )
+    async with (
+        running_service(CATALOG_SPEC, catalog) as catalog_port,
+        running_service(GENERATION_API_SPEC, generation) as generation_port,
+    ):
         session = SessionSettings(
             **common,
             nats_url=module_nats_url,
             catalog_addr=f"127.0.0.1:{catalog_port}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation_port}",
         )
         async with running_service(SESSION_SPEC, session) as session_port:
             feedback = FeedbackSettings(

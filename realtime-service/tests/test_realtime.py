@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
-from infou_devtools import engines
 from infou_devtools.testing import running_service
+from infou_generation.main import API_SPEC as GENERATION_API_SPEC
+from infou_generation.settings import GenerationSettings
 from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 from infou_libs.grpc_client import domain_error_from
@@ -46,11 +47,16 @@ async def ports(module_database_url: str, module_nats_url: str) -> AsyncIterator
         "database_url": module_database_url,
         "nats_url": module_nats_url,
     }
-    async with running_service(CATALOG_SPEC, CatalogSettings(**common)) as catalog:
+    # Session creation is admitted by generation-service (the LLM budget): its gRPC API runs.
+    generation_settings = GenerationSettings(**common, catalog_addr="127.0.0.1:1")
+    async with (
+        running_service(CATALOG_SPEC, CatalogSettings(**common)) as catalog,
+        running_service(GENERATION_API_SPEC, generation_settings) as generation,
+    ):
         session_settings = SessionSettings(
             **common,
             catalog_addr=f"127.0.0.1:{catalog}",
-            generation_addr=f"127.0.0.1:{engines.free_port()}",
+            generation_addr=f"127.0.0.1:{generation}",
         )
         async with running_service(SESSION_SPEC, session_settings) as session:
             realtime_settings = RealtimeSettings(

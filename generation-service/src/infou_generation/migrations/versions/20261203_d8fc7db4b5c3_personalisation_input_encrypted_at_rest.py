@@ -1,7 +1,7 @@
 """personalisation input encrypted at rest (AES-256-GCM envelope, infou_libs.crypto)
 
 Revision ID: d8fc7db4b5c3
-Revises: 96909102cda1
+Revises: c4f8a2d6e913
 Create Date: 2026-12-03 07:40:00.000000
 """
 
@@ -16,7 +16,7 @@ from infou_libs.encrypted_columns import (
 )
 
 revision: str = "d8fc7db4b5c3"
-down_revision: str | None = "96909102cda1"
+down_revision: str | None = "c4f8a2d6e913"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """session cost at the ledger's precision (6 decimals, was 4)
 
 Revision ID: 369fd5246c54
-Revises: cb6b27b4ef01
+Revises: d2a9e5b1c7f3
 Create Date: 2026-12-03 07:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "369fd5246c54"
-down_revision: str | None = "cb6b27b4ef01"
+down_revision: str | None = "d2a9e5b1c7f3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """personalisation encrypted at rest (AES-256-GCM envelope, infou_libs.crypto)
 
 Revision ID: 8eaa2a2a5ffb
-Revises: cb6b27b4ef01
+Revises: 369fd5246c54
 Create Date: 2026-12-03 07:40:00.000000
 """
 
@@ -16,7 +16,7 @@ from infou_libs.encrypted_columns import (
 )
 
 revision: str = "8eaa2a2a5ffb"
-down_revision: str | None = "cb6b27b4ef01"
+down_revision: str | None = "369fd5246c54"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
