@@ -8,12 +8,19 @@ import pytest
 from pydantic import ValidationError
 
 from infou_generation.settings import GenerationSettings
+from infou_libs.crypto import generate_key
 
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "session_token_secret": "a-real-production-secret-0123456789",
     "database_url": "postgresql+asyncpg://infou:secret@db.internal:5432/infou",
 }
+
+
+@pytest.fixture(autouse=True)
+def data_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other production setting is right, so only the provider question is left."""
+    monkeypatch.setenv("INFOU_DATA_KEYS", f"k1:{generate_key()}")
 
 
 def test_production_without_a_provider_refuses_to_start_naming_the_offline_provider(
@@ -36,10 +43,11 @@ def test_the_environment_variable_allows_it_on_purpose(monkeypatch: pytest.Monke
     [
         {"openai_api_key": "sk-real"},
         {"anthropic_api_key": "sk-ant-real"},
-        {"local_llm_base_url": "http://vllm.internal:8000/v1"},
+        # An in-cluster model sits at a private address: allowed on purpose.
+        {"local_llm_base_url": "http://vllm.internal:8000/v1", "llm_allow_private_urls": True},
     ],
 )
-def test_production_with_a_real_provider_starts(provider: dict[str, str]) -> None:
+def test_production_with_a_real_provider_starts(provider: dict[str, Any]) -> None:
     settings = GenerationSettings(**PRODUCTION, **provider)
     assert "offline" not in settings.route("article")
 

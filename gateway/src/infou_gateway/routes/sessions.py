@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
+from infou_gateway.idempotency import IdempotencyKey, gave_up
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
@@ -137,7 +137,6 @@ async def create_session(
     Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
     Idempotency-Key, a replay returns the same session and a token that opens it."""
     refs = parse_sub_topic_ids(body.sub_topic_ids)
-    check_key(idempotency_key)
     await check_creation_room(state, client, "sessions")
     try:
         reply = await _create(state, body, refs, client, idempotency_key or "")

@@ -15,7 +15,7 @@ import grpc
 from fastapi import APIRouter, Path, Request, status
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from infou_gateway.idempotency import IdempotencyKey, check_key, gave_up
+from infou_gateway.idempotency import IdempotencyKey, gave_up
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
@@ -91,7 +91,6 @@ async def generate_sub_topics(
 
     Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
     Idempotency-Key, a replay returns the same generation."""
-    check_key(idempotency_key)
     await check_creation_room(state, client, "generations")
     try:
         reply = await _request(state, body, request, client, idempotency_key or "")
