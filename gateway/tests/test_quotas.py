@@ -132,6 +132,10 @@ async def test_api_keys_have_their_own_limits_and_revocation_bites(redis_url: st
     try:
         async with app.router.lifespan_context(app):
             anonymous = await _codes(app, _fresh_ip(), 1)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                # The kubelet has no key: the probes are never refused (nor rate-limited).
+                probes = [(await client.get(path)).status_code for path in ("/live",) * 3]
             unknown = await _codes(app, _fresh_ip(), 1, {"X-API-Key": "ik_" + "x" * 40})
             # The key's own rate (5) applies, from any address.
             keyed = [(await _codes(app, _fresh_ip(), 1, {"X-API-Key": key}))[0] for _ in range(6)]
@@ -141,6 +145,7 @@ async def test_api_keys_have_their_own_limits_and_revocation_bites(redis_url: st
         await keys.revoke(record.id)
         await redis.aclose()
     assert anonymous[0].status_code == 401
+    assert probes == [200, 200, 200]
     assert anonymous[0].json()["error"] == {
         "code": "API_KEY_REQUIRED",
         "message": "this deployment needs an X-API-Key",

@@ -46,7 +46,10 @@ QUOTA_DEGRADED_CHECKS = Counter(
 )
 QUOTA_DEGRADED = Gauge("infou_quota_degraded", "1 while limits are counted in process memory")
 # Probes, metrics and docs are never limited.
-EXEMPT_PATHS = frozenset({"/health", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+# Probes and documentation: no key, no rate (a kubelet probing /live must never be refused).
+EXEMPT_PATHS = frozenset(
+    {"/health", "/live", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+)
 # After a Redis failure, limits stay in memory this long before Redis is tried again.
 DEGRADED_SECONDS = 5.0
 
