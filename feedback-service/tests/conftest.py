@@ -149,7 +149,8 @@ async def catalog_stub(ports: Ports) -> AsyncIterator[catalog_pb2_grpc.CatalogSe
 
 @pytest.fixture(scope="module")
 async def module_sessions(
-    module_database_url: str, ports: Ports
+    module_database_url: str,
+    ports: Ports,  # noqa: ARG001 — requested so the services run
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """The module database's feedback schema (the running service migrated it)."""
     engine = create_engine(module_database_url, SCHEMA)
@@ -277,7 +278,7 @@ def _usage() -> events_pb2.GenerationUsage:
 @pytest.fixture(scope="module")
 async def learner(
     nc: NatsClient,
-    ports: Ports,
+    ports: Ports,  # noqa: ARG001 — requested so the services run
     session_stub: session_pb2_grpc.SessionServiceStub,
     catalog_stub: catalog_pb2_grpc.CatalogServiceStub,
 ) -> AsyncIterator[Learner]:

@@ -335,8 +335,9 @@ async def test_progress_and_adaptive_difficulty_reach_the_session(
     assert (a.current_level, a.level_switches_count) == ("beginner", 1)
 
 
+@pytest.mark.usefixtures("nc")
 async def test_without_adaptive_difficulty_nothing_is_converted(
-    feedback_stub: Stub, learner: Any, nc: NatsClient
+    feedback_stub: Stub, learner: Any
 ) -> None:
     created, ids, _topic, _sub = await learner.written_session(articles=3, adaptive=False)
     for article_id in ids:

@@ -96,7 +96,8 @@ async def js(module_nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 @pytest.fixture(scope="module")
 async def jobs(
-    js: JetStreamContext, services: dict[str, int]
+    js: JetStreamContext,
+    services: dict[str, int],  # noqa: ARG001 — requested so the services run
 ) -> AsyncIterator[JetStreamContext.PullSubscription]:
     sub = await js.pull_subscribe(
         "jobs.>", durable="gw-feedback-worker", stream=JOBS_STREAM, config=ConsumerConfig()

@@ -91,7 +91,7 @@ async def sessions(module_database_url: str) -> AsyncIterator[async_sessionmaker
 
 
 @pytest.fixture(scope="module")
-async def nc(module_nats_url: str, service: int) -> AsyncIterator[NatsClient]:
+async def nc(module_nats_url: str, service: int) -> AsyncIterator[NatsClient]:  # noqa: ARG001 — requested so the service runs
     client = await connect(module_nats_url, "generation-session-jobs-tests")
     await ensure_streams(client.jetstream())
     yield client
@@ -211,8 +211,9 @@ async def test_a_curriculum_job_answers_with_the_plan_and_its_cost_then_from_the
     assert (await llm.stats())["total"] == requests
 
 
+@pytest.mark.usefixtures("llm")
 async def test_an_article_job_answers_with_the_written_article(
-    js: JetStreamContext, results: Results, llm: FakeLLMControl
+    js: JetStreamContext, results: Results
 ) -> None:
     context = fresh(
         examples.article_context(
@@ -242,8 +243,9 @@ async def test_an_article_job_answers_with_the_written_article(
     assert context["personalization"]["learning_goals"] not in event.usage.prompt_excerpt
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_conversion_job_answers_at_the_target_level(
-    js: JetStreamContext, results: Results, llm: FakeLLMControl
+    js: JetStreamContext, results: Results
 ) -> None:
     source = examples.article_context("supervised", "intermediate")
     written = await _direct_article(js, results, fresh(source))
@@ -362,12 +364,12 @@ async def outbox_rows(sessions: async_sessionmaker[AsyncSession], event_id: str)
     return int(count or 0)
 
 
+@pytest.mark.usefixtures("service")
 async def test_a_redelivered_article_job_publishes_its_result_once(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct()
     handler = article.consumer(ctx).handler
@@ -385,12 +387,11 @@ async def test_a_redelivered_article_job_publishes_its_result_once(
     assert await outbox_rows(sessions, f"article-{msg.headers[EVENT_ID_HEADER]}") == 1
 
 
+@pytest.mark.usefixtures("llm", "service")
 async def test_an_exhausted_job_reports_once_and_never_after_a_success(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct()
     consumer = curriculum.consumer(ctx)
@@ -407,12 +408,12 @@ async def test_an_exhausted_job_reports_once_and_never_after_a_success(
     assert await outbox_rows(sessions, f"failed-{event_id}") == 0
 
 
+@pytest.mark.usefixtures("service")
 async def test_no_budget_fails_the_conversion_with_the_budget_code(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct(daily_budget_usd=Decimal(0))
     consumer = conversion.consumer(ctx)
@@ -455,8 +456,9 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
     assert "예산" in failed.message
 
 
+@pytest.mark.usefixtures("service")
 async def test_waiting_out_a_rate_limit_is_announced_to_the_sessions_watchers(
-    direct: Any, nc: NatsClient, js: JetStreamContext, llm: FakeLLMControl, service: int
+    direct: Any, nc: NatsClient, js: JetStreamContext, llm: FakeLLMControl
 ) -> None:
     ctx = direct(llm_max_retries=1)  # a worker that waits a rate limit out
     handler = article.consumer(ctx).handler

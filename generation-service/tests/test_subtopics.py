@@ -98,7 +98,8 @@ async def stub(
 
 @pytest.fixture(scope="module")
 async def sessions(
-    module_database_url: str, stub: Any
+    module_database_url: str,
+    stub: Any,  # noqa: ARG001 — requested so the service (and its schema) is up
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(module_database_url, SCHEMA)
     yield session_factory(engine)
@@ -219,10 +220,10 @@ def norm(name: str) -> str:
 # ── the flow ─────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_request_is_generated_stored_and_announced_once(
     stub: generation_pb2_grpc.GenerationServiceStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     generation_id = await request(stub, max_subtopics=4)
     reply = await finished(stub, generation_id)
@@ -284,9 +285,8 @@ async def test_a_request_is_generated_stored_and_announced_once(
     assert calls == 1
 
 
-async def test_options_are_honoured(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
-) -> None:
+@pytest.mark.usefixtures("llm")
+async def test_options_are_honoured(stub: generation_pb2_grpc.GenerationServiceStub) -> None:
     generation_id = await request(
         stub, max_subtopics=1, include_prerequisites=False, difficulty_progression=False
     )
@@ -302,8 +302,9 @@ async def test_options_are_honoured(
     assert len({norm(i.name) for i in reply.items}) == 10
 
 
+@pytest.mark.usefixtures("llm")
 async def test_no_options_means_five_with_prerequisites(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceStub,
 ) -> None:
     accepted = await stub.RequestSubTopics(
         generation_pb2.RequestSubTopicsRequest(main_topic_id=1, personalization=personalization()),
@@ -435,8 +436,9 @@ async def test_an_unknown_generation_is_not_found(
     assert error_field(caught.value) == "generation_id"
 
 
+@pytest.mark.usefixtures("llm")
 async def test_generated_sub_topics_resolve_by_id_with_their_topic(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=2))
     ids = [i.id for i in reply.items]
@@ -453,8 +455,9 @@ async def test_generated_sub_topics_resolve_by_id_with_their_topic(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.usefixtures("llm")
 async def test_public_ids_are_random_and_resolve_the_sub_topics(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=3))
     keys = [i.public_id for i in reply.items]
@@ -468,10 +471,10 @@ async def test_public_ids_are_random_and_resolve_the_sub_topics(
     assert sorted(i.public_id for i in found.items) == sorted(keys)
 
 
+@pytest.mark.usefixtures("llm")
 async def test_expired_sub_topics_are_not_resolved(
     stub: generation_pb2_grpc.GenerationServiceStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=1))
     [item] = reply.items
@@ -604,10 +607,10 @@ async def test_no_budget_fails_with_the_budget_code(
     assert (await llm.stats())["total"] == 0
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_request_is_admitted_then_released_and_a_replay_creates_nothing(
     stub: generation_pb2_grpc.GenerationServiceStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     ask = generation_pb2.RequestSubTopicsRequest(
         main_topic_id=1,

@@ -12,7 +12,7 @@ from infou_libs.grpc_client import ServiceClient
 from infou_libs.grpc_server import SERVER_OPTIONS, DomainErrorInterceptor
 
 
-async def _refuse(request: bytes, context: Any) -> bytes:
+async def _refuse(request: bytes, context: Any) -> bytes:  # noqa: ARG001 — gRPC handler signature
     if request == b"missing":
         raise NotFound("no topic with this slug", field="main_slug", code="TOPIC_NOT_FOUND")
     if request == b"broken":

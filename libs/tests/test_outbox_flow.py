@@ -54,9 +54,8 @@ async def nats(nats_url: str) -> AsyncIterator[tuple]:
     await nc.close()
 
 
-async def test_event_flows_once_from_one_schema_to_another(
-    database_url: str, nats_url: str, nats
-) -> None:
+@pytest.mark.usefixtures("nats_url")
+async def test_event_flows_once_from_one_schema_to_another(database_url: str, nats) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.session_created"
@@ -73,7 +72,7 @@ async def test_event_flows_once_from_one_schema_to_another(
 
     committed: list[str] = []
 
-    async def after_commit(event: events_pb2.SessionCreated, result: str) -> None:
+    async def after_commit(event: events_pb2.SessionCreated, result: str) -> None:  # noqa: ARG001 — callback signature
         committed.append(result)
 
     route = Route(events_pb2.SessionCreated, apply, after_commit)
@@ -136,7 +135,7 @@ async def test_failing_handler_is_retried_then_reported(nats) -> None:
         attempts.append(msg.metadata.num_delivered)
         raise ValueError("LLM said no")
 
-    async def on_exhausted(msg: Msg, exc: BaseException) -> None:
+    async def on_exhausted(msg: Msg, exc: BaseException) -> None:  # noqa: ARG001 — callback signature
         exhausted.set_result(str(exc))
 
     consumer = DurableConsumer(

@@ -47,7 +47,7 @@ async def test_consumer_span_continues_the_publishers_trace(nats_url: str) -> No
     subject = f"events.trace{uuid.uuid4().hex[:8]}.done"
     seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def handler(msg: Msg) -> None:
+    async def handler(msg: Msg) -> None:  # noqa: ARG001 — callback signature
         seen.set_result(trace.get_current_span().get_span_context().trace_id)
 
     consumer = DurableConsumer(
@@ -71,7 +71,9 @@ async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) 
 
     class Collector(trace_service_pb2_grpc.TraceServiceServicer):
         async def Export(  # type: ignore[override]
-            self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
+            self,
+            request: trace_service_pb2.ExportTraceServiceRequest,
+            context: object,  # noqa: ARG002 — gRPC servicer signature
         ) -> trace_service_pb2.ExportTraceServiceResponse:
             received.append(request)
             return trace_service_pb2.ExportTraceServiceResponse()

@@ -178,7 +178,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-async def worker(js: JetStreamContext, session_port: int) -> AsyncIterator[Worker]:
+async def worker(js: JetStreamContext, session_port: int) -> AsyncIterator[Worker]:  # noqa: ARG001 — requested so the service runs
     sub = await js.pull_subscribe(
         "jobs.>",
         durable="test-generation-worker",

@@ -736,8 +736,9 @@ async def test_convert_needs_a_written_article_and_a_known_level(
 # ── access and expiry ──────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.usefixtures("rpc_error")
 async def test_every_read_needs_the_sessions_own_token(
-    stub: Stub, worker: Any, topics: Any, rpc_error: RpcError
+    stub: Stub, worker: Any, topics: Any
 ) -> None:
     await worker.drain()
     mine = await create(stub, topics[0].id, topics[0].curated[:1])

@@ -429,9 +429,9 @@ def _sentences(prose: str) -> list[str]:
         line = _LIST_MARKER.sub("", line).strip()
         if not line:
             continue
-        for sentence in _SENTENCE_END.split(line):
-            if len(sentence.split()) >= 3:
-                result.append(sentence.strip())
+        result.extend(
+            sentence.strip() for sentence in _SENTENCE_END.split(line) if len(sentence.split()) >= 3
+        )
     return result
 
 
