@@ -424,7 +424,7 @@ def _plain(text: str) -> str:
 
 def _sentences(prose: str) -> list[str]:
     """Sentences of at least three words; list items and lines count as their own sentences."""
-    result = []
+    result: list[str] = []
     for line in _plain(prose).splitlines():
         line = _LIST_MARKER.sub("", line).strip()
         if not line:
