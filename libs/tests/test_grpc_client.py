@@ -35,7 +35,7 @@ async def target() -> AsyncIterator[str]:
 
 async def test_a_domain_error_comes_back_as_itself(target: str) -> None:
     client = ServiceClient(target, deadline=5.0)
-    get = client.channel.unary_unary("/test.Echo/Get")
+    get = client.channel.unary_unary("/test.Echo/Get", None, None)
     try:
         assert await client.call(get, b"hello") == b"hello"
         with pytest.raises(NotFound) as caught:
@@ -58,7 +58,7 @@ async def test_a_domain_error_comes_back_as_itself(target: str) -> None:
 
 async def test_a_service_that_does_not_answer_is_unavailable() -> None:
     client = ServiceClient("127.0.0.1:1", deadline=2.0)
-    get = client.channel.unary_unary("/test.Echo/Get")
+    get = client.channel.unary_unary("/test.Echo/Get", None, None)
     try:
         with pytest.raises(Unavailable) as caught:
             await client.call(get, b"hello")

@@ -5,7 +5,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,7 +48,7 @@ async def _make_schema(
 
 
 @pytest.fixture
-async def nats(nats_url: str) -> AsyncIterator[tuple]:
+async def nats(nats_url: str) -> AsyncIterator[tuple[NatsClient, JetStreamContext]]:
     nc = await connect(nats_url, "test")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -55,7 +57,9 @@ async def nats(nats_url: str) -> AsyncIterator[tuple]:
 
 
 @pytest.mark.usefixtures("nats_url")
-async def test_event_flows_once_from_one_schema_to_another(database_url: str, nats) -> None:
+async def test_event_flows_once_from_one_schema_to_another(
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
+) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.session_created"
@@ -124,7 +128,9 @@ async def test_event_flows_once_from_one_schema_to_another(database_url: str, na
         await consumer.stop()
 
 
-async def test_failing_handler_is_retried_then_reported(nats) -> None:
+async def test_failing_handler_is_retried_then_reported(
+    nats: tuple[NatsClient, JetStreamContext],
+) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.flaky"

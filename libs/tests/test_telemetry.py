@@ -70,7 +70,7 @@ async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) 
     received: list[trace_service_pb2.ExportTraceServiceRequest] = []
 
     class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-        async def Export(  # type: ignore[override]
+        async def Export(
             self,
             request: trace_service_pb2.ExportTraceServiceRequest,
             context: object,  # noqa: ARG002 — gRPC servicer signature
@@ -79,7 +79,7 @@ async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) 
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     script = (
