@@ -10,7 +10,7 @@ from infou_catalog.seed import load_seed
 from infou_libs.grpc_client import domain_error_from
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-Stub = catalog_pb2_grpc.CatalogServiceStub
+Stub = catalog_pb2_grpc.CatalogServiceAsyncStub
 SEED = load_seed()
 
 

@@ -17,7 +17,7 @@ from infou_protos.events.v1 import events_pb2
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from infou_protos.session.v1 import session_pb2
 
-Stub = feedback_pb2_grpc.FeedbackServiceStub
+Stub = feedback_pb2_grpc.FeedbackServiceAsyncStub
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 Eventually = Callable[..., Awaitable[Any]]
 
@@ -203,7 +203,7 @@ async def test_refusals_name_what_is_wrong(
 async def test_ratings_and_completion_reach_the_catalog(
     feedback_stub: Stub,
     learner: Any,
-    catalog_stub: catalog_pb2_grpc.CatalogServiceStub,
+    catalog_stub: catalog_pb2_grpc.CatalogServiceAsyncStub,
     eventually: Eventually,
 ) -> None:
     # A topic of its own: the catalog's averages are over every session of the topic.

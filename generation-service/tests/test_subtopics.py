@@ -88,7 +88,7 @@ def settings(
 @pytest.fixture(scope="module")
 async def stub(
     settings: GenerationSettings,
-) -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
+) -> AsyncIterator[generation_pb2_grpc.GenerationServiceAsyncStub]:
     async with (
         running_service(SPEC, settings) as port,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
@@ -132,7 +132,7 @@ def personalization(**overrides: Any) -> generation_pb2.Personalization:
 
 
 async def request(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     *,
     main_topic_id: int = 1,
     max_subtopics: int = 5,
@@ -159,7 +159,7 @@ async def request(
 
 
 async def finished(
-    stub: generation_pb2_grpc.GenerationServiceStub, generation_id: str, timeout: float = 30
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub, generation_id: str, timeout: float = 30
 ) -> generation_pb2.SubTopicGeneration:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -222,7 +222,7 @@ def norm(name: str) -> str:
 
 @pytest.mark.usefixtures("llm")
 async def test_a_request_is_generated_stored_and_announced_once(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     generation_id = await request(stub, max_subtopics=4)
@@ -286,7 +286,7 @@ async def test_a_request_is_generated_stored_and_announced_once(
 
 
 @pytest.mark.usefixtures("llm")
-async def test_options_are_honoured(stub: generation_pb2_grpc.GenerationServiceStub) -> None:
+async def test_options_are_honoured(stub: generation_pb2_grpc.GenerationServiceAsyncStub) -> None:
     generation_id = await request(
         stub, max_subtopics=1, include_prerequisites=False, difficulty_progression=False
     )
@@ -304,7 +304,7 @@ async def test_options_are_honoured(stub: generation_pb2_grpc.GenerationServiceS
 
 @pytest.mark.usefixtures("llm")
 async def test_no_options_means_five_with_prerequisites(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     accepted = await stub.RequestSubTopics(
         generation_pb2.RequestSubTopicsRequest(main_topic_id=1, personalization=personalization()),
@@ -316,7 +316,7 @@ async def test_no_options_means_five_with_prerequisites(
 
 
 async def test_learner_text_cannot_reveal_the_system_prompt(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
 ) -> None:
@@ -398,7 +398,7 @@ async def test_learner_text_cannot_reveal_the_system_prompt(
     ],
 )
 async def test_bad_requests_name_the_field(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     main_topic_id: int,
     options: dict[str, Any],
@@ -426,7 +426,7 @@ async def test_bad_requests_name_the_field(
 
 @pytest.mark.parametrize("generation_id", ["gen_0000000000000000", "nope", "", "gen_" + "a" * 200])
 async def test_an_unknown_generation_is_not_found(
-    stub: generation_pb2_grpc.GenerationServiceStub, generation_id: str
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub, generation_id: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetSubTopicGeneration(
@@ -438,7 +438,7 @@ async def test_an_unknown_generation_is_not_found(
 
 @pytest.mark.usefixtures("llm")
 async def test_generated_sub_topics_resolve_by_id_with_their_topic(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=2))
     ids = [i.id for i in reply.items]
@@ -457,7 +457,7 @@ async def test_generated_sub_topics_resolve_by_id_with_their_topic(
 
 @pytest.mark.usefixtures("llm")
 async def test_public_ids_are_random_and_resolve_the_sub_topics(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=3))
     keys = [i.public_id for i in reply.items]
@@ -473,7 +473,7 @@ async def test_public_ids_are_random_and_resolve_the_sub_topics(
 
 @pytest.mark.usefixtures("llm")
 async def test_expired_sub_topics_are_not_resolved(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=1))
@@ -494,7 +494,7 @@ async def test_expired_sub_topics_are_not_resolved(
 
 
 async def test_a_redelivered_job_of_a_completed_generation_does_nothing(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     nc: NatsClient,
     llm: FakeLLMControl,
@@ -522,7 +522,7 @@ async def test_a_redelivered_job_of_a_completed_generation_does_nothing(
 
 
 async def test_two_workers_on_one_generation_store_it_once(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     settings: GenerationSettings,
     sessions: async_sessionmaker[AsyncSession],
     nc: NatsClient,
@@ -554,7 +554,7 @@ async def test_two_workers_on_one_generation_store_it_once(
 
 
 async def test_a_job_that_exhausts_its_retries_fails_visibly(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
 ) -> None:
@@ -573,7 +573,7 @@ async def test_a_job_that_exhausts_its_retries_fails_visibly(
 
 
 async def test_no_budget_fails_with_the_budget_code(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     settings: GenerationSettings,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
@@ -609,7 +609,7 @@ async def test_no_budget_fails_with_the_budget_code(
 
 @pytest.mark.usefixtures("llm")
 async def test_a_request_is_admitted_then_released_and_a_replay_creates_nothing(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     ask = generation_pb2.RequestSubTopicsRequest(

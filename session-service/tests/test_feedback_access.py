@@ -13,7 +13,7 @@ import pytest
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceStub
+Stub = session_pb2_grpc.SessionServiceAsyncStub
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 
 

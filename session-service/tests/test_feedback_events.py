@@ -16,7 +16,7 @@ from infou_libs.subjects import PROGRESS_RECORDED as PROGRESS
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceStub
+Stub = session_pb2_grpc.SessionServiceAsyncStub
 
 
 def _usage() -> events_pb2.GenerationUsage:
