@@ -17,6 +17,7 @@ from typing import Any
 
 import content_examples as examples
 import pytest
+from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -111,7 +112,7 @@ class Results:
         self.seen: list[tuple[str, Any]] = []
 
     async def wait(self, subject: str, match: Any, timeout: float = 30.0) -> Any:
-        kinds = {
+        kinds: dict[str, type[Message]] = {
             "events.generation.curriculum_generated": events_pb2.CurriculumGenerated,
             "events.generation.article_generated": events_pb2.ArticleGenerated,
             "events.generation.article_converted": events_pb2.ArticleConverted,
@@ -279,7 +280,7 @@ async def _direct_article(
         session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
     )
     await publish(js, "jobs.article.generate", job)
-    event = await results.wait(
+    event: events_pb2.ArticleGenerated = await results.wait(
         "events.generation.article_generated", lambda e: e.article_id == job.article_id
     )
     return event.article
@@ -380,6 +381,7 @@ async def test_a_redelivered_article_job_publishes_its_result_once(
         context_json=json.dumps(fresh(examples.article_context())),
     )
     msg = job_message(js, "jobs.article.generate", job)
+    assert msg.headers is not None
     await handler(msg)
     calls = (await llm.stats())["total"]
     await handler(msg)  # the worker died before acking: JetStream delivers it again
@@ -400,6 +402,7 @@ async def test_an_exhausted_job_reports_once_and_never_after_a_success(
         session_id=sid, context_json=json.dumps(fresh(examples.curriculum_context()))
     )
     msg = job_message(js, "jobs.curriculum.generate", job)
+    assert msg.headers is not None
     await consumer.handler(msg)
     assert consumer.on_exhausted is not None
     await consumer.on_exhausted(msg, RuntimeError("late"))
@@ -433,6 +436,7 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
         context_json=json.dumps(context),
     )
     msg = job_message(js, "jobs.article.convert", job)
+    assert msg.headers is not None
     # A budget refusal is terminal: the job is not retried (it would only spend more).
     with pytest.raises(PermanentError) as caught:
         await consumer.handler(msg)
@@ -446,6 +450,7 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
                 outbox.c.event_id == f"failed-{msg.headers[EVENT_ID_HEADER]}"
             )
         )
+    assert payload is not None
     failed = events_pb2.GenerationFailed.FromString(bytes(payload))
     assert failed.error_code == "LLM_BUDGET_EXCEEDED"
     assert (failed.task, failed.task_id, failed.target_level) == (

@@ -43,6 +43,7 @@ from infou_generation.settings import GenerationSettings
 from infou_libs import subjects
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
+from infou_libs.levels import LEVELS
 from infou_libs.messaging import JOBS_STREAM, connect, publish
 from infou_protos.events.v1 import events_pb2
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
@@ -245,7 +246,7 @@ async def test_a_request_is_generated_stored_and_announced_once(
         assert item.prerequisites
         assert item.practical_projects
         assert item.learning_outcomes
-    levels = [prompts.LEVELS.index(i.difficulty_focus) for i in reply.items]
+    levels = [LEVELS.index(i.difficulty_focus) for i in reply.items]
     assert levels == sorted(levels)
 
     row, items, events = await stored(sessions, generation_id)
@@ -263,16 +264,16 @@ async def test_a_request_is_generated_stored_and_announced_once(
         "difficulty_progression": True,
     }
     assert row.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=89)
-    for item in items:
-        assert item.generation_prompt.startswith("[infou_subtopics")
-        assert item.llm_model == row.llm_model
-        assert item.llm_temperature == Decimal("0.7")
-        assert item.generation_params is not None
-        assert item.generation_params["prompt_version"] == prompts.PROMPT_VERSION
-        assert item.personalization_input == row.personalization_input
-        assert item.target_audience == "중급자"
-        assert item.expires_at == row.expires_at
-        assert item.approval_status == "pending"
+    for generated in items:
+        assert generated.generation_prompt.startswith("[infou_subtopics")
+        assert generated.llm_model == row.llm_model
+        assert generated.llm_temperature == Decimal("0.7")
+        assert generated.generation_params is not None
+        assert generated.generation_params["prompt_version"] == prompts.PROMPT_VERSION
+        assert generated.personalization_input == row.personalization_input
+        assert generated.target_audience == "중급자"
+        assert generated.expires_at == row.expires_at
+        assert generated.approval_status == "pending"
     [payload] = events
     event = events_pb2.SubTopicsGenerated.FromString(payload)
     assert (event.generation_id, event.main_topic_id, event.count) == (generation_id, 1, 4)
