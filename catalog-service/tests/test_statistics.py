@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 import pytest
 from google.protobuf.message import Message
@@ -28,7 +28,8 @@ from infou_libs.subjects import (
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.events.v1 import events_pb2
 
-Stub = catalog_pb2_grpc.CatalogServiceAsyncStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "catalog_pb2_grpc.CatalogServiceAsyncStub"
 T = TypeVar("T")
 
 

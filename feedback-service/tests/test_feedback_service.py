@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -17,7 +17,8 @@ from infou_protos.events.v1 import events_pb2
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from infou_protos.session.v1 import session_pb2
 
-Stub = feedback_pb2_grpc.FeedbackServiceAsyncStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "feedback_pb2_grpc.FeedbackServiceAsyncStub"
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 Eventually = Callable[..., Awaitable[Any]]
 

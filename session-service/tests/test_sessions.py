@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -22,7 +22,8 @@ from infou_libs.subjects import TASK_FAILED as FAILED
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceAsyncStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "session_pb2_grpc.SessionServiceAsyncStub"
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 
 
