@@ -25,8 +25,15 @@ lint:
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen ruff check .
 
+# Every test folder has its own conftest.py, so each is checked on its own (same strictness).
+TEST_DIRS := libs/tests gateway/tests catalog-service/tests session-service/tests \
+	generation-service/tests feedback-service/tests realtime-service/tests tests/deploy tests/e2e
+
 typecheck:
 	$(UV) run --frozen mypy
+	@status=0; for dir in $(TEST_DIRS); do \
+		echo "mypy $$dir"; $(UV) run --frozen mypy $$dir || status=1; \
+	done; exit $$status
 
 protos:
 	$(UV) run --frozen python protos/generate.py

@@ -44,7 +44,7 @@ async def catalog_port(catalog_database_url: str, catalog_nats_url: str) -> Asyn
 
 
 @pytest.fixture(scope="module")
-async def catalog(catalog_port: int) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceStub]:
+async def catalog(catalog_port: int) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{catalog_port}") as channel:
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
 

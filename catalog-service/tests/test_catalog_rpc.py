@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import grpc
 import pytest
 
@@ -10,7 +12,8 @@ from infou_catalog.seed import load_seed
 from infou_libs.grpc_client import domain_error_from
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-Stub = catalog_pb2_grpc.CatalogServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "catalog_pb2_grpc.CatalogServiceAsyncStub"
 SEED = load_seed()
 
 

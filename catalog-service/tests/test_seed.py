@@ -131,6 +131,7 @@ async def test_seed_is_idempotent_and_follows_file_changes(
         assert sub is not None
         assert topic.total_learners == 42
         assert sub.name == "AI 개념 지도 (개정)"
+        assert payload is not None
         event = events_pb2.CatalogChanged.FromString(payload)
         assert list(event.main_topic_ids) == [topic.id]
         assert list(event.main_topic_slugs) == ["ai-ml"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
+from typing import Protocol, TypeAlias, TypeVar
 
 import pytest
 from google.protobuf.message import Message
@@ -27,7 +28,17 @@ from infou_libs.subjects import (
 from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from infou_protos.events.v1 import events_pb2
 
-Stub = catalog_pb2_grpc.CatalogServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "catalog_pb2_grpc.CatalogServiceAsyncStub"
+T = TypeVar("T")
+
+
+class Eventually(Protocol):
+    """The `eventually` fixture: polls `probe` until `done(result)`, returns the last result."""
+
+    def __call__(
+        self, probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = ...
+    ) -> Awaitable[T]: ...
 
 
 async def deliver(
@@ -70,7 +81,10 @@ async def changes(nc: NatsClient) -> AsyncIterator[list[events_pb2.CatalogChange
 
 
 async def test_session_created_counts_learners_and_usage_once(
-    catalog: Stub, js: JetStreamContext, eventually, changes
+    catalog: Stub,
+    js: JetStreamContext,
+    eventually: Eventually,
+    changes: list[events_pb2.CatalogChanged],
 ) -> None:
     before = await topic(catalog, "web-development")
     t = before.topic
@@ -119,12 +133,12 @@ async def test_session_created_counts_learners_and_usage_once(
     assert {c.reason for c in mine} == {"session_created"}
 
 
-async def _noop(value):  # type: ignore[no-untyped-def]
+async def _noop(value: list[events_pb2.CatalogChanged]) -> list[events_pb2.CatalogChanged]:
     return value
 
 
 async def test_generated_sub_topics_are_counted(
-    catalog: Stub, js: JetStreamContext, eventually
+    catalog: Stub, js: JetStreamContext, eventually: Eventually
 ) -> None:
     t = (await topic(catalog, "physics")).topic
     event = events_pb2.SubTopicsGenerated(generation_id="gen_1", main_topic_id=t.id, count=5)
@@ -153,7 +167,7 @@ async def test_generated_sub_topics_are_counted(
 
 
 async def test_ratings_average_latest_rating_per_article(
-    catalog: Stub, js: JetStreamContext, eventually
+    catalog: Stub, js: JetStreamContext, eventually: Eventually
 ) -> None:
     detail = await topic(catalog, "digital-marketing")
     sub = detail.sub_topics[0]
@@ -219,7 +233,7 @@ async def test_ratings_average_latest_rating_per_article(
 
 
 async def test_completion_rate_averages_each_sessions_latest_value(
-    catalog: Stub, js: JetStreamContext, eventually
+    catalog: Stub, js: JetStreamContext, eventually: Eventually
 ) -> None:
     t = (await topic(catalog, "philosophy")).topic
 
@@ -247,7 +261,7 @@ async def test_completion_rate_averages_each_sessions_latest_value(
 
 
 async def test_popular_orders_by_popularity_score(
-    catalog: Stub, js: JetStreamContext, eventually
+    catalog: Stub, js: JetStreamContext, eventually: Eventually
 ) -> None:
     reply = await catalog.ListMainTopics(
         catalog_pb2.ListMainTopicsRequest(category="life", limit=100), timeout=5

@@ -113,7 +113,7 @@ class Ports:
 
 @pytest.fixture(scope="module")
 async def ports(module_database_url: str, module_nats_url: str) -> AsyncIterator[Ports]:
-    common = {"environment": "test", "database_url": module_database_url}
+    common: dict[str, Any] = {"environment": "test", "database_url": module_database_url}
     catalog = CatalogSettings(**common, nats_url=module_nats_url)
     # Session creation is admitted by generation-service (the LLM budget): its gRPC API runs.
     generation = GenerationSettings(
@@ -140,26 +140,27 @@ async def ports(module_database_url: str, module_nats_url: str) -> AsyncIterator
 
 
 @pytest.fixture(scope="module")
-async def feedback_stub(ports: Ports) -> AsyncIterator[feedback_pb2_grpc.FeedbackServiceStub]:
+async def feedback_stub(ports: Ports) -> AsyncIterator[feedback_pb2_grpc.FeedbackServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports.feedback}") as channel:
         yield feedback_pb2_grpc.FeedbackServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
-async def session_stub(ports: Ports) -> AsyncIterator[session_pb2_grpc.SessionServiceStub]:
+async def session_stub(ports: Ports) -> AsyncIterator[session_pb2_grpc.SessionServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports.session}") as channel:
         yield session_pb2_grpc.SessionServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
-async def catalog_stub(ports: Ports) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceStub]:
+async def catalog_stub(ports: Ports) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports.catalog}") as channel:
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
 async def module_sessions(
-    module_database_url: str, ports: Ports
+    module_database_url: str,
+    ports: Ports,  # noqa: ARG001 — requested so the services run
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """The module database's feedback schema (the running service migrated it)."""
     engine = create_engine(module_database_url, SCHEMA)
@@ -181,8 +182,8 @@ class Learner:
 
     js: JetStreamContext
     jobs: JetStreamContext.PullSubscription
-    session: session_pb2_grpc.SessionServiceStub
-    catalog: catalog_pb2_grpc.CatalogServiceStub
+    session: session_pb2_grpc.SessionServiceAsyncStub
+    catalog: catalog_pb2_grpc.CatalogServiceAsyncStub
 
     async def _job(self, subject: str, payload: type[T], timeout: float = 15.0) -> T:
         loop = asyncio.get_running_loop()
@@ -287,9 +288,9 @@ def _usage() -> events_pb2.GenerationUsage:
 @pytest.fixture(scope="module")
 async def learner(
     nc: NatsClient,
-    ports: Ports,
-    session_stub: session_pb2_grpc.SessionServiceStub,
-    catalog_stub: catalog_pb2_grpc.CatalogServiceStub,
+    ports: Ports,  # noqa: ARG001 — requested so the services run
+    session_stub: session_pb2_grpc.SessionServiceAsyncStub,
+    catalog_stub: catalog_pb2_grpc.CatalogServiceAsyncStub,
 ) -> AsyncIterator[Learner]:
     js = nc.jetstream()
     sub = await js.pull_subscribe(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -17,7 +17,8 @@ from infou_protos.events.v1 import events_pb2
 from infou_protos.feedback.v1 import feedback_pb2, feedback_pb2_grpc
 from infou_protos.session.v1 import session_pb2
 
-Stub = feedback_pb2_grpc.FeedbackServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "feedback_pb2_grpc.FeedbackServiceAsyncStub"
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 Eventually = Callable[..., Awaitable[Any]]
 
@@ -203,7 +204,7 @@ async def test_refusals_name_what_is_wrong(
 async def test_ratings_and_completion_reach_the_catalog(
     feedback_stub: Stub,
     learner: Any,
-    catalog_stub: catalog_pb2_grpc.CatalogServiceStub,
+    catalog_stub: catalog_pb2_grpc.CatalogServiceAsyncStub,
     eventually: Eventually,
 ) -> None:
     # A topic of its own: the catalog's averages are over every session of the topic.
@@ -335,8 +336,9 @@ async def test_progress_and_adaptive_difficulty_reach_the_session(
     assert (a.current_level, a.level_switches_count) == ("beginner", 1)
 
 
+@pytest.mark.usefixtures("nc")
 async def test_without_adaptive_difficulty_nothing_is_converted(
-    feedback_stub: Stub, learner: Any, nc: NatsClient
+    feedback_stub: Stub, learner: Any
 ) -> None:
     created, ids, _topic, _sub = await learner.written_session(articles=3, adaptive=False)
     for article_id in ids:

@@ -27,7 +27,9 @@ def _app(exc: Exception | None = None) -> FastAPI:
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+    return grpc.aio.AioRpcError(
+        code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details, debug_error_string=None
+    )
 
 
 def _domain_rpc_error(error: DomainError) -> grpc.aio.AioRpcError:
@@ -38,6 +40,7 @@ def _domain_rpc_error(error: DomainError) -> grpc.aio.AioRpcError:
         grpc.aio.Metadata(),
         grpc.aio.Metadata(*status.trailing_metadata),
         details=status.details,
+        debug_error_string=None,
     )
 
 

@@ -38,7 +38,7 @@ REDIS_DB = 12  # this module's own database on the shared Redis
 
 @pytest.fixture(scope="module")
 async def services(module_database_url: str, module_nats_url: str) -> AsyncIterator[dict[str, int]]:
-    common = {"environment": "test", "database_url": module_database_url}
+    common: dict[str, Any] = {"environment": "test", "database_url": module_database_url}
     async with (
         running_service(
             CATALOG_SPEC, CatalogSettings(**common, nats_url=module_nats_url)
@@ -96,7 +96,8 @@ async def js(module_nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 @pytest.fixture(scope="module")
 async def jobs(
-    js: JetStreamContext, services: dict[str, int]
+    js: JetStreamContext,
+    services: dict[str, int],  # noqa: ARG001 — requested so the services run
 ) -> AsyncIterator[JetStreamContext.PullSubscription]:
     sub = await js.pull_subscribe(
         "jobs.>", durable="gw-feedback-worker", stream=JOBS_STREAM, config=ConsumerConfig()

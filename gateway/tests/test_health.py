@@ -15,13 +15,14 @@ from infou_gateway.settings import GatewaySettings
 
 async def test_everything_down_is_degraded_and_named() -> None:
     closed = free_port()
+    addrs: dict[str, Any] = {
+        f"{s}_addr": f"127.0.0.1:{closed}"
+        for s in ("catalog", "session", "generation", "feedback", "realtime")
+    }
     settings = GatewaySettings(
         redis_url=f"redis://127.0.0.1:{closed}/0",
         nats_url=f"nats://127.0.0.1:{closed}",
-        **{
-            f"{s}_addr": f"127.0.0.1:{closed}"
-            for s in ("catalog", "session", "generation", "feedback", "realtime")
-        },
+        **addrs,
         health_timeout_seconds=0.5,
     )
     app = create_app(settings)
@@ -56,13 +57,14 @@ async def test_healthy_dependencies_are_reported_connected(
     catalog_settings = CatalogSettings(
         environment="test", database_url=database_url, nats_url=nats_url
     )
+    addrs: dict[str, Any] = {
+        f"{s}_addr": f"127.0.0.1:{closed}"
+        for s in ("catalog", "session", "generation", "feedback", "realtime")
+    }
     settings = GatewaySettings(
         redis_url=redis_url,
         nats_url=nats_url,
-        **{
-            f"{s}_addr": f"127.0.0.1:{closed}"
-            for s in ("catalog", "session", "generation", "feedback", "realtime")
-        },
+        **addrs,
         health_timeout_seconds=0.5,
     )
     async with running_service(CATALOG, catalog_settings) as catalog_port:
@@ -85,7 +87,7 @@ async def _health_once_nats_attached(settings: GatewaySettings) -> dict[str, Any
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             # NATS attaches in the background: the gateway serves before it is connected.
             for _ in range(50):
-                body = (await client.get("/health")).json()
+                body: dict[str, Any] = (await client.get("/health")).json()
                 if body["services"]["nats"] == "connected":
                     break
                 await asyncio.sleep(0.1)

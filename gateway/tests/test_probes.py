@@ -1,5 +1,7 @@
 """/live and /ready answer for the gateway itself; /health still names what is down."""
 
+from typing import Any
+
 import httpx
 
 from infou_devtools.engines import free_port
@@ -9,14 +11,15 @@ from infou_gateway.settings import GatewaySettings
 
 async def test_the_gateway_stays_live_and_ready_while_everything_behind_it_is_down() -> None:
     closed = free_port()
+    addrs: dict[str, Any] = {
+        f"{s}_addr": f"127.0.0.1:{closed}"
+        for s in ("catalog", "session", "generation", "feedback", "realtime")
+    }
     settings = GatewaySettings(
         database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/infou",
         redis_url=f"redis://127.0.0.1:{closed}/0",
         nats_url=f"nats://127.0.0.1:{closed}",
-        **{
-            f"{s}_addr": f"127.0.0.1:{closed}"
-            for s in ("catalog", "session", "generation", "feedback", "realtime")
-        },
+        **addrs,
         health_timeout_seconds=0.5,
         rate_limit_per_minute=0,
     )

@@ -2,7 +2,7 @@
 API keys, and limits that keep holding when Redis is down."""
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,6 +19,10 @@ from infou_gateway.settings import GatewaySettings
 
 def _app(redis_url: str, limit: int, **extra: Any) -> FastAPI:
     closed = free_port()
+    addrs: dict[str, Any] = {
+        f"{s}_addr": f"127.0.0.1:{closed}"
+        for s in ("catalog", "session", "generation", "feedback", "realtime")
+    }
     return create_app(
         GatewaySettings(
             redis_url=redis_url,
@@ -26,10 +30,7 @@ def _app(redis_url: str, limit: int, **extra: Any) -> FastAPI:
             nats_url=f"nats://127.0.0.1:{closed}",
             rate_limit_per_minute=limit,
             health_timeout_seconds=0.2,
-            **{
-                f"{s}_addr": f"127.0.0.1:{closed}"
-                for s in ("catalog", "session", "generation", "feedback", "realtime")
-            },
+            **addrs,
             **extra,
         )
     )
@@ -155,7 +156,7 @@ async def test_api_keys_have_their_own_limits_and_revocation_bites(redis_url: st
     assert [r.status_code for r in keyed] == [404] * 5 + [429]
     assert revoked[0].status_code == 401
     # Only the key's hash is stored.
-    raw = await Redis.from_url(redis_url).hgetall("apikeys:v1")
+    raw = cast(dict[bytes, bytes], await Redis.from_url(redis_url).hgetall("apikeys:v1"))
     assert key.encode() not in b"".join([*raw.keys(), *raw.values()])
 
 

@@ -144,7 +144,7 @@ async def take_jobs(
     sub: JetStreamContext.PullSubscription, subject: str, count: int
 ) -> list[dict[str, Any]]:
     """`count` jobs on `subject` (acked), decoded with their context."""
-    kinds = {
+    kinds: dict[str, Any] = {
         "jobs.curriculum.generate": events_pb2.GenerateCurriculumJob,
         "jobs.article.generate": events_pb2.GenerateArticleJob,
         "jobs.article.convert": events_pb2.ConvertArticleJob,

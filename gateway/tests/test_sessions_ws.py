@@ -27,6 +27,7 @@ from nats.js.api import ConsumerConfig
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.settings import CatalogSettings
@@ -162,7 +163,7 @@ async def new_session(api: httpx.AsyncClient) -> dict[str, Any]:
 async def take(
     sub: JetStreamContext.PullSubscription, subject: str, session_id: str, count: int
 ) -> list[Any]:
-    kinds = {
+    kinds: dict[str, Any] = {
         "jobs.curriculum.generate": events_pb2.GenerateCurriculumJob,
         "jobs.article.generate": events_pb2.GenerateArticleJob,
     }
@@ -275,7 +276,8 @@ async def test_the_snapshot_comes_first_then_every_event_until_complete(
 async def test_the_token_may_come_as_a_subprotocol(gateway: str, api: httpx.AsyncClient) -> None:
     created = await new_session(api)
     async with websockets.connect(
-        ws_url(gateway, created["session_id"]), subprotocols=["infou.v1", created["access_token"]]
+        ws_url(gateway, created["session_id"]),
+        subprotocols=[Subprotocol("infou.v1"), Subprotocol(created["access_token"])],
     ) as ws:
         assert ws.subprotocol == "infou.v1"
         assert json.loads(await ws.recv())["type"] == "snapshot"

@@ -31,7 +31,7 @@ def _walk(schema: dict[str, Any], path: str = "$") -> Iterator[tuple[str, dict[s
         yield from _walk(schema["items"], f"{path}[]")
 
 
-ARTICLE = {
+ARTICLE: dict[str, Any] = {
     "title": "트랜스포머 아키텍처 핵심 개념",
     "summary": "어텐션의 역할을 정리합니다.",
     "sections": [{"heading": "들어가며", "body": "트랜스포머는 어텐션을 중심으로 한 구조입니다."}],
@@ -43,7 +43,7 @@ ARTICLE = {
     "related_concepts": ["임베딩"],
     "practice_problems": [],
 }
-VALID = {
+VALID: dict[str, dict[str, Any]] = {
     "subtopics": {
         "subtopics": [
             {

@@ -36,9 +36,8 @@ def chat_body(**extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_a_plain_answer_is_a_minimal_valid_instance(
-    fake_llm_server: FakeLLMServer, fake_llm: FakeLLMControl
-) -> None:
+@pytest.mark.usefixtures("fake_llm")
+async def test_a_plain_answer_is_a_minimal_valid_instance(fake_llm_server: FakeLLMServer) -> None:
     async with httpx.AsyncClient(base_url=fake_llm_server.url) as client:
         reply = (await client.post("/v1/chat/completions", json=chat_body())).json()
     answer = json.loads(reply["choices"][0]["message"]["content"])
@@ -88,9 +87,8 @@ async def test_armed_faults_count_down_and_match_their_api(
     assert validate(last["content"][0]["input"], SCHEMA) == []
 
 
-async def test_speed_knobs_delay_the_first_token(
-    fake_llm_server: FakeLLMServer, fake_llm: FakeLLMControl
-) -> None:
+@pytest.mark.usefixtures("fake_llm")
+async def test_speed_knobs_delay_the_first_token(fake_llm_server: FakeLLMServer) -> None:
     async with httpx.AsyncClient(base_url=fake_llm_server.url) as client:
         started = time.monotonic()
         await client.post(
@@ -103,16 +101,16 @@ async def test_speed_knobs_delay_the_first_token(
     assert slow >= 0.3 > fast
 
 
-async def test_unknown_scenarios_are_refused(
-    fake_llm_server: FakeLLMServer, fake_llm: FakeLLMControl
-) -> None:
+@pytest.mark.usefixtures("fake_llm")
+async def test_unknown_scenarios_are_refused(fake_llm_server: FakeLLMServer) -> None:
     async with httpx.AsyncClient(base_url=fake_llm_server.url) as client:
         response = await client.post("/_control", json={"scenario": "meteor_strike"})
     assert response.status_code == 400
 
 
+@pytest.mark.usefixtures("fake_llm")
 async def test_task_context_is_answered_by_the_offline_composer(
-    fake_llm_server: FakeLLMServer, fake_llm: FakeLLMControl
+    fake_llm_server: FakeLLMServer,
 ) -> None:
     composer = load_composer()
     if composer is None:
@@ -153,7 +151,8 @@ async def test_task_context_is_answered_by_the_offline_composer(
     assert validate(answer, rendered.json_schema) == []
 
 
-async def test_the_command_line_entry_serves(fake_llm: FakeLLMControl) -> None:
+@pytest.mark.usefixtures("fake_llm")
+async def test_the_command_line_entry_serves() -> None:
     port = free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 (a short-lived child, stopped below)
         [sys.executable, "-m", "infou_devtools.fakellm", "--port", str(port)],

@@ -17,6 +17,7 @@ from typing import Any
 
 import content_examples as examples
 import pytest
+from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -98,7 +99,7 @@ async def sessions(module_database_url: str) -> AsyncIterator[async_sessionmaker
 
 
 @pytest.fixture(scope="module")
-async def nc(module_nats_url: str, service: int) -> AsyncIterator[NatsClient]:
+async def nc(module_nats_url: str, service: int) -> AsyncIterator[NatsClient]:  # noqa: ARG001 — requested so the service runs
     client = await connect(module_nats_url, "generation-session-jobs-tests")
     await ensure_streams(client.jetstream())
     yield client
@@ -118,7 +119,7 @@ class Results:
         self.seen: list[tuple[str, Any]] = []
 
     async def wait(self, subject: str, match: Any, timeout: float = 30.0) -> Any:
-        kinds = {
+        kinds: dict[str, type[Message]] = {
             "events.generation.curriculum_generated": events_pb2.CurriculumGenerated,
             "events.generation.article_generated": events_pb2.ArticleGenerated,
             "events.generation.article_converted": events_pb2.ArticleConverted,
@@ -218,8 +219,9 @@ async def test_a_curriculum_job_answers_with_the_plan_and_its_cost_then_from_the
     assert (await llm.stats())["total"] == requests
 
 
+@pytest.mark.usefixtures("llm")
 async def test_an_article_job_answers_with_the_written_article(
-    js: JetStreamContext, results: Results, llm: FakeLLMControl
+    js: JetStreamContext, results: Results
 ) -> None:
     context = fresh(
         examples.article_context(
@@ -249,8 +251,9 @@ async def test_an_article_job_answers_with_the_written_article(
     assert context["personalization"]["learning_goals"] not in event.usage.prompt_excerpt
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_conversion_job_answers_at_the_target_level(
-    js: JetStreamContext, results: Results, llm: FakeLLMControl
+    js: JetStreamContext, results: Results
 ) -> None:
     source = examples.article_context("supervised", "intermediate")
     written = await _direct_article(js, results, fresh(source))
@@ -284,7 +287,7 @@ async def _direct_article(
         session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
     )
     await publish(js, "jobs.article.generate", job)
-    event = await results.wait(
+    event: events_pb2.ArticleGenerated = await results.wait(
         "events.generation.article_generated", lambda e: e.article_id == job.article_id
     )
     return event.article
@@ -369,12 +372,12 @@ async def outbox_rows(sessions: async_sessionmaker[AsyncSession], event_id: str)
     return int(count or 0)
 
 
+@pytest.mark.usefixtures("service")
 async def test_a_redelivered_article_job_publishes_its_result_once(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct()
     handler = article.consumer(ctx).handler
@@ -385,6 +388,7 @@ async def test_a_redelivered_article_job_publishes_its_result_once(
         context_json=json.dumps(fresh(examples.article_context())),
     )
     msg = job_message(js, "jobs.article.generate", job)
+    assert msg.headers is not None
     await handler(msg)
     calls = (await llm.stats())["total"]
     await handler(msg)  # the worker died before acking: JetStream delivers it again
@@ -392,12 +396,11 @@ async def test_a_redelivered_article_job_publishes_its_result_once(
     assert await outbox_rows(sessions, f"article-{msg.headers[EVENT_ID_HEADER]}") == 1
 
 
+@pytest.mark.usefixtures("llm", "service")
 async def test_an_exhausted_job_reports_once_and_never_after_a_success(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct()
     consumer = curriculum.consumer(ctx)
@@ -406,6 +409,7 @@ async def test_an_exhausted_job_reports_once_and_never_after_a_success(
         session_id=sid, context_json=json.dumps(fresh(examples.curriculum_context()))
     )
     msg = job_message(js, "jobs.curriculum.generate", job)
+    assert msg.headers is not None
     await consumer.handler(msg)
     assert consumer.on_exhausted is not None
     await consumer.on_exhausted(msg, RuntimeError("late"))
@@ -414,12 +418,12 @@ async def test_an_exhausted_job_reports_once_and_never_after_a_success(
     assert await outbox_rows(sessions, f"failed-{event_id}") == 0
 
 
+@pytest.mark.usefixtures("service")
 async def test_no_budget_fails_the_conversion_with_the_budget_code(
     direct: Any,
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
-    service: int,
 ) -> None:
     ctx = direct(daily_budget_usd=Decimal(0))
     consumer = conversion.consumer(ctx)
@@ -439,6 +443,7 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
         context_json=json.dumps(context),
     )
     msg = job_message(js, "jobs.article.convert", job)
+    assert msg.headers is not None
     # A budget refusal is terminal: the job is not retried (it would only spend more).
     with pytest.raises(PermanentError) as caught:
         await consumer.handler(msg)
@@ -452,6 +457,7 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
                 outbox.c.event_id == f"failed-{msg.headers[EVENT_ID_HEADER]}"
             )
         )
+    assert payload is not None
     failed = events_pb2.GenerationFailed.FromString(bytes(payload))
     assert failed.error_code == "LLM_BUDGET_EXCEEDED"
     assert (failed.task, failed.task_id, failed.target_level) == (
@@ -462,8 +468,9 @@ async def test_no_budget_fails_the_conversion_with_the_budget_code(
     assert "예산" in failed.message
 
 
+@pytest.mark.usefixtures("service")
 async def test_waiting_out_a_rate_limit_is_announced_to_the_sessions_watchers(
-    direct: Any, nc: NatsClient, js: JetStreamContext, llm: FakeLLMControl, service: int
+    direct: Any, nc: NatsClient, js: JetStreamContext, llm: FakeLLMControl
 ) -> None:
     ctx = direct(llm_max_retries=1)  # a worker that waits a rate limit out
     handler = article.consumer(ctx).handler

@@ -1,5 +1,7 @@
 """Structured-output validation names each violation with its path; minimal instances validate."""
 
+from typing import Any
+
 import pytest
 
 from infou_generation.llm.jsonschema import minimal_instance, validate
@@ -73,7 +75,7 @@ def test_a_valid_object_has_no_errors() -> None:
         ),
     ],
 )
-def test_violations_are_named_with_their_path(article: dict, expected: str) -> None:
+def test_violations_are_named_with_their_path(article: dict[str, Any], expected: str) -> None:
     errors = validate(article, ARTICLE)
     assert any(expected in e for e in errors), errors
 

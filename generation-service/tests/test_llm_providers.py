@@ -20,6 +20,7 @@ from infou_generation.llm.router import LLMRouter, build_router, price
 from infou_generation.llm.types import (
     InvalidOutputError,
     LLMRequest,
+    ProviderName,
     ProviderUnavailableError,
     RateLimitedError,
     TokenUsage,
@@ -98,7 +99,7 @@ class RateLimitLog:
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_provider_answers_with_schema_valid_json(
-    provider: str,
+    provider: ProviderName,
     stream: bool,
     router_for: Callable[..., LLMRouter],
     fake_llm: FakeLLMControl,
@@ -132,7 +133,7 @@ async def test_a_provider_answers_with_schema_valid_json(
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_cached_input_is_counted_and_priced_apart(
-    provider: str,
+    provider: ProviderName,
     router_for: Callable[..., LLMRouter],
     fake_llm: FakeLLMControl,
 ) -> None:
@@ -160,7 +161,8 @@ async def test_a_429_is_waited_out_and_announced(
     result = await router_for(provider).generate(request, on_rate_limited=announced)
 
     assert result.provider == provider
-    assert announced.calls == [(provider, pytest.approx(0.05))]
+    expected: list[tuple[str, object]] = [(provider, pytest.approx(0.05))]
+    assert announced.calls == expected
     stats = await fake_llm.stats()
     assert stats["total"] == 2
     assert stats["scenarios"] == {"rate_limit": 1}

@@ -167,10 +167,10 @@ async def test_no_room_anywhere_refuses_with_the_budget_code(
     assert (await fake_llm.stats())["total"] == 0
 
 
+@pytest.mark.usefixtures("generation_sessions")
 async def test_concurrent_generations_do_not_overshoot_the_budget(
     routers: Callable[..., LLMRouter],
     fake_llm: FakeLLMControl,
-    generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     # Each openai call holds about $0.05 while in flight: only two fit at a time.
     await fake_llm.configure(ttft_ms=300)
@@ -226,7 +226,7 @@ async def test_a_failing_announcement_does_not_fail_the_generation(
 ) -> None:
     await fake_llm.arm("rate_limit", times=1, retry_after=0.01)
 
-    async def broken(provider: str, wait_s: float) -> None:
+    async def broken(provider: str, wait_s: float) -> None:  # noqa: ARG001 — callback signature
         raise RuntimeError("watchers are gone")
 
     result = await routers("openai").generate(make_request(), on_rate_limited=broken)
@@ -290,8 +290,9 @@ async def test_offline_answers_without_network_and_says_so(
     assert await statuses(generation_sessions, request.session_id) == [("offline", "ok")]
 
 
+@pytest.mark.usefixtures("fake_llm")
 async def test_the_fake_server_answers_our_prompts_with_composed_content(
-    routers: Callable[..., LLMRouter], fake_llm: FakeLLMControl
+    routers: Callable[..., LLMRouter],
 ) -> None:
     request = rendered_request("subtopics", SUBTOPICS_CONTEXT)
     from infou_generation.content import offline

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from content_examples import SUB_TOPICS, article_context
 
-from infou_generation.content.levels import ARTICLE_LENGTHS, LEVELS
+from infou_generation.content.levels import ARTICLE_LENGTHS
 from infou_generation.content.offline import compose
 from infou_generation.content.quality import (
     LEVEL_BANDS,
@@ -22,6 +22,7 @@ from infou_generation.content.quality import (
     read_time,
     word_count,
 )
+from infou_libs.levels import LEVELS
 
 # Written by hand for someone who has never heard of a cache: short sentences, every term
 # defined where it first appears, everyday analogies, no unexplained English.

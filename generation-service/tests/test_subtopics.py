@@ -43,6 +43,7 @@ from infou_generation.settings import GenerationSettings
 from infou_libs import subjects
 from infou_libs.db import create_engine, session_factory
 from infou_libs.grpc_client import domain_error_from
+from infou_libs.levels import LEVELS
 from infou_libs.messaging import JOBS_STREAM, connect, publish
 from infou_protos.events.v1 import events_pb2
 from infou_protos.generation.v1 import generation_pb2, generation_pb2_grpc
@@ -90,7 +91,7 @@ def settings(
 @pytest.fixture(scope="module")
 async def stub(
     settings: GenerationSettings,
-) -> AsyncIterator[generation_pb2_grpc.GenerationServiceStub]:
+) -> AsyncIterator[generation_pb2_grpc.GenerationServiceAsyncStub]:
     async with (
         running_service(SPEC, settings) as port,
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
@@ -100,7 +101,8 @@ async def stub(
 
 @pytest.fixture(scope="module")
 async def sessions(
-    module_database_url: str, stub: Any
+    module_database_url: str,
+    stub: Any,  # noqa: ARG001 — requested so the service (and its schema) is up
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(module_database_url, SCHEMA)
     yield session_factory(engine)
@@ -133,7 +135,7 @@ def personalization(**overrides: Any) -> generation_pb2.Personalization:
 
 
 async def request(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     *,
     main_topic_id: int = 1,
     max_subtopics: int = 5,
@@ -160,7 +162,7 @@ async def request(
 
 
 async def finished(
-    stub: generation_pb2_grpc.GenerationServiceStub, generation_id: str, timeout: float = 30
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub, generation_id: str, timeout: float = 30
 ) -> generation_pb2.SubTopicGeneration:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -221,10 +223,10 @@ def norm(name: str) -> str:
 # ── the flow ─────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_request_is_generated_stored_and_announced_once(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     generation_id = await request(stub, max_subtopics=4)
     reply = await finished(stub, generation_id)
@@ -246,7 +248,7 @@ async def test_a_request_is_generated_stored_and_announced_once(
         assert item.prerequisites
         assert item.practical_projects
         assert item.learning_outcomes
-    levels = [prompts.LEVELS.index(i.difficulty_focus) for i in reply.items]
+    levels = [LEVELS.index(i.difficulty_focus) for i in reply.items]
     assert levels == sorted(levels)
 
     row, items, events = await stored(sessions, generation_id)
@@ -264,16 +266,16 @@ async def test_a_request_is_generated_stored_and_announced_once(
         "difficulty_progression": True,
     }
     assert row.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=89)
-    for item in items:
-        assert item.generation_prompt.startswith("[infou_subtopics")
-        assert item.llm_model == row.llm_model
-        assert item.llm_temperature == Decimal("0.7")
-        assert item.generation_params is not None
-        assert item.generation_params["prompt_version"] == prompts.PROMPT_VERSION
-        assert item.personalization_input == row.personalization_input
-        assert item.target_audience == "중급자"
-        assert item.expires_at == row.expires_at
-        assert item.approval_status == "pending"
+    for generated in items:
+        assert generated.generation_prompt.startswith("[infou_subtopics")
+        assert generated.llm_model == row.llm_model
+        assert generated.llm_temperature == Decimal("0.7")
+        assert generated.generation_params is not None
+        assert generated.generation_params["prompt_version"] == prompts.PROMPT_VERSION
+        assert generated.personalization_input == row.personalization_input
+        assert generated.target_audience == "중급자"
+        assert generated.expires_at == row.expires_at
+        assert generated.approval_status == "pending"
     [payload] = events
     event = events_pb2.SubTopicsGenerated.FromString(payload)
     assert (event.generation_id, event.main_topic_id, event.count) == (generation_id, 1, 4)
@@ -286,9 +288,8 @@ async def test_a_request_is_generated_stored_and_announced_once(
     assert calls == 1
 
 
-async def test_options_are_honoured(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
-) -> None:
+@pytest.mark.usefixtures("llm")
+async def test_options_are_honoured(stub: generation_pb2_grpc.GenerationServiceAsyncStub) -> None:
     generation_id = await request(
         stub, max_subtopics=1, include_prerequisites=False, difficulty_progression=False
     )
@@ -304,8 +305,9 @@ async def test_options_are_honoured(
     assert len({norm(i.name) for i in reply.items}) == 10
 
 
+@pytest.mark.usefixtures("llm")
 async def test_no_options_means_five_with_prerequisites(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     accepted = await stub.RequestSubTopics(
         generation_pb2.RequestSubTopicsRequest(main_topic_id=1, personalization=personalization()),
@@ -317,7 +319,7 @@ async def test_no_options_means_five_with_prerequisites(
 
 
 async def test_learner_text_cannot_reveal_the_system_prompt(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
 ) -> None:
@@ -399,7 +401,7 @@ async def test_learner_text_cannot_reveal_the_system_prompt(
     ],
 )
 async def test_bad_requests_name_the_field(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     main_topic_id: int,
     options: dict[str, Any],
@@ -427,7 +429,7 @@ async def test_bad_requests_name_the_field(
 
 @pytest.mark.parametrize("generation_id", ["gen_0000000000000000", "nope", "", "gen_" + "a" * 200])
 async def test_an_unknown_generation_is_not_found(
-    stub: generation_pb2_grpc.GenerationServiceStub, generation_id: str
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub, generation_id: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetSubTopicGeneration(
@@ -437,8 +439,9 @@ async def test_an_unknown_generation_is_not_found(
     assert error_field(caught.value) == "generation_id"
 
 
+@pytest.mark.usefixtures("llm")
 async def test_generated_sub_topics_resolve_by_id_with_their_topic(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=2))
     ids = [i.id for i in reply.items]
@@ -455,8 +458,9 @@ async def test_generated_sub_topics_resolve_by_id_with_their_topic(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.usefixtures("llm")
 async def test_public_ids_are_random_and_resolve_the_sub_topics(
-    stub: generation_pb2_grpc.GenerationServiceStub, llm: FakeLLMControl
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=3))
     keys = [i.public_id for i in reply.items]
@@ -470,10 +474,10 @@ async def test_public_ids_are_random_and_resolve_the_sub_topics(
     assert sorted(i.public_id for i in found.items) == sorted(keys)
 
 
+@pytest.mark.usefixtures("llm")
 async def test_expired_sub_topics_are_not_resolved(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     reply = await finished(stub, await request(stub, max_subtopics=1))
     [item] = reply.items
@@ -493,7 +497,7 @@ async def test_expired_sub_topics_are_not_resolved(
 
 
 async def test_a_redelivered_job_of_a_completed_generation_does_nothing(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     nc: NatsClient,
     llm: FakeLLMControl,
@@ -521,7 +525,7 @@ async def test_a_redelivered_job_of_a_completed_generation_does_nothing(
 
 
 async def test_two_workers_on_one_generation_store_it_once(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     settings: GenerationSettings,
     sessions: async_sessionmaker[AsyncSession],
     nc: NatsClient,
@@ -553,7 +557,7 @@ async def test_two_workers_on_one_generation_store_it_once(
 
 
 async def test_a_job_that_exhausts_its_retries_fails_visibly(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
 ) -> None:
@@ -572,7 +576,7 @@ async def test_a_job_that_exhausts_its_retries_fails_visibly(
 
 
 async def test_no_budget_fails_with_the_budget_code(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     settings: GenerationSettings,
     sessions: async_sessionmaker[AsyncSession],
     llm: FakeLLMControl,
@@ -606,10 +610,10 @@ async def test_no_budget_fails_with_the_budget_code(
     assert (await llm.stats())["total"] == 0
 
 
+@pytest.mark.usefixtures("llm")
 async def test_a_request_is_admitted_then_released_and_a_replay_creates_nothing(
-    stub: generation_pb2_grpc.GenerationServiceStub,
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
     sessions: async_sessionmaker[AsyncSession],
-    llm: FakeLLMControl,
 ) -> None:
     ask = generation_pb2.RequestSubTopicsRequest(
         main_topic_id=1,

@@ -12,7 +12,7 @@ from infou_libs.grpc_client import ServiceClient
 from infou_libs.grpc_server import SERVER_OPTIONS, DomainErrorInterceptor
 
 
-async def _refuse(request: bytes, context: Any) -> bytes:
+async def _refuse(request: bytes, context: Any) -> bytes:  # noqa: ARG001 — gRPC handler signature
     if request == b"missing":
         raise NotFound("no topic with this slug", field="main_slug", code="TOPIC_NOT_FOUND")
     if request == b"broken":
@@ -35,7 +35,7 @@ async def target() -> AsyncIterator[str]:
 
 async def test_a_domain_error_comes_back_as_itself(target: str) -> None:
     client = ServiceClient(target, deadline=5.0)
-    get = client.channel.unary_unary("/test.Echo/Get")
+    get = client.channel.unary_unary("/test.Echo/Get", None, None)
     try:
         assert await client.call(get, b"hello") == b"hello"
         with pytest.raises(NotFound) as caught:
@@ -58,7 +58,7 @@ async def test_a_domain_error_comes_back_as_itself(target: str) -> None:
 
 async def test_a_service_that_does_not_answer_is_unavailable() -> None:
     client = ServiceClient("127.0.0.1:1", deadline=2.0)
-    get = client.channel.unary_unary("/test.Echo/Get")
+    get = client.channel.unary_unary("/test.Echo/Get", None, None)
     try:
         with pytest.raises(Unavailable) as caught:
             await client.call(get, b"hello")

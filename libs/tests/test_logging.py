@@ -1,6 +1,8 @@
 import json
 import logging
 
+import pytest
+
 from infou_libs.logging import configure_logging, get_logger, mask_text, mask_value
 
 
@@ -26,7 +28,7 @@ def test_nested_structures_are_masked() -> None:
     assert masked == {"comments": "***(12 chars)", "rating": "like"}
 
 
-def test_log_line_is_json_with_prd_fields_and_masked(capsys) -> None:
+def test_log_line_is_json_with_prd_fields_and_masked(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("gateway", "INFO", json=True)
     get_logger("t").info(
         "feedback_received",

@@ -5,7 +5,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,7 +48,7 @@ async def _make_schema(
 
 
 @pytest.fixture
-async def nats(nats_url: str) -> AsyncIterator[tuple]:
+async def nats(nats_url: str) -> AsyncIterator[tuple[NatsClient, JetStreamContext]]:
     nc = await connect(nats_url, "test")
     js = nc.jetstream()
     await ensure_streams(js)
@@ -54,8 +56,9 @@ async def nats(nats_url: str) -> AsyncIterator[tuple]:
     await nc.close()
 
 
+@pytest.mark.usefixtures("nats_url")
 async def test_event_flows_once_from_one_schema_to_another(
-    database_url: str, nats_url: str, nats
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
 ) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
@@ -73,7 +76,7 @@ async def test_event_flows_once_from_one_schema_to_another(
 
     committed: list[str] = []
 
-    async def after_commit(event: events_pb2.SessionCreated, result: str) -> None:
+    async def after_commit(event: events_pb2.SessionCreated, result: str) -> None:  # noqa: ARG001 — callback signature
         committed.append(result)
 
     route = Route(events_pb2.SessionCreated, apply, after_commit)
@@ -125,7 +128,9 @@ async def test_event_flows_once_from_one_schema_to_another(
         await consumer.stop()
 
 
-async def test_failing_handler_is_retried_then_reported(nats) -> None:
+async def test_failing_handler_is_retried_then_reported(
+    nats: tuple[NatsClient, JetStreamContext],
+) -> None:
     _nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.flaky"
@@ -136,7 +141,7 @@ async def test_failing_handler_is_retried_then_reported(nats) -> None:
         attempts.append(msg.metadata.num_delivered)
         raise ValueError("LLM said no")
 
-    async def on_exhausted(msg: Msg, exc: BaseException) -> None:
+    async def on_exhausted(msg: Msg, exc: BaseException) -> None:  # noqa: ARG001 — callback signature
         exhausted.set_result(str(exc))
 
     consumer = DurableConsumer(

@@ -47,7 +47,7 @@ async def test_consumer_span_continues_the_publishers_trace(nats_url: str) -> No
     subject = f"events.trace{uuid.uuid4().hex[:8]}.done"
     seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
-    async def handler(msg: Msg) -> None:
+    async def handler(msg: Msg) -> None:  # noqa: ARG001 — callback signature
         seen.set_result(trace.get_current_span().get_span_context().trace_id)
 
     consumer = DurableConsumer(
@@ -70,14 +70,16 @@ async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) 
     received: list[trace_service_pb2.ExportTraceServiceRequest] = []
 
     class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-        async def Export(  # type: ignore[override]
-            self, request: trace_service_pb2.ExportTraceServiceRequest, context: object
+        async def Export(
+            self,
+            request: trace_service_pb2.ExportTraceServiceRequest,
+            context: object,  # noqa: ARG002 — gRPC servicer signature
         ) -> trace_service_pb2.ExportTraceServiceResponse:
             received.append(request)
             return trace_service_pb2.ExportTraceServiceResponse()
 
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     script = (

@@ -74,16 +74,16 @@ async def channels(ports: dict[str, int]) -> AsyncIterator[dict[str, grpc.aio.Ch
     opened = {name: grpc.aio.insecure_channel(f"127.0.0.1:{port}") for name, port in ports.items()}
     yield opened
     for channel in opened.values():
-        await channel.close()
+        await channel.close(grace=None)
 
 
 @pytest.fixture(scope="module")
-def realtime(channels: dict[str, grpc.aio.Channel]) -> realtime_pb2_grpc.RealtimeServiceStub:
+def realtime(channels: dict[str, grpc.aio.Channel]) -> realtime_pb2_grpc.RealtimeServiceAsyncStub:
     return realtime_pb2_grpc.RealtimeServiceStub(channels["realtime"])
 
 
 @pytest.fixture(scope="module")
-def sessions(channels: dict[str, grpc.aio.Channel]) -> session_pb2_grpc.SessionServiceStub:
+def sessions(channels: dict[str, grpc.aio.Channel]) -> session_pb2_grpc.SessionServiceAsyncStub:
     return session_pb2_grpc.SessionServiceStub(channels["session"])
 
 
@@ -110,7 +110,7 @@ async def curated(channels: dict[str, grpc.aio.Channel]) -> tuple[int, int]:
 
 
 async def new_session(
-    sessions: session_pb2_grpc.SessionServiceStub, curated: tuple[int, int]
+    sessions: session_pb2_grpc.SessionServiceAsyncStub, curated: tuple[int, int]
 ) -> session_pb2.CreateSessionResponse:
     return await sessions.CreateSession(
         session_pb2.CreateSessionRequest(
@@ -132,20 +132,20 @@ async def progress(nc: NatsClient, session_id: str, kind: str, sequence: int, **
 async def next_message(stream: Any, skip_heartbeats: bool = True) -> realtime_pb2.WatchMessage:
     while True:
         message = await asyncio.wait_for(stream.read(), 10)
-        assert message is not grpc.aio.EOF
+        assert message is not grpc.aio.EOF  # type: ignore[attr-defined]  # missing from the stubs
         if not (skip_heartbeats and message.type == "heartbeat"):
             return message  # type: ignore[no-any-return]
 
 
-def watch(realtime: realtime_pb2_grpc.RealtimeServiceStub, session_id: str) -> Any:
+def watch(realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, session_id: str) -> Any:
     return realtime.Watch(
         realtime_pb2.WatchRequest(session_id=session_id, connection_id=f"c_{uuid.uuid4().hex}")
     )
 
 
 async def test_a_watch_starts_with_the_snapshot_then_carries_what_follows(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub,
-    sessions: session_pb2_grpc.SessionServiceStub,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+    sessions: session_pb2_grpc.SessionServiceAsyncStub,
     nc: NatsClient,
     curated: tuple[int, int],
 ) -> None:
@@ -180,8 +180,8 @@ async def test_a_watch_starts_with_the_snapshot_then_carries_what_follows(
 
 
 async def test_heartbeats_keep_a_quiet_stream_alive(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub,
-    sessions: session_pb2_grpc.SessionServiceStub,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+    sessions: session_pb2_grpc.SessionServiceAsyncStub,
     curated: tuple[int, int],
 ) -> None:
     created = await new_session(sessions, curated)
@@ -194,8 +194,8 @@ async def test_heartbeats_keep_a_quiet_stream_alive(
 
 
 async def test_a_stuck_watcher_is_dropped_and_the_others_get_everything(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub,
-    sessions: session_pb2_grpc.SessionServiceStub,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+    sessions: session_pb2_grpc.SessionServiceAsyncStub,
     nc: NatsClient,
     curated: tuple[int, int],
 ) -> None:
@@ -234,7 +234,7 @@ async def test_a_stuck_watcher_is_dropped_and_the_others_get_everything(
 
 
 async def test_watching_an_unknown_session_is_not_found(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
 ) -> None:
     stream = watch(realtime, "sess_nope")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -243,7 +243,7 @@ async def test_watching_an_unknown_session_is_not_found(
 
 
 async def test_connections_are_registered_touched_and_closed(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub, db: AsyncEngine
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, db: AsyncEngine
 ) -> None:
     connection_id = f"ws_{uuid.uuid4().hex}"
     before = await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
@@ -302,7 +302,7 @@ async def test_connections_are_registered_touched_and_closed(
 
 
 async def test_bad_connection_ids_name_the_field(
-    realtime: realtime_pb2_grpc.RealtimeServiceStub,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await realtime.RegisterConnection(

@@ -85,13 +85,13 @@ async def session_port(session_settings: SessionSettings) -> AsyncIterator[int]:
 
 
 @pytest.fixture(scope="module")
-async def stub(session_port: int) -> AsyncIterator[session_pb2_grpc.SessionServiceStub]:
+async def stub(session_port: int) -> AsyncIterator[session_pb2_grpc.SessionServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{session_port}") as channel:
         yield session_pb2_grpc.SessionServiceStub(channel)
 
 
 @pytest.fixture(scope="module")
-async def catalog(catalog_port: int) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceStub]:
+async def catalog(catalog_port: int) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{catalog_port}") as channel:
         yield catalog_pb2_grpc.CatalogServiceStub(channel)
 
@@ -123,7 +123,7 @@ class Topic:
 
 
 @pytest.fixture(scope="module")
-async def topics(catalog: catalog_pb2_grpc.CatalogServiceStub) -> list[Topic]:
+async def topics(catalog: catalog_pb2_grpc.CatalogServiceAsyncStub) -> list[Topic]:
     """The seeded main topics with their curated sub-topic ids."""
     reply = await catalog.ListMainTopics(catalog_pb2.ListMainTopicsRequest(limit=100))
     result = []
@@ -178,7 +178,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-async def worker(js: JetStreamContext, session_port: int) -> AsyncIterator[Worker]:
+async def worker(js: JetStreamContext, session_port: int) -> AsyncIterator[Worker]:  # noqa: ARG001 — requested so the service runs
     sub = await js.pull_subscribe(
         "jobs.>",
         durable="test-generation-worker",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -13,7 +13,8 @@ import pytest
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "session_pb2_grpc.SessionServiceAsyncStub"
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,7 +16,8 @@ from infou_libs.subjects import PROGRESS_RECORDED as PROGRESS
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "session_pb2_grpc.SessionServiceAsyncStub"
 
 
 def _usage() -> events_pb2.GenerationUsage:

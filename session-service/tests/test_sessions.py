@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -22,7 +22,8 @@ from infou_libs.subjects import TASK_FAILED as FAILED
 from infou_protos.events.v1 import events_pb2
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 
-Stub = session_pb2_grpc.SessionServiceStub
+# The aio channel gives the async stub, which only the .pyi declares.
+Stub: TypeAlias = "session_pb2_grpc.SessionServiceAsyncStub"
 RpcError = Callable[[grpc.aio.AioRpcError], tuple[grpc.StatusCode, str, str]]
 
 
@@ -146,7 +147,9 @@ async def drive_to_ready(
 async def wait_status(
     stub: Stub, created: session_pb2.CreateSessionResponse, status: str, eventually: Any
 ) -> session_pb2.Session:
-    reply = await eventually(lambda: get(stub, created), lambda s: s.status == status)
+    reply: session_pb2.Session = await eventually(
+        lambda: get(stub, created), lambda s: s.status == status
+    )
     assert reply.status == status, reply
     return reply
 
@@ -182,6 +185,7 @@ async def test_create_stores_the_session_and_enqueues_its_curriculum(
     assert "</task_context>" in context["personalization"]["learning_goals"]
 
     last = await js.get_last_msg("EVENTS", "events.session.created")
+    assert last.data is not None
     event = events_pb2.SessionCreated.FromString(last.data)
     assert event.session_id == created.session_id
     assert list(event.curated_sub_topic_ids) == topic.curated[:2]
@@ -736,15 +740,16 @@ async def test_convert_needs_a_written_article_and_a_known_level(
 # ── access and expiry ──────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.usefixtures("rpc_error")
 async def test_every_read_needs_the_sessions_own_token(
-    stub: Stub, worker: Any, topics: Any, rpc_error: RpcError
+    stub: Stub, worker: Any, topics: Any
 ) -> None:
     await worker.drain()
     mine = await create(stub, topics[0].id, topics[0].curated[:1])
     theirs = await create(stub, topics[0].id, topics[0].curated[:1])
     sid = mine.session_id
 
-    calls = {
+    calls: dict[str, Callable[[str], Awaitable[object]]] = {
         "GetSession": lambda t: stub.GetSession(
             session_pb2.GetSessionRequest(session_id=sid, access_token=t)
         ),

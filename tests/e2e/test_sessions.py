@@ -274,8 +274,9 @@ async def read_in_order(
 # ── the main path ──────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.usefixtures("llm")
 async def test_create_watch_read_in_order_convert_and_read_the_variant(
-    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any], llm: FakeLLMControl
+    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any]
 ) -> None:
     started = time.monotonic()
     reply = await api.post("/sessions", json=session_body(topic))
@@ -416,8 +417,9 @@ async def test_a_failure_is_reported_and_the_session_retried(
     assert ready["failure_reason"] is None
 
 
+@pytest.mark.usefixtures("llm")
 async def test_generated_and_curated_sub_topics_mix_but_not_across_main_topics(
-    api: httpx.AsyncClient, topic: dict[str, Any], llm: FakeLLMControl
+    api: httpx.AsyncClient, topic: dict[str, Any]
 ) -> None:
     reply = await api.post(
         "/sub-topics/generate",

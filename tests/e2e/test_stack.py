@@ -86,7 +86,8 @@ async def _seed(stack: Stack, seed_dir: Path) -> None:
 
 async def _levels_name(api: httpx.AsyncClient, code: str) -> str:
     levels = (await api.get("/levels")).json()["levels"]
-    return next(lv["name"] for lv in levels if lv["code"] == code)
+    name: str = next(lv["name"] for lv in levels if lv["code"] == code)
+    return name
 
 
 async def test_catalog_change_reaches_the_gateway_through_outbox_and_jetstream(

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -213,7 +214,7 @@ class Stack:
             proc.send_signal(sig)
             await proc.wait()
 
-    async def wait_healthy(self, timeout: float) -> dict[str, object]:
+    async def wait_healthy(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: object = None
         async with httpx.AsyncClient(timeout=5.0) as client:

@@ -20,7 +20,7 @@ import pytest
 from infou_devtools import engines
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     # Test clients all come from 127.0.0.1 and poll: the per-client limits would refuse them.
     # The limits' own tests build their app (or stack) with explicit limits.
     os.environ.setdefault("INFOU_RATE_LIMIT_PER_MINUTE", "0")

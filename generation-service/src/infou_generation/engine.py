@@ -114,7 +114,7 @@ def prompt_excerpt(rendered: prompts.RenderedPrompt) -> str:
     return f"{header}\n{instructions}"[:EXCERPT_CHARS]
 
 
-def quality_options_of(task: str, context: dict[str, Any]) -> dict[str, Any]:
+def quality_options_of(task: str, context: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG001 — both tasks share the options
     """The gate's options for a validated article or level-conversion context."""
     options = context["options"]
     return {

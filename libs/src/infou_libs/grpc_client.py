@@ -83,7 +83,7 @@ _KINDS: dict[grpc.StatusCode, type[DomainError]] = {
 }
 
 
-class _ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc,type-arg]
+class _ClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:

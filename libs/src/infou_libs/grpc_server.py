@@ -30,7 +30,7 @@ DATABASE_HEALTH = "infou.database"
 how the gateway's /health learns about the databases without connecting to any."""
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc,type-arg]
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Logs and times every call and turns domain errors into gRPC status codes."""
 
     def __init__(self, service: str) -> None:

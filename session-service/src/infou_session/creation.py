@@ -65,7 +65,7 @@ async def create(
         )
         request_hash = fingerprint(request)
         token = tokens.replayable_token(secret, caller.client_id, caller.idempotency_key)
-        earlier = await _replay(sessions, settings, key, request_hash, token)
+        earlier = await _replay(sessions, key, request_hash, token)
         if earlier is not None:
             return earlier, True
     selection = await directory.resolve(request.main_topic_id, request.sub_topics)
@@ -83,7 +83,7 @@ async def create(
     except BaseException as exc:
         await admission.release(session_id)
         if isinstance(exc, idempotency.KeyTaken) and token is not None:
-            earlier = await _replay(sessions, settings, key, request_hash, token)
+            earlier = await _replay(sessions, key, request_hash, token)
             if earlier is not None:
                 return earlier, True
         raise
@@ -92,7 +92,6 @@ async def create(
 
 async def _replay(
     sessions: async_sessionmaker[AsyncSession],
-    settings: SessionSettings,
     key: str,
     request_hash: str,
     token: str,

@@ -623,7 +623,7 @@ class _SSEResponse(Response):
         self._events = events
         self._abort = abort
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002 — ASGI
         await send(
             {
                 "type": "http.response.start",

@@ -455,14 +455,14 @@ def _plain(text: str) -> str:
 
 def _sentences(prose: str) -> list[str]:
     """Sentences of at least three words; list items and lines count as their own sentences."""
-    result = []
+    result: list[str] = []
     for line in _plain(prose).splitlines():
         line = _LIST_MARKER.sub("", line).strip()
         if not line:
             continue
-        for sentence in _SENTENCE_END.split(line):
-            if len(sentence.split()) >= 3:
-                result.append(sentence.strip())
+        result.extend(
+            sentence.strip() for sentence in _SENTENCE_END.split(line) if len(sentence.split()) >= 3
+        )
     return result
 
 

@@ -126,7 +126,7 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
     the session's numbered progress)."""
     nc = ctx.nc
 
-    async def announce(provider: str, retry_after_s: float) -> None:
+    async def announce(provider: str, retry_after_s: float) -> None:  # noqa: ARG001 — router callback
         data = rate_limit_notice(retry_after_s) | {"session_id": session_id}
         notice = events_pb2.SessionProgress(
             session_id=session_id, type="error", data_json=json.dumps(data, ensure_ascii=False)

@@ -12,7 +12,7 @@ from infou_generation.content.levels import level_index
 from infou_generation.content.offline.phrasing import phrasebook
 
 
-def code_language(main: dict[str, Any], sub_topic: dict[str, Any]) -> str:
+def code_language(main: dict[str, Any], sub_topic: dict[str, Any]) -> str:  # noqa: ARG001 — exported signature
     """The language an example for this sub-topic is written in."""
     text = " ".join(
         [

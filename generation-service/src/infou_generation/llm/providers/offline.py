@@ -53,7 +53,7 @@ class OfflineProvider:
     async def aclose(self) -> None:
         return None
 
-    async def complete(self, request: LLMRequest, repair: Repair | None = None) -> Completion:
+    async def complete(self, request: LLMRequest, repair: Repair | None = None) -> Completion:  # noqa: ARG002 — Provider protocol; the composer needs no repair
         composer = load_composer()
         if composer is None:
             raise ProviderUnavailableError(
