@@ -11,9 +11,10 @@ import yaml
 from content_examples import SUB_TOPICS, article_context
 
 from infou_generation.content import level_fit
-from infou_generation.content.levels import ARTICLE_LENGTHS, LEVELS
+from infou_generation.content.levels import ARTICLE_LENGTHS
 from infou_generation.content.offline import compose
 from infou_generation.content.quality import QUALITY_THRESHOLD, evaluate
+from infou_libs.levels import LEVELS
 
 CORPUS = Path(__file__).parent / "data" / "level_fit_corpus.yaml"
 

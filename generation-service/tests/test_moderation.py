@@ -55,7 +55,8 @@ async def test_openai_moderation_passes_clean_text(
 
 
 async def test_the_fake_moderation_knob_flags_everything(
-    llm_settings: Callable[..., GenerationSettings], fake_llm: FakeLLMControl
+    llm_settings: Callable[..., GenerationSettings],
+    fake_llm: FakeLLMControl,  # noqa: ARG001 — requested so the fake server runs
 ) -> None:
     moderation = build_moderation(llm_settings(llm_extra_headers={"x-fake-moderation": "flag"}))
     try:

@@ -259,6 +259,7 @@ async def test_a_request_is_generated_stored_and_announced_once(
     assert row.llm_cost_usd > 0
     assert row.llm_model
     assert row.prompt_version == prompts.PROMPT_VERSION
+    assert row.personalization_input is not None
     assert row.personalization_input["interests"] == ["chatbot", "automation", "nlp"]
     assert row.generation_options == {
         "max_subtopics": 4,

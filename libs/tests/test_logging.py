@@ -49,7 +49,9 @@ def test_log_line_is_json_with_prd_fields_and_masked(capsys: pytest.CaptureFixtu
     logging.getLogger().handlers.clear()
 
 
-def test_database_errors_lose_the_values_they_quote(capsys, pg_server_url: str) -> None:
+def test_database_errors_lose_the_values_they_quote(
+    capsys: pytest.CaptureFixture[str], pg_server_url: str
+) -> None:
     """A failing statement with learner text logs neither its parameters nor the quoted value."""
     import asyncio
 

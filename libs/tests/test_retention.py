@@ -21,7 +21,9 @@ OLD = NOW - dt.timedelta(days=120)
 
 
 @pytest.fixture
-async def factories(fresh_database_url: str) -> AsyncIterator[dict[str, async_sessionmaker]]:
+async def factories(
+    fresh_database_url: str,
+) -> AsyncIterator[dict[str, async_sessionmaker[AsyncSession]]]:
     made = {}
     engines = []
     for service in ("session", "generation", "feedback", "realtime"):

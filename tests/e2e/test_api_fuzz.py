@@ -75,7 +75,8 @@ def _fuzz(base_url: str, headers: dict[str, str], session_id: str) -> Report:
     report = Report()
     for result in schema.get_all_operations():
         report.operations += 1
-        _fuzz_operation(result.ok(), base_url, headers, session_id, report)
+        operation = result.ok()  # type: ignore[union-attr]  # an Err raises its error here
+        _fuzz_operation(operation, base_url, headers, session_id, report)
     return report
 
 

@@ -14,7 +14,11 @@ from infou_feedback.models import ArticleFeedback, LearningProgressLog
 from infou_libs.retention import rows_affected
 
 
-async def sweep(db: AsyncSession, now: dt.datetime, cutoff: dt.datetime) -> dict[str, int]:
+async def sweep(
+    db: AsyncSession,
+    now: dt.datetime,  # noqa: ARG001 — the sweep signature libs' retention calls; unused here
+    cutoff: dt.datetime,
+) -> dict[str, int]:
     comments = await rows_affected(
         db,
         update(ArticleFeedback)

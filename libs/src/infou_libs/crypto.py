@@ -171,12 +171,12 @@ class EncryptedText(TypeDecorator[str]):
     impl = Text
     cache_ok = True
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:  # noqa: ARG002
         if value is None:
             return None
         return keyring().encrypt(value.encode())
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:  # noqa: ARG002
         if value is None:
             return None
         return keyring().decrypt(value).decode()
@@ -188,13 +188,13 @@ class EncryptedJSON(TypeDecorator[Any]):
     impl = Text
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:  # noqa: ARG002
         if value is None:
             return None
         plain = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         return keyring().encrypt(plain.encode())
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:  # noqa: ARG002
         if value is None:
             return None
         return json.loads(keyring().decrypt(value))
@@ -210,12 +210,12 @@ class EncryptedBytes(TypeDecorator[bytes]):
     impl = LargeBinary
     cache_ok = True
 
-    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> bytes | None:  # noqa: ARG002
         if value is None:
             return None
         return keyring().encrypt(bytes(value)).encode()
 
-    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:
+    def process_result_value(self, value: bytes | None, dialect: Dialect) -> bytes | None:  # noqa: ARG002
         if value is None:
             return None
         raw = bytes(value)

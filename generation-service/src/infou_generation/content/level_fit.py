@@ -208,12 +208,12 @@ def _visible(text: str) -> int:
 
 def _sentences(prose: str) -> list[str]:
     """Sentences of at least two words; headings, list items and lines end a sentence."""
-    result = []
+    result: list[str] = []
     for line in prose.splitlines():
         line = _LIST_MARKER.sub("", line).strip()
-        for sentence in _SENTENCE_END.split(line):
-            if len(sentence.split()) >= 2:
-                result.append(sentence.strip())
+        result.extend(
+            sentence.strip() for sentence in _SENTENCE_END.split(line) if len(sentence.split()) >= 2
+        )
     return result
 
 
