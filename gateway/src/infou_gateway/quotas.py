@@ -16,8 +16,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
+import grpc
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
@@ -31,6 +32,7 @@ from starlette.websockets import WebSocket
 
 from infou_gateway.apikeys import API_KEY_HEADER_NAME, KeyStoreUnavailable
 from infou_gateway.errors import error_response
+from infou_gateway.idempotency import gave_up
 from infou_gateway.identity import Client, anonymous_client, keyed_client, parse_networks
 from infou_gateway.settings import GatewaySettings
 from infou_libs.errors import RateLimited, Unauthenticated, Unavailable
@@ -246,6 +248,32 @@ async def check_creation_room(state: Any, client: Client, kind: str) -> None:
         f"하루 생성 한도({amount}회)를 모두 사용했습니다. "
         f"{verdict.reset_after}초 후 다시 시도하세요.",
     )
+
+
+class _Created(Protocol):
+    replayed: bool
+
+
+C = TypeVar("C", bound=_Created)
+
+
+async def create_within_quota(
+    state: Any, client: Client, kind: str, create: Callable[[], Awaitable[C]]
+) -> C:
+    """A create (POST /sessions, POST /sub-topics/generate) in the client's daily quota: refused
+    (429) once the day's worth is used; one whose deadline passed is a 503 to retry with the same
+    Idempotency-Key; a replay counts nothing."""
+    await check_creation_room(state, client, kind)
+    try:
+        reply = await create()
+    except grpc.aio.AioRpcError as exc:
+        timed_out = gave_up(exc)
+        if timed_out is None:
+            raise
+        raise timed_out from exc
+    if not reply.replayed:
+        await count_creation(state, client, kind)
+    return reply
 
 
 async def count_creation(state: Any, client: Client, kind: str) -> None:

@@ -7,16 +7,15 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-import grpc
 from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import JSONResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.idempotency import IdempotencyKey, gave_up
+from infou_gateway.idempotency import IdempotencyKey
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
-from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
+from infou_gateway.quotas import CurrentClient, create_within_quota
 from infou_gateway.schemas import (
     CurriculumResponse,
     ErrorResponse,
@@ -137,16 +136,9 @@ async def create_session(
     Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
     Idempotency-Key, a replay returns the same session and a token that opens it."""
     refs = parse_sub_topic_ids(body.sub_topic_ids)
-    await check_creation_room(state, client, "sessions")
-    try:
-        reply = await _create(state, body, refs, client, idempotency_key or "")
-    except grpc.aio.AioRpcError as exc:
-        timed_out = gave_up(exc)
-        if timed_out is None:
-            raise
-        raise timed_out from exc
-    if not reply.replayed:
-        await count_creation(state, client, "sessions")
+    reply = await create_within_quota(
+        state, client, "sessions", lambda: _create(state, body, refs, client, idempotency_key or "")
+    )
     return {
         "session_id": reply.session_id,
         "status": reply.status,

@@ -11,14 +11,13 @@ import datetime as dt
 import hashlib
 from typing import Annotated, Any
 
-import grpc
 from fastapi import APIRouter, Path, Request, status
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from infou_gateway.idempotency import IdempotencyKey, gave_up
+from infou_gateway.idempotency import IdempotencyKey
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
-from infou_gateway.quotas import CurrentClient, check_creation_room, count_creation
+from infou_gateway.quotas import CurrentClient, create_within_quota
 from infou_gateway.schemas import (
     ErrorResponse,
     SubTopicGenerateAccepted,
@@ -91,16 +90,12 @@ async def generate_sub_topics(
 
     Admitted against the daily LLM budget first (429 BUDGET_EXHAUSTED, nothing queued); with an
     Idempotency-Key, a replay returns the same generation."""
-    await check_creation_room(state, client, "generations")
-    try:
-        reply = await _request(state, body, request, client, idempotency_key or "")
-    except grpc.aio.AioRpcError as exc:
-        timed_out = gave_up(exc)
-        if timed_out is None:
-            raise
-        raise timed_out from exc
-    if not reply.replayed:
-        await count_creation(state, client, "generations")
+    reply = await create_within_quota(
+        state,
+        client,
+        "generations",
+        lambda: _request(state, body, request, client, idempotency_key or ""),
+    )
     return {
         "generation_id": reply.generation_id,
         "status": reply.status,
