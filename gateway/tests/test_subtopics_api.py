@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -143,17 +142,6 @@ async def test_generate_answers_at_once_with_the_prd_shape(api: httpx.AsyncClien
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", accepted["estimated_completion"])
     eta = dt.datetime.fromisoformat(accepted["estimated_completion"])
     assert before < eta < before + dt.timedelta(minutes=5)
-
-
-async def test_generate_answers_within_200_ms(api: httpx.AsyncClient) -> None:
-    await api.post("/sub-topics/generate", json=body())  # warm the channels
-    timings = []
-    for _ in range(7):
-        started = time.perf_counter()
-        reply = await api.post("/sub-topics/generate", json=body())
-        timings.append(time.perf_counter() - started)
-        assert reply.status_code == 202
-    assert statistics.median(timings) < 0.2, timings
 
 
 async def test_the_result_lists_personalised_sub_topics(api: httpx.AsyncClient) -> None:
