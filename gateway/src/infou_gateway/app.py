@@ -75,6 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         cache = ResponseCache(
             Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
             enabled=settings.cache_enabled,
+            local_seconds=settings.local_cache_seconds,
         )
         state = GatewayState(
             settings,

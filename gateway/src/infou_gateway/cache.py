@@ -1,8 +1,17 @@
-"""Response cache in Redis (PRD §5.2 keys); fails open: Redis down never fails a request."""
+"""Response cache in Redis (PRD §5.2 keys); fails open: Redis down never fails a request.
+
+In front of Redis, each process keeps the encoded bodies it served for a few seconds
+(`INFOU_LOCAL_CACHE_SECONDS`): a hit is the stored bytes, sent as they are. A CatalogChanged event
+drops the entries at once on the replica that consumes it; every other replica serves its copy at
+most that long after (the bounded staleness). Concurrent misses of one entry wait for one load.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,10 +47,113 @@ def curated_pattern(main_id: int) -> str:
     return f"st:c:{main_id}:*:v1"
 
 
+def encode(value: Any) -> bytes:
+    """A response body as stored and served (compact, UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class ResponseCache:
-    def __init__(self, redis: Redis, enabled: bool = True) -> None:
+    def __init__(self, redis: Redis, enabled: bool = True, local_seconds: float = 0.0) -> None:
         self.redis = redis
         self.enabled = enabled
+        self.local_seconds = local_seconds
+        # (key, variant) → (monotonic expiry, body); the key is the Redis key it derives from.
+        self._local: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+
+    async def served(
+        self,
+        area: str,
+        key: str,
+        variant: str,
+        ttl: int,
+        produce: Callable[[], Awaitable[bytes]],
+    ) -> bytes:
+        """The body of one response variant from this process's memory, or `produce()`d once.
+
+        Concurrent callers of a missing entry share one `produce()` (no stampede on Redis or
+        catalog-service); a failure reaches each of them and stores nothing.
+        """
+        if not self.enabled or self.local_seconds <= 0:
+            return await produce()
+        slot = (key, variant)
+        now = time.monotonic()
+        found = self._local.get(slot)
+        if found is not None and found[0] > now:
+            CACHE_REQUESTS.labels(area, "hit").inc()
+            return found[1]
+        loading = self._loading.get(slot)
+        if loading is None:
+            # Its own task: a caller that goes away (client disconnect) cancels no one's load.
+            loading = asyncio.ensure_future(self._produce(slot, ttl, produce))
+            loading.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._loading[slot] = loading
+        return await asyncio.shield(loading)
+
+    async def _produce(
+        self, slot: tuple[str, str], ttl: int, produce: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        this = asyncio.current_task()
+        try:
+            body = await produce()
+            # Kept only if no invalidation ran meanwhile (it forgets the loading slot).
+            if self._loading.get(slot) is this:
+                self._local[slot] = (time.monotonic() + min(self.local_seconds, ttl), body)
+            return body
+        finally:
+            if self._loading.get(slot) is this:
+                del self._loading[slot]
+
+    def _forget_local(self, keys: tuple[str, ...], patterns: tuple[str, ...]) -> None:
+        def matches(key: str) -> bool:
+            return key in keys or any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+        for slot in [s for s in self._local if matches(s[0])]:
+            del self._local[slot]
+        for slot in [s for s in self._loading if matches(s[0])]:
+            del self._loading[slot]
+
+    async def get_or_load_encoded(
+        self,
+        area: str,
+        key: str,
+        ttl: int,
+        load: Callable[[], Awaitable[Any]],
+        field: str | None = None,
+        store_if: Callable[[Any], bool] | None = None,
+    ) -> bytes:
+        """The encoded body (see `get_or_load`): a Redis hit is returned as stored."""
+        if not self.enabled:
+            return encode(await load())
+        try:
+            raw = await (self.redis.hget(key, field) if field else self.redis.get(key))
+        except Exception as exc:
+            CACHE_ERRORS.labels("get").inc()
+            log.warning("cache_unavailable", operation="get", key=key, error=str(exc))
+            return encode(await load())
+        if raw is not None:
+            CACHE_REQUESTS.labels(area, "hit").inc()
+            return raw if isinstance(raw, bytes) else str(raw).encode()
+        CACHE_REQUESTS.labels(area, "miss").inc()
+        value = await load()
+        data = encode(value)
+        if store_if is not None and not store_if(value):
+            return data
+        await self._store(key, ttl, data, field)
+        return data
+
+    async def _store(self, key: str, ttl: int, data: bytes, field: str | None) -> None:
+        try:
+            if field:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(key, field, data)
+                    pipe.expire(key, ttl, nx=True)
+                    await pipe.execute()
+            else:
+                await self.redis.set(key, data, ex=ttl)
+        except Exception as exc:
+            CACHE_ERRORS.labels("set").inc()
+            log.warning("cache_unavailable", operation="set", key=key, error=str(exc))
 
     async def get_or_load(
         self,
@@ -58,37 +170,13 @@ class ResponseCache:
         DEL invalidates every variant. `store_if` keeps values not worth a slot (an empty page
         far past the end) out of the cache.
         """
-        if not self.enabled:
-            return await load()
-        try:
-            raw = await (self.redis.hget(key, field) if field else self.redis.get(key))
-        except Exception as exc:
-            CACHE_ERRORS.labels("get").inc()
-            log.warning("cache_unavailable", operation="get", key=key, error=str(exc))
-            return await load()
-        if raw is not None:
-            CACHE_REQUESTS.labels(area, "hit").inc()
-            return json.loads(raw)
-        CACHE_REQUESTS.labels(area, "miss").inc()
-        value = await load()
-        if store_if is not None and not store_if(value):
-            return value
-        try:
-            data = json.dumps(value, ensure_ascii=False)
-            if field:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(key, field, data)
-                    pipe.expire(key, ttl, nx=True)
-                    await pipe.execute()
-            else:
-                await self.redis.set(key, data, ex=ttl)
-        except Exception as exc:
-            CACHE_ERRORS.labels("set").inc()
-            log.warning("cache_unavailable", operation="set", key=key, error=str(exc))
-        return value
+        return json.loads(
+            await self.get_or_load_encoded(area, key, ttl, load, field=field, store_if=store_if)
+        )
 
     async def invalidate(self, *keys: str, patterns: tuple[str, ...] = ()) -> int:
-        """Deletes keys (and keys matching patterns); returns how many went."""
+        """Deletes keys (and keys matching patterns) here and in Redis; returns how many went."""
+        self._forget_local(keys, patterns)
         try:
             found = list(keys)
             for pattern in patterns:

@@ -24,6 +24,9 @@ class GatewaySettings(CommonSettings):
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
     health_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
     cache_enabled: bool = True
+    # Catalog responses kept encoded in each process's memory this long in front of Redis; a
+    # replica that did not consume a CatalogChanged event serves its copy at most this long.
+    local_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     rate_limit_per_minute: int = Field(default=100, ge=0)  # per client; 0 turns it off
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default, so
     # the client is the socket's peer (uvicorn's own forwarded-header trust follows this too).
@@ -32,7 +35,7 @@ class GatewaySettings(CommonSettings):
     sessions_per_client_per_day: int = Field(default=50, ge=0)
     generations_per_client_per_day: int = Field(default=100, ge=0)
     # Concurrent WebSockets per session token and per client; over it the handshake gets 429.
-    ws_max_per_session: int = Field(default=5, ge=1, le=1000)
+    ws_max_per_session: int = Field(default=5, ge=1, le=100_000)
     ws_max_per_client: int = Field(default=50, ge=1, le=100_000)
     # Anonymous clients are refused (401) when true: only X-API-Key holders get in.
     require_api_key: bool = False

@@ -7,10 +7,11 @@ DEL drops every page), a topic's detail in `mt:s:{slug}:v1`, its curated sub-top
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from infou_gateway import cache
 from infou_gateway.path_params import PATH_PARAM_PATTERN
@@ -94,25 +95,40 @@ async def list_main_topics(
         }
 
     variant = f"c={category or ''}|p={int(popular)}|l={limit}|pg={page}"
-    return await state.cache.get_or_load(
+    ttl = cache.MAIN_TOPICS_TTL
+    body = await state.cache.served(
         "main_topics",
         cache.MAIN_TOPICS_KEY,
-        cache.MAIN_TOPICS_TTL,
-        load,
-        field=variant,
-        store_if=lambda body: bool(body["items"]) or page == 1,
+        variant,
+        ttl,
+        lambda: state.cache.get_or_load_encoded(
+            "main_topics",
+            cache.MAIN_TOPICS_KEY,
+            ttl,
+            load,
+            field=variant,
+            store_if=lambda body: bool(body["items"]) or page == 1,
+        ),
     )
+    return Response(body, media_type="application/json")
 
 
-async def _main_topic(state: GatewayState, slug: str) -> dict[str, Any]:
+def _main_topic_loader(state: GatewayState, slug: str) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def load() -> dict[str, Any]:
         reply = await state.clients.catalog.GetMainTopic(
             catalog_pb2.GetMainTopicRequest(slug=slug), timeout=state.clients.deadline
         )
         return topic_json(reply.topic) | {"sub_topics": [curated_json(s) for s in reply.sub_topics]}
 
+    return load
+
+
+async def _main_topic(state: GatewayState, slug: str) -> dict[str, Any]:
     value: dict[str, Any] = await state.cache.get_or_load(
-        "main_topic", cache.main_topic_key(slug), cache.MAIN_TOPIC_TTL, load
+        "main_topic",
+        cache.main_topic_key(slug),
+        cache.MAIN_TOPIC_TTL,
+        _main_topic_loader(state, slug),
     )
     return value
 
@@ -122,7 +138,17 @@ async def get_main_topic(
     state: State, slug: Annotated[str, Path(max_length=100, pattern=PATH_PARAM_PATTERN)]
 ) -> Any:
     """One main topic with its curated sub-topics (beyond the PRD: clients need it)."""
-    return await _main_topic(state, slug)
+    key, ttl = cache.main_topic_key(slug), cache.MAIN_TOPIC_TTL
+    body = await state.cache.served(
+        "main_topic",
+        key,
+        "",
+        ttl,
+        lambda: state.cache.get_or_load_encoded(
+            "main_topic", key, ttl, _main_topic_loader(state, slug)
+        ),
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/sub-topics/curated", response_model=CuratedSubTopicList, responses=_ERRORS)
@@ -133,24 +159,36 @@ async def list_curated_sub_topics(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Any:
     """A main topic's curated sub-topics in curated order; with `level`, those that suit it."""
-    try:
-        topic = await _main_topic(state, main_slug)  # its id keys the cache (PRD §5.2)
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        raise NotFound("no main topic with this slug", field="main_slug") from exc
 
-    async def load() -> list[dict[str, Any]]:
-        # The whole list for this level (limit applied below), so one entry serves every limit.
-        reply = await state.clients.catalog.ListCuratedSubTopics(
-            catalog_pb2.ListCuratedSubTopicsRequest(
-                main_slug=main_slug, level=level or "", limit=100
-            ),
-            timeout=state.clients.deadline,
+    async def produce() -> bytes:
+        try:
+            topic = await _main_topic(state, main_slug)  # its id keys the cache (PRD §5.2)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            raise NotFound("no main topic with this slug", field="main_slug") from exc
+
+        async def load() -> list[dict[str, Any]]:
+            # The whole list for this level (limit applied below): one entry serves every limit.
+            reply = await state.clients.catalog.ListCuratedSubTopics(
+                catalog_pb2.ListCuratedSubTopicsRequest(
+                    main_slug=main_slug, level=level or "", limit=100
+                ),
+                timeout=state.clients.deadline,
+            )
+            return [curated_json(s) for s in reply.items]
+
+        items: list[dict[str, Any]] = await state.cache.get_or_load(
+            "subtopics_curated", cache.curated_key(topic["id"], level), cache.CURATED_TTL, load
         )
-        return [curated_json(s) for s in reply.items]
+        return cache.encode({"items": items[:limit]})
 
-    items: list[dict[str, Any]] = await state.cache.get_or_load(
-        "subtopics_curated", cache.curated_key(topic["id"], level), cache.CURATED_TTL, load
+    # In memory under the topic's detail key: every change to its curated list drops that too.
+    body = await state.cache.served(
+        "subtopics_curated",
+        cache.main_topic_key(main_slug),
+        f"curated|{level or ''}|{limit}",
+        cache.CURATED_TTL,
+        produce,
     )
-    return {"items": items[:limit]}
+    return Response(body, media_type="application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from google.protobuf.json_format import MessageToDict
 
 from infou_gateway.cache import LEVELS_KEY, LEVELS_TTL
@@ -32,4 +32,11 @@ async def list_levels(state: State) -> Any:
             ]
         }
 
-    return await state.cache.get_or_load("levels", LEVELS_KEY, LEVELS_TTL, load)
+    body = await state.cache.served(
+        "levels",
+        LEVELS_KEY,
+        "",
+        LEVELS_TTL,
+        lambda: state.cache.get_or_load_encoded("levels", LEVELS_KEY, LEVELS_TTL, load),
+    )
+    return Response(body, media_type="application/json")
