@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from infou_libs import subjects
 from infou_protos.events.v1 import events_pb2
 
 HOST = "127.0.0.1"
+# Why requests failed, over the run ("HTTP 503", "ReadTimeout", ...): printed after the table.
+FAILURES: Counter[str] = Counter()
 RESULTS = Path(__file__).parent / "results"
 CATALOG = (
     "/levels",
@@ -89,8 +92,11 @@ async def closed_loop(
             try:
                 reply = await client.get(url, headers=headers)
                 ok = reply.status_code == 200
-            except httpx.HTTPError:
+                if not ok:
+                    FAILURES[f"GET {reply.status_code}"] += 1
+            except httpx.HTTPError as exc:
                 ok = False
+                FAILURES[f"GET {type(exc).__name__}"] += 1
             timings.append((time.perf_counter() - start) * 1000)
             errors += not ok
 
@@ -176,8 +182,11 @@ async def open_loop_creates(
         try:
             reply = await client.post(f"{gateway}/sessions", json=session_body(topic))
             ok = reply.status_code == 201
-        except httpx.HTTPError:
+            if not ok:
+                FAILURES[f"POST {reply.status_code}"] += 1
+        except httpx.HTTPError as exc:
             ok = False
+            FAILURES[f"POST {type(exc).__name__}"] += 1
         timings.append((time.perf_counter() - start) * 1000)
         errors += not ok
 
@@ -441,12 +450,15 @@ def main() -> None:
     started = time.monotonic()
     rows = asyncio.run(run(args))
     print(f"\n{len(rows)} scenarios in {time.monotonic() - started:.0f} s")
+    if FAILURES:
+        print("failed requests:", ", ".join(f"{k} ×{n}" for k, n in FAILURES.most_common()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "rows": [asdict(row) for row in rows],
+        "failures": dict(FAILURES),
     }
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(f"written to {args.out}")
