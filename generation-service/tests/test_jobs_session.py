@@ -314,6 +314,28 @@ async def test_a_job_that_exhausts_its_retries_is_reported_as_failed(
     assert stats["scenarios"]["server_error"] == 4  # the first delivery and three retries
 
 
+async def test_an_article_below_the_quality_threshold_fails_with_its_code_never_ready(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    await llm.arm("wrong_level", times=-1)  # expert text for an absolute beginner, every time
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_001",
+        context_json=json.dumps(
+            fresh(examples.article_context("transformers", "absolute_beginner"))
+        ),
+    )
+    await publish(js, "jobs.article.generate", job)
+    failed = await results.wait("events.generation.task_failed", lambda e: e.session_id == sid)
+    assert (failed.task, failed.article_id) == ("article", job.article_id)
+    assert failed.error_code == "QUALITY_BELOW_THRESHOLD"
+    assert "QUALITY_BELOW_THRESHOLD" in failed.message
+    assert results.count("events.generation.article_generated", lambda e: e.session_id == sid) == 0
+    # The gate's verdict is final: two attempts on the route's one provider, no job retries.
+    assert (await llm.stats())["scenarios"]["wrong_level"] == 2
+
+
 async def test_a_context_the_prompts_refuse_fails_at_once(
     js: JetStreamContext, results: Results, llm: FakeLLMControl
 ) -> None:

@@ -37,7 +37,12 @@ from infou_generation.content.quality import article_markdown, read_time, word_c
 from infou_generation.engine import Generated, OnRateLimited
 from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
-from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
+from infou_generation.llm.types import (
+    BudgetExceededError,
+    QualityBelowThresholdError,
+    RateLimitedError,
+    TaskKind,
+)
 from infou_generation.models import processed_events
 from infou_libs import subjects
 from infou_libs.consume import Route, consume_handler
@@ -52,6 +57,7 @@ log = get_logger(__name__)
 GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
+QUALITY_BELOW_THRESHOLD = "QUALITY_BELOW_THRESHOLD"
 FAILURE_MESSAGES = {
     "curriculum": "커리큘럼 생성에 실패했습니다. 다시 시도해 주세요.",
     "article": "아티클 생성에 실패했습니다. 다시 시도해 주세요.",
@@ -115,6 +121,14 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
             LLM_BUDGET_EXCEEDED,
             "오늘의 LLM 사용 예산을 모두 사용했습니다. 내일 다시 시도해 주세요.",
         )
+    if isinstance(exc, QualityBelowThresholdError):
+        # The code leads the message: session-service keeps the message as the failure reason
+        # that GET /sessions/{id} and the article show.
+        return (
+            QUALITY_BELOW_THRESHOLD,
+            f"[{QUALITY_BELOW_THRESHOLD}] 생성된 글이 품질 기준을 통과하지 못했습니다. "
+            "다시 시도해 주세요.",
+        )
     if isinstance(exc, RateLimitedError):
         return LLM_RATE_LIMIT, "LLM API 요청 한도 초과로 생성하지 못했습니다. 다시 시도해 주세요."
     return GENERATION_FAILED, FAILURE_MESSAGES.get(task, FAILURE_MESSAGES["article"])
@@ -155,6 +169,8 @@ async def generate(
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
     except BudgetExceededError as exc:  # the day's budget is spent: retrying only spends more
+        raise PermanentError(exc.message) from exc
+    except QualityBelowThresholdError as exc:  # every provider had its turn: retrying repeats them
         raise PermanentError(exc.message) from exc
     return generated, context, started
 
