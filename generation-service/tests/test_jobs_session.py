@@ -241,6 +241,12 @@ async def test_an_article_job_answers_with_the_written_article(
     assert written.word_count > 100
     assert written.estimated_read_time.endswith("분")
     assert 0 < written.quality_score <= 1
+    report = json.loads(written.quality_report_json)
+    assert report["score"] == written.quality_score
+    assert report["passed"] is True
+    assert report["warnings"] == list(written.quality_warnings)
+    assert report["checks"]["word_count"] == written.word_count
+    assert isinstance(report["level_fit"], list)
     assert written.title
     body = json.loads(written.article_json)
     assert body["sections"]

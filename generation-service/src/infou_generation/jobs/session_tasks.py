@@ -33,7 +33,12 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_generation.content.quality import article_markdown, read_time, word_count
+from infou_generation.content.quality import (
+    QUALITY_THRESHOLD,
+    article_markdown,
+    read_time,
+    word_count,
+)
 from infou_generation.engine import Generated, OnRateLimited
 from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
@@ -109,7 +114,23 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
         code_examples=len(data.get("code_examples") or []),
         practical_tips=[str(t) for t in data.get("practical_tips") or []],
         related_concepts=[str(c) for c in data.get("related_concepts") or []],
+        quality_report_json=json.dumps(quality_report(generated), ensure_ascii=False),
     )
+
+
+def quality_report(generated: Generated) -> dict[str, Any] | None:
+    """The gate's report as the article's metadata shows it (None: not gated)."""
+    report = generated.quality
+    if report is None:
+        return None
+    return {
+        "score": report.score,
+        "passed": report.passed,
+        "threshold": QUALITY_THRESHOLD,
+        "warnings": list(report.warnings),
+        "level_fit": list(report.level_fit),
+        "checks": dict(report.metrics),
+    }
 
 
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
