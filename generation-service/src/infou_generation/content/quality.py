@@ -4,8 +4,8 @@
 returns a score in 0..1 with stable machine-readable warnings. Every warning subtracts a
 documented penalty from 1.0 (`PENALTIES`); an article passes at `QUALITY_THRESHOLD`. One
 structural failure (not Korean, a missing required part, empty or duplicated sections, or
-more than about an eighth too short) or a level mismatch fails on its own; one other
-difficulty-fit warning does not, two or three do.
+more than about an eighth too short) fails on its own; one difficulty-fit warning does not,
+two or three do.
 
 Bands (all counts are eojeol, i.e. whitespace-separated tokens, code excluded):
 
@@ -33,8 +33,8 @@ Bands (all counts are eojeol, i.e. whitespace-separated tokens, code excluded):
 * Level fit — the measured check of `content.level_fit` (sentence length, terms used before they
   are defined and jargon density against a per-level vocabulary, code share, with bands
   calibrated on a labelled corpus): text that breaks a band of its level is `level_mismatch`,
-  which fails on its own like a structural failure (an expert article is never served to an
-  absolute beginner); the broken bands are in `QualityReport.level_fit`.
+  a difficulty-fit warning like the others (it fails with a second one; text written for
+  another level breaks several); the broken bands are in `QualityReport.level_fit`.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ PENALTIES: Final = {
     "missing_analogies": 0.1,
     "missing_tradeoffs": 0.1,
     "missing_edge_cases": 0.05,
-    "level_mismatch": 0.35,  # fails on its own: text for another level is never served
+    "level_mismatch": 0.2,
 }
 _DOUBLED_FOR_BEGINNERS: Final = {"terms_not_defined_before_use", "undefined_jargon"}
 
