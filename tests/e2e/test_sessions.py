@@ -330,6 +330,8 @@ async def test_create_watch_read_in_order_convert_and_read_the_variant(
             assert 0 < article["metadata"]["quality_score"] <= 1
             quality = article["metadata"]["quality"]
             assert quality["passed"] is True
+            assert quality["judged"] is True  # written by a model (the fake LLM), not offline
+            assert article["metadata"]["offline"] is False
             assert quality["score"] >= quality["threshold"]
             assert quality["checks"]["word_count"] > 0
             assert article["difficulty_variants"] == {

@@ -307,6 +307,9 @@ class CurriculumResponse(BaseModel):
 class QualityReport(BaseModel):
     score: float = Field(description="0-1; an article under the threshold is never served")
     passed: bool
+    judged: bool = Field(
+        default=True, description="false for offline template text: its score judges nothing"
+    )
     threshold: float
     warnings: list[str] = Field(examples=[["missing_analogies"]])
     level_fit: list[str] = Field(description="level-fit bands the text breaks, e.g. too_hard:…")

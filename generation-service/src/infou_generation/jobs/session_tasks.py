@@ -63,6 +63,11 @@ GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
 QUALITY_BELOW_THRESHOLD = "QUALITY_BELOW_THRESHOLD"
+# Leads the markdown of every article the offline provider wrote: the learner sees it is filler.
+OFFLINE_NOTICE = (
+    "> **안내:** 이 글은 LLM 없이 오프라인 템플릿으로 작성된 예시입니다. "
+    "실제 학습 내용이 아니며 품질이 검증되지 않았습니다."
+)
 FAILURE_MESSAGES = {
     "curriculum": "커리큘럼 생성에 실패했습니다. 다시 시도해 주세요.",
     "article": "아티클 생성에 실패했습니다. 다시 시도해 주세요.",
@@ -101,6 +106,8 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
     data = generated.data
     content = article_markdown(data)
     words = generated.quality.word_count if generated.quality else word_count(content)
+    if is_offline(generated):
+        content = f"{OFFLINE_NOTICE}\n\n{content}"
     return events_pb2.WrittenArticle(
         article_json=json.dumps(data, ensure_ascii=False),
         content=content,
@@ -118,6 +125,11 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
     )
 
 
+def is_offline(generated: Generated) -> bool:
+    """Written by the offline provider (template text, no model)."""
+    return generated.provider == "offline" or generated.model.startswith("offline")
+
+
 def quality_report(generated: Generated) -> dict[str, Any] | None:
     """The gate's report as the article's metadata shows it (None: not gated)."""
     report = generated.quality
@@ -126,6 +138,9 @@ def quality_report(generated: Generated) -> dict[str, Any] | None:
     return {
         "score": report.score,
         "passed": report.passed,
+        # The offline provider's template text passes the gate by construction: its score
+        # measures the template, it is no judgement of content.
+        "judged": not is_offline(generated),
         "threshold": QUALITY_THRESHOLD,
         "warnings": list(report.warnings),
         "level_fit": list(report.level_fit),
