@@ -175,6 +175,7 @@ async def take_jobs(
 QUALITY_REPORT = {
     "score": 0.9,
     "passed": True,
+    "judged": True,
     "threshold": 0.7,
     "warnings": ["missing_analogies"],
     "level_fit": [],
