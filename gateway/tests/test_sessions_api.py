@@ -172,6 +172,17 @@ async def take_jobs(
     raise AssertionError(f"only {len(found)} of {count} jobs on {subject}")
 
 
+QUALITY_REPORT = {
+    "score": 0.9,
+    "passed": True,
+    "judged": True,
+    "threshold": 0.7,
+    "warnings": ["missing_analogies"],
+    "level_fit": [],
+    "checks": {"word_count": 480.0},
+}
+
+
 def written(title: str, level: str) -> events_pb2.WrittenArticle:
     body = {"title": title, "sections": [{"heading": "본문", "body": f"{title} ({level})"}]}
     return events_pb2.WrittenArticle(
@@ -180,6 +191,7 @@ def written(title: str, level: str) -> events_pb2.WrittenArticle:
         word_count=480,
         estimated_read_time="3-4분",
         quality_score=0.9,
+        quality_report_json=json.dumps(QUALITY_REPORT),
         title=title,
         key_terms=["API"],
         code_examples=2,
@@ -530,6 +542,7 @@ async def test_status_curriculum_and_articles_follow_the_prd(
     assert body["metadata"]["llm_model"] == "gpt-test"
     assert body["metadata"]["offline"] is False
     assert body["metadata"]["human_reviewed"] is False
+    assert body["metadata"]["quality"] == QUALITY_REPORT
     assert body["metadata"]["generated_at"].endswith("Z")
     assert body["learning_elements"] == {
         "key_terms": ["API"],

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_devtools.fakellm import FakeLLMControl
 from infou_generation.content import prompts
 from infou_generation.content.quality import QUALITY_THRESHOLD
-from infou_generation.content.schemas import validate_output
 from infou_generation.engine import (
     GenerationEngine,
     build_engine,
     cache_key,
     echoes_system_prompt,
 )
+from infou_generation.llm.types import QualityBelowThresholdError
 from infou_generation.models import ContentCache, LLMCall
 from infou_generation.settings import GenerationSettings
 
@@ -167,7 +167,7 @@ async def test_a_short_article_is_regenerated_once_and_the_better_one_kept(
     assert stats["total"] == 2
 
 
-async def test_an_article_that_keeps_failing_the_gate_is_tried_twice_not_cached(
+async def test_an_article_that_keeps_failing_the_gate_fails_and_is_not_cached(
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     engine = build_engine(offline_settings(), generation_sessions)
@@ -175,18 +175,67 @@ async def test_an_article_that_keeps_failing_the_gate_is_tried_twice_not_cached(
     generation_id = f"gen_{uuid.uuid4().hex[:8]}"
     # The learner's options say no practice problems; a gate that wants them fails every time.
     strict = {"include_practice_problems": True}
-    generated = await engine.generate(
-        "article", context, generation_id=generation_id, quality_options=strict
-    )
+    with pytest.raises(QualityBelowThresholdError) as failed:
+        await engine.generate(
+            "article", context, generation_id=generation_id, quality_options=strict
+        )
 
-    assert generated.attempts == 2
-    assert generated.quality is not None
-    assert not generated.quality.passed
-    assert "missing_practice_problems" in generated.quality.warnings
-    validate_output("article", generated.data)
+    assert failed.value.report is not None
+    assert "missing_practice_problems" in failed.value.report.warnings
+    # Twice on the only provider of the route, then no other provider to ask.
     assert len(await ledger_rows(generation_sessions, generation_id)) == 2
-    again = await engine.generate("article", context, quality_options=strict)
-    assert not again.cache_hit  # a failing article is never served from the cache
+    async with generation_sessions() as session:
+        key = cache_key("article", prompts.render("article", context).context)
+        assert await session.get(ContentCache, key) is None  # a failing article is never cached
+
+
+async def test_an_article_for_the_wrong_level_goes_to_the_next_provider(
+    engines: Callable[..., GenerationEngine],
+    llm_settings: Callable[..., GenerationSettings],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine = engines(
+        llm_settings(llm_routes={"article": ["openai", "anthropic"]}, llm_providers=PRICES)
+    )
+    await fake_llm.arm("wrong_level", times=-1, api="openai")  # expert text for a beginner
+    # A fixed context: the composer's expert text for it always fails the gate (0.6).
+    context = examples.article_context("supervised", "absolute_beginner")
+    generation_id = f"gen_{uuid.uuid4().hex[:8]}"
+    generated = await engine.generate("article", context, generation_id=generation_id)
+
+    assert generated.provider == "anthropic"
+    assert generated.quality is not None
+    assert generated.quality.passed
+    assert generated.attempts == 3
+    calls = await ledger_rows(generation_sessions, generation_id)
+    assert [c.provider for c in calls] == ["openai", "openai", "anthropic"]
+    assert generated.cost_usd.quantize(Decimal("0.000001")) == sum(c.cost_usd for c in calls)
+    stats = await fake_llm.stats()
+    assert stats["scenarios"] == {"wrong_level": 2}
+
+
+async def test_an_article_for_the_wrong_level_from_every_provider_fails(
+    engines: Callable[..., GenerationEngine],
+    llm_settings: Callable[..., GenerationSettings],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine = engines(
+        llm_settings(llm_routes={"article": ["openai", "anthropic"]}, llm_providers=PRICES)
+    )
+    await fake_llm.arm("wrong_level", times=-1)
+    # A fixed context whose expert text always fails the gate; failures are never cached.
+    context = examples.article_context("transformers", "absolute_beginner")
+    generation_id = f"gen_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(QualityBelowThresholdError) as failed:
+        await engine.generate("article", context, generation_id=generation_id)
+
+    assert failed.value.report is not None
+    assert "level_mismatch" in failed.value.report.warnings
+    assert failed.value.report.score < QUALITY_THRESHOLD
+    calls = await ledger_rows(generation_sessions, generation_id)
+    assert [c.provider for c in calls] == ["openai", "openai", "anthropic"]
 
 
 async def test_concurrent_identical_requests_store_one_cache_row(

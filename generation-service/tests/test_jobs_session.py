@@ -241,6 +241,12 @@ async def test_an_article_job_answers_with_the_written_article(
     assert written.word_count > 100
     assert written.estimated_read_time.endswith("분")
     assert 0 < written.quality_score <= 1
+    report = json.loads(written.quality_report_json)
+    assert report["score"] == written.quality_score
+    assert report["passed"] is True
+    assert report["warnings"] == list(written.quality_warnings)
+    assert report["checks"]["word_count"] == written.word_count
+    assert isinstance(report["level_fit"], list)
     assert written.title
     body = json.loads(written.article_json)
     assert body["sections"]
@@ -312,6 +318,27 @@ async def test_a_job_that_exhausts_its_retries_is_reported_as_failed(
     assert results.count("events.generation.article_generated", lambda e: e.session_id == sid) == 0
     stats = await llm.stats()
     assert stats["scenarios"]["server_error"] == 4  # the first delivery and three retries
+
+
+async def test_an_article_below_the_quality_threshold_fails_with_its_code_never_ready(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    await llm.arm("wrong_level", times=-1)  # expert text for an absolute beginner, every time
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid,
+        article_id=f"{sid}_001",
+        # A fixed context: its expert text always fails the gate, and failures are not cached.
+        context_json=json.dumps(examples.article_context("transformers", "absolute_beginner")),
+    )
+    await publish(js, "jobs.article.generate", job)
+    failed = await results.wait("events.generation.task_failed", lambda e: e.session_id == sid)
+    assert (failed.task, failed.article_id) == ("article", job.article_id)
+    assert failed.error_code == "QUALITY_BELOW_THRESHOLD"
+    assert "QUALITY_BELOW_THRESHOLD" in failed.message
+    assert results.count("events.generation.article_generated", lambda e: e.session_id == sid) == 0
+    # The gate's verdict is final: two attempts on the route's one provider, no job retries.
+    assert (await llm.stats())["scenarios"]["wrong_level"] == 2
 
 
 async def test_a_context_the_prompts_refuse_fails_at_once(

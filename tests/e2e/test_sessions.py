@@ -328,6 +328,12 @@ async def test_create_watch_read_in_order_convert_and_read_the_variant(
             assert article["estimated_read_time"].endswith("분")
             assert article["metadata"]["generation_prompt"].startswith("[infou_article")
             assert 0 < article["metadata"]["quality_score"] <= 1
+            quality = article["metadata"]["quality"]
+            assert quality["passed"] is True
+            assert quality["judged"] is True  # written by a model (the fake LLM), not offline
+            assert article["metadata"]["offline"] is False
+            assert quality["score"] >= quality["threshold"]
+            assert quality["checks"]["word_count"] > 0
             assert article["difficulty_variants"] == {
                 "available_levels": ["intermediate"],
                 "current_level": "intermediate",

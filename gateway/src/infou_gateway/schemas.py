@@ -304,6 +304,18 @@ class CurriculumResponse(BaseModel):
     items: list[CurriculumItem]
 
 
+class QualityReport(BaseModel):
+    score: float = Field(description="0-1; an article under the threshold is never served")
+    passed: bool
+    judged: bool = Field(
+        default=True, description="false for offline template text: its score judges nothing"
+    )
+    threshold: float
+    warnings: list[str] = Field(examples=[["missing_analogies"]])
+    level_fit: list[str] = Field(description="level-fit bands the text breaks, e.g. too_hard:…")
+    checks: dict[str, float] = Field(description="what the gate measured")
+
+
 class ArticleMetadata(BaseModel):
     generated_at: str | None
     llm_model: str | None
@@ -313,6 +325,9 @@ class ArticleMetadata(BaseModel):
     generation_prompt: str
     quality_score: float
     human_reviewed: bool
+    quality: QualityReport | None = Field(
+        default=None, description="the quality gate's report; null while none was written"
+    )
 
 
 class LearningElements(BaseModel):

@@ -6,12 +6,15 @@ context were generated before (zero tokens, zero cost, a `cache_hit` ledger row 
 cost saved), and otherwise asks the LLM router, checks the answer against the task's schema
 (`content.schemas.validate_output`) and, for articles and level conversions, scores it with the
 quality gate (`content.quality.evaluate`). An answer that fails the schema's bounds or the gate
-is generated once more (a fresh attempt that is told what was wrong); the better of the two is
-returned. Only answers that pass are cached.
+is generated once more (a fresh attempt that is told what was wrong). When the gate refused both,
+each further provider on the task's route gets one attempt, told the gate's findings, until one
+passes; when none does, `QualityBelowThresholdError` (code QUALITY_BELOW_THRESHOLD) is raised:
+an article under the threshold is never returned. Only answers that pass are cached.
 
 Job handlers build the context from ids (see `content.prompts` for each task's keys) and call
 `generate`; what it raises: `content.prompts.ContextError` (a `ValueError`: a bad context, not
-worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED) and other `llm.LLMError`s
+worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED),
+`llm.types.QualityBelowThresholdError` (not worth retrying either) and other `llm.LLMError`s
 (worth retrying).
 """
 
@@ -35,7 +38,16 @@ from infou_generation.content.quality import QualityReport, evaluate, expects_co
 from infou_generation.content.schemas import OutputError, validate_output
 from infou_generation.ledger import LedgerEntry
 from infou_generation.llm.router import LLMRouter, build_router
-from infou_generation.llm.types import InvalidOutputError, LLMRequest, LLMResult, TaskKind
+from infou_generation.llm.types import (
+    BudgetExceededError,
+    InvalidOutputError,
+    LLMError,
+    LLMRequest,
+    LLMResult,
+    NoProviderLeftError,
+    QualityBelowThresholdError,
+    TaskKind,
+)
 from infou_generation.models import ContentCache
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import unit_of_work
@@ -226,26 +238,37 @@ class GenerationEngine:
             )
             retry = _revised(request, first)
             attempts.append(await self._attempt(task, retry, gate, on_rate_limited))
+        if not any(a.good for a in attempts) and any(a.quality is not None for a in attempts):
+            # The gate refused both answers: the next providers on the route get their turn.
+            attempts += await self._next_providers(task, request, attempts, gate, on_rate_limited)
         best = max(attempts, key=lambda a: a.score)
         if best.data is None:
             raise InvalidOutputError(
                 f"{task}: no answer met the schema after {len(attempts)} attempts: {best.problem}",
                 provider=best.result.provider,
             )
-        input_tokens = sum(a.result.input_tokens for a in attempts)
-        output_tokens = sum(a.result.output_tokens for a in attempts)
-        cost = sum((a.result.cost_usd for a in attempts), Decimal(0))
-        if best.good:
-            await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
-        else:
+        if not best.good:
+            assert best.quality is not None
             log.warning(
                 "generation_below_quality_threshold",
                 task=task,
-                quality_score=best.quality.score if best.quality else None,
-                warnings=best.quality.warnings if best.quality else None,
+                quality_score=best.quality.score,
+                warnings=best.quality.warnings,
+                level_fit=best.quality.level_fit,
+                providers=sorted({a.result.provider for a in attempts}),
                 session_id=session_id,
                 generation_id=generation_id,
             )
+            raise QualityBelowThresholdError(
+                f"{task}: every answer scored under the quality threshold "
+                f"(best {best.quality.score}: {', '.join(best.quality.warnings)})",
+                report=best.quality,
+                provider=best.result.provider,
+            )
+        input_tokens = sum(a.result.input_tokens for a in attempts)
+        output_tokens = sum(a.result.output_tokens for a in attempts)
+        cost = sum((a.result.cost_usd for a in attempts), Decimal(0))
+        await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
         return Generated(
             data=best.data,
             model=best.result.model,
@@ -260,6 +283,43 @@ class GenerationEngine:
             attempts=len(attempts),
         )
 
+    async def _next_providers(
+        self,
+        task: str,
+        request: LLMRequest,
+        attempts: list[_Attempt],
+        gate: dict[str, Any] | None,
+        on_rate_limited: OnRateLimited | None,
+    ) -> list[_Attempt]:
+        """One attempt on each provider of the route that has not answered yet, told what the
+        gate found, until one passes (a provider that fails outright ends the search)."""
+        more: list[_Attempt] = []
+        tried = {a.result.provider for a in attempts}
+        while True:
+            best = max([*attempts, *more], key=lambda a: a.score)
+            try:
+                result = await self.router.generate(
+                    _revised(request, best), on_rate_limited=on_rate_limited, exclude=tried
+                )
+            except NoProviderLeftError:
+                return more
+            except BudgetExceededError:
+                raise
+            except LLMError as exc:
+                log.warning("generation_next_provider_failed", task=task, error=exc.message)
+                return more
+            tried.add(result.provider)
+            attempt = self._checked(task, request, result, gate)
+            more.append(attempt)
+            log.info(
+                "generation_next_provider",
+                task=task,
+                llm_provider=result.provider,
+                quality_score=attempt.quality.score if attempt.quality else None,
+            )
+            if attempt.good:
+                return more
+
     async def _attempt(
         self,
         task: str,
@@ -268,6 +328,13 @@ class GenerationEngine:
         on_rate_limited: OnRateLimited | None,
     ) -> _Attempt:
         result = await self.router.generate(request, on_rate_limited=on_rate_limited)
+        return self._checked(task, request, result, gate)
+
+    @staticmethod
+    def _checked(
+        task: str, request: LLMRequest, result: LLMResult, gate: dict[str, Any] | None
+    ) -> _Attempt:
+        """The answer checked against the schema, the system prompt and the quality gate."""
         try:
             validate_output(task, result.data)
         except OutputError as exc:
@@ -360,8 +427,11 @@ def _revised(request: LLMRequest, first: _Attempt) -> LLMRequest:
     if first.data is None:
         problem = f"출력 검사 실패: {first.problem}"
     else:
+        # The gate's findings, our own codes: data for the model, never learner text.
         assert first.quality is not None
         problem = "품질 검사 경고: " + ", ".join(first.quality.warnings)
+        if first.quality.level_fit:
+            problem += "; 난이도 불일치: " + ", ".join(first.quality.level_fit)
     note = (
         "\n\n[다시 작성 요청] 이전 답변이 검사를 통과하지 못했습니다 "
         f"({problem[:400]}). 지침을 모두 지켜 처음부터 다시 작성하세요."

@@ -291,6 +291,11 @@ def article_message(view: ArticleView) -> session_pb2.Article:
             quality_score=float(source.quality_score or 0),
             human_reviewed=a.human_reviewed,
             content_warnings=source.content_warnings or [],
+            quality_report_json=(
+                json.dumps(source.quality_report, ensure_ascii=False)
+                if ready and source.quality_report
+                else ""
+            ),
         ),
         learning_elements=session_pb2.LearningElements(
             key_terms=key_terms,

@@ -144,6 +144,8 @@ class GeneratedArticle(Base):
     quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     human_reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     content_warnings: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    # The quality gate's report (score, passed, warnings, level fit, checks): metadata.quality.
+    quality_report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="generating")
     failure_reason: Mapped[str | None] = mapped_column(String(500))
@@ -184,6 +186,8 @@ class ArticleVariant(Base):
     generation_cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), default=Decimal("0"))
     quality_score: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal("0"))
     content_warnings: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    # The quality gate's report (score, passed, warnings, level fit, checks): metadata.quality.
+    quality_report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     generated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

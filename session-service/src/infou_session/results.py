@@ -212,7 +212,16 @@ def _written_fields(written: events_pb2.WrittenArticle) -> dict[str, Any]:
         "body": body,
         "quality_score": Decimal(str(round(min(max(written.quality_score, 0.0), 1.0), 2))),
         "content_warnings": list(written.quality_warnings),
+        "quality_report": _json_object(written.quality_report_json),
     }
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def on_article_generated(

@@ -9,7 +9,9 @@ POST /_control (the SDKs send our headers only through default/extra headers):
     x-fake-scenario: rate_limit | server_error | timeout | malformed_json | invalid_schema |
                      truncated_stream | reject_json_schema (a server without schema-constrained
                      output: 400 for response_format json_schema) | short_answer (a valid
-                     article cut to its first section: the quality gate's "too short") — add
+                     article cut to its first section: the quality gate's "too short") |
+                     wrong_level (the content written for expert, or for absolute_beginner
+                     when expert was asked: the gate's level mismatch) — add
                      `_once` to fire once per x-fake-scope value
     x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens,
     x-fake-cache-write-tokens (Anthropic: input written to the prompt cache)
@@ -56,6 +58,7 @@ SCENARIOS = frozenset(
         "truncated_stream",
         "reject_json_schema",
         "short_answer",
+        "wrong_level",
     }
 )
 _TASK_CONTEXT = re.compile(r"<task_context>(.*?)</task_context>", re.DOTALL)
@@ -200,7 +203,8 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
         if early is not None:
             return early
     prompt = _prompt_text(body)
-    answer = _answer(schema_name, schema, _prompt_text(body, roles=("user",)))
+    wrong_level = fault is not None and fault.scenario == "wrong_level"
+    answer = _answer(schema_name, schema, _prompt_text(body, roles=("user",)), wrong_level)
     text = json.dumps(answer, ensure_ascii=False)
     if fault is not None and fault.scenario == "malformed_json":
         text = text[: max(len(text) // 2, 1)] + ' "unterminated'
@@ -387,9 +391,13 @@ def _prompt_text(
     return "\n".join(parts)
 
 
-def _answer(schema_name: str, schema: dict[str, Any] | None, user_text: str) -> Any:
+def _answer(
+    schema_name: str, schema: dict[str, Any] | None, user_text: str, wrong_level: bool = False
+) -> Any:
     task = schema_name.removeprefix("infou_")
     context = _task_context(user_text)
+    if wrong_level and context is not None and "level" in context:
+        context["level"] = "absolute_beginner" if context["level"] == "expert" else "expert"
     composer = load_composer() if task in TASK_KINDS else None
     if context is not None and composer is not None:
         try:

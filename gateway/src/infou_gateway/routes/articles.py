@@ -6,6 +6,7 @@ answers 202 with a task id and is announced on the session's WebSocket (`convers
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
@@ -57,6 +58,7 @@ def article_json(a: session_pb2.Article) -> dict[str, Any]:
             "generation_prompt": m.generation_prompt,
             "quality_score": round(m.quality_score, 2),
             "human_reviewed": m.human_reviewed,
+            "quality": json.loads(m.quality_report_json) if m.quality_report_json else None,
         },
         "learning_elements": {
             "key_terms": list(e.key_terms),

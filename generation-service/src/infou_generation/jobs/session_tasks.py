@@ -33,11 +33,21 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_generation.content.quality import article_markdown, read_time, word_count
+from infou_generation.content.quality import (
+    QUALITY_THRESHOLD,
+    article_markdown,
+    read_time,
+    word_count,
+)
 from infou_generation.engine import Generated, OnRateLimited
 from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
-from infou_generation.llm.types import BudgetExceededError, RateLimitedError, TaskKind
+from infou_generation.llm.types import (
+    BudgetExceededError,
+    QualityBelowThresholdError,
+    RateLimitedError,
+    TaskKind,
+)
 from infou_generation.models import processed_events
 from infou_libs import subjects
 from infou_libs.consume import Route, consume_handler
@@ -52,6 +62,12 @@ log = get_logger(__name__)
 GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
+QUALITY_BELOW_THRESHOLD = "QUALITY_BELOW_THRESHOLD"
+# Leads the markdown of every article the offline provider wrote: the learner sees it is filler.
+OFFLINE_NOTICE = (
+    "> **안내:** 이 글은 LLM 없이 오프라인 템플릿으로 작성된 예시입니다. "
+    "실제 학습 내용이 아니며 품질이 검증되지 않았습니다."
+)
 FAILURE_MESSAGES = {
     "curriculum": "커리큘럼 생성에 실패했습니다. 다시 시도해 주세요.",
     "article": "아티클 생성에 실패했습니다. 다시 시도해 주세요.",
@@ -90,6 +106,8 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
     data = generated.data
     content = article_markdown(data)
     words = generated.quality.word_count if generated.quality else word_count(content)
+    if is_offline(generated):
+        content = f"{OFFLINE_NOTICE}\n\n{content}"
     return events_pb2.WrittenArticle(
         article_json=json.dumps(data, ensure_ascii=False),
         content=content,
@@ -103,7 +121,31 @@ def written_of(generated: Generated, level: str) -> events_pb2.WrittenArticle:
         code_examples=len(data.get("code_examples") or []),
         practical_tips=[str(t) for t in data.get("practical_tips") or []],
         related_concepts=[str(c) for c in data.get("related_concepts") or []],
+        quality_report_json=json.dumps(quality_report(generated), ensure_ascii=False),
     )
+
+
+def is_offline(generated: Generated) -> bool:
+    """Written by the offline provider (template text, no model)."""
+    return generated.provider == "offline" or generated.model.startswith("offline")
+
+
+def quality_report(generated: Generated) -> dict[str, Any] | None:
+    """The gate's report as the article's metadata shows it (None: not gated)."""
+    report = generated.quality
+    if report is None:
+        return None
+    return {
+        "score": report.score,
+        "passed": report.passed,
+        # The offline provider's template text passes the gate by construction: its score
+        # measures the template, it is no judgement of content.
+        "judged": not is_offline(generated),
+        "threshold": QUALITY_THRESHOLD,
+        "warnings": list(report.warnings),
+        "level_fit": list(report.level_fit),
+        "checks": dict(report.metrics),
+    }
 
 
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
@@ -114,6 +156,14 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
         return (
             LLM_BUDGET_EXCEEDED,
             "오늘의 LLM 사용 예산을 모두 사용했습니다. 내일 다시 시도해 주세요.",
+        )
+    if isinstance(exc, QualityBelowThresholdError):
+        # The code leads the message: session-service keeps the message as the failure reason
+        # that GET /sessions/{id} and the article show.
+        return (
+            QUALITY_BELOW_THRESHOLD,
+            f"[{QUALITY_BELOW_THRESHOLD}] 생성된 글이 품질 기준을 통과하지 못했습니다. "
+            "다시 시도해 주세요.",
         )
     if isinstance(exc, RateLimitedError):
         return LLM_RATE_LIMIT, "LLM API 요청 한도 초과로 생성하지 못했습니다. 다시 시도해 주세요."
@@ -155,6 +205,8 @@ async def generate(
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
     except BudgetExceededError as exc:  # the day's budget is spent: retrying only spends more
+        raise PermanentError(exc.message) from exc
+    except QualityBelowThresholdError as exc:  # every provider had its turn: retrying repeats them
         raise PermanentError(exc.message) from exc
     return generated, context, started
 

@@ -15,7 +15,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -45,6 +45,7 @@ from infou_generation.llm.types import (
     LLMError,
     LLMRequest,
     LLMResult,
+    NoProviderLeftError,
     ProviderName,
     ProviderUnavailableError,
     RateLimitedError,
@@ -165,13 +166,23 @@ class LLMRouter:
             await provider.aclose()
 
     async def generate(
-        self, request: LLMRequest, *, on_rate_limited: OnRateLimited | None = None
+        self,
+        request: LLMRequest,
+        *,
+        on_rate_limited: OnRateLimited | None = None,
+        exclude: Collection[str] = (),
     ) -> LLMResult:
-        """A schema-valid answer from the first provider that gives one; LLMError otherwise."""
+        """A schema-valid answer from the first provider that gives one; LLMError otherwise.
+
+        `exclude`: providers of the task's route not to ask (those whose answers were refused).
+        """
         started = time.monotonic()
-        route = self.routes.get(request.task) or []
+        route = [name for name in self.routes.get(request.task) or [] if name not in exclude]
         if not route:
-            raise LLMError(f"no LLM provider is routed for task {request.task!r}")
+            raise NoProviderLeftError(
+                f"no LLM provider is routed for task {request.task!r}"
+                + (f" besides {', '.join(sorted(exclude))}" if exclude else "")
+            )
         spend = _Spend()
         last_error: LLMError | None = None
         # After a budget refusal only providers whose call is estimated cheaper are tried.

@@ -95,6 +95,19 @@ class InvalidOutputError(LLMError):
     """The answer was not a JSON object valid against the schema, even after one repair."""
 
 
+class NoProviderLeftError(LLMError):
+    """The task's route names no provider (or none besides those excluded)."""
+
+
+class QualityBelowThresholdError(LLMError):
+    """Every provider's answer stayed under the quality gate's threshold (code
+    QUALITY_BELOW_THRESHOLD): the article is failed, never served."""
+
+    def __init__(self, message: str, *, report: Any = None, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.report = report
+
+
 class BudgetExceededError(LLMError, BudgetExceeded):
     """The daily LLM budget has no room for this call (code LLM_BUDGET_EXCEEDED)."""
 

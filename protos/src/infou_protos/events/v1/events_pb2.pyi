@@ -399,6 +399,7 @@ class WrittenArticle(_message.Message):
     CODE_EXAMPLES_FIELD_NUMBER: _builtins.int
     PRACTICAL_TIPS_FIELD_NUMBER: _builtins.int
     RELATED_CONCEPTS_FIELD_NUMBER: _builtins.int
+    QUALITY_REPORT_JSON_FIELD_NUMBER: _builtins.int
     article_json: _builtins.str
     """the structured article (schema infou_article), for conversions"""
     content: _builtins.str
@@ -409,6 +410,8 @@ class WrittenArticle(_message.Message):
     title: _builtins.str
     summary: _builtins.str
     code_examples: _builtins.int
+    quality_report_json: _builtins.str
+    """The quality gate's report as JSON: score, passed, threshold, warnings, level_fit, checks."""
     @_builtins.property
     def quality_warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -432,10 +435,11 @@ class WrittenArticle(_message.Message):
         code_examples: _builtins.int = ...,
         practical_tips: _abc.Iterable[_builtins.str] | None = ...,
         related_concepts: _abc.Iterable[_builtins.str] | None = ...,
+        quality_report_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_json", b"article_json", "code_examples", b"code_examples", "content", b"content", "estimated_read_time", b"estimated_read_time", "key_terms", b"key_terms", "practical_tips", b"practical_tips", "quality_score", b"quality_score", "quality_warnings", b"quality_warnings", "related_concepts", b"related_concepts", "summary", b"summary", "title", b"title", "word_count", b"word_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_json", b"article_json", "code_examples", b"code_examples", "content", b"content", "estimated_read_time", b"estimated_read_time", "key_terms", b"key_terms", "practical_tips", b"practical_tips", "quality_report_json", b"quality_report_json", "quality_score", b"quality_score", "quality_warnings", b"quality_warnings", "related_concepts", b"related_concepts", "summary", b"summary", "title", b"title", "word_count", b"word_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

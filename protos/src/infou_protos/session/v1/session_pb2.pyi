@@ -516,10 +516,13 @@ class ArticleMetadata(_message.Message):
     QUALITY_SCORE_FIELD_NUMBER: _builtins.int
     HUMAN_REVIEWED_FIELD_NUMBER: _builtins.int
     CONTENT_WARNINGS_FIELD_NUMBER: _builtins.int
+    QUALITY_REPORT_JSON_FIELD_NUMBER: _builtins.int
     llm_model: _builtins.str
     generation_prompt: _builtins.str
     quality_score: _builtins.float
     human_reviewed: _builtins.bool
+    quality_report_json: _builtins.str
+    """the quality gate's report (JSON object), empty when none"""
     @_builtins.property
     def generated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -533,10 +536,11 @@ class ArticleMetadata(_message.Message):
         quality_score: _builtins.float = ...,
         human_reviewed: _builtins.bool = ...,
         content_warnings: _abc.Iterable[_builtins.str] | None = ...,
+        quality_report_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generated_at", b"generated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_warnings", b"content_warnings", "generated_at", b"generated_at", "generation_prompt", b"generation_prompt", "human_reviewed", b"human_reviewed", "llm_model", b"llm_model", "quality_score", b"quality_score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_warnings", b"content_warnings", "generated_at", b"generated_at", "generation_prompt", b"generation_prompt", "human_reviewed", b"human_reviewed", "llm_model", b"llm_model", "quality_report_json", b"quality_report_json", "quality_score", b"quality_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
