@@ -105,21 +105,16 @@ class Quotas:
 
     async def hit(self, item: RateLimitItem, *ids: str) -> Verdict:
         """Counts one use; refused when the window is full (the refused use is not counted)."""
-
-        async def check(limiter: MovingWindowRateLimiter) -> Verdict:
-            allowed = await limiter.hit(item, *ids)
-            stats = await limiter.get_window_stats(item, *ids)
-            reset = max(1, math.ceil(stats.reset_time - time.time()))
-            return Verdict(allowed, item.amount, max(0, stats.remaining), reset)
-
-        verdict: Verdict = await self._use(check)
-        return verdict
+        return await self._verdict(item, ids, count=True)
 
     async def room(self, item: RateLimitItem, *ids: str) -> Verdict:
         """Whether one more use would fit, without counting it."""
+        return await self._verdict(item, ids, count=False)
 
+    async def _verdict(self, item: RateLimitItem, ids: tuple[str, ...], *, count: bool) -> Verdict:
         async def check(limiter: MovingWindowRateLimiter) -> Verdict:
-            allowed = await limiter.test(item, *ids)
+            use = limiter.hit if count else limiter.test
+            allowed = await use(item, *ids)
             stats = await limiter.get_window_stats(item, *ids)
             reset = max(1, math.ceil(stats.reset_time - time.time()))
             return Verdict(allowed, item.amount, max(0, stats.remaining), reset)
