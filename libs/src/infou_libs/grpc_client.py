@@ -61,8 +61,16 @@ FIELD_KEY = "field"
 KEEPALIVE_TIME_MS = 30_000
 KEEPALIVE_TIMEOUT_MS = 10_000
 
+# Reconnecting: a peer that restarted is tried again within a second, not after gRPC's default
+# backoff (growing to 120 s), during which every call to it fails fast with UNAVAILABLE (503).
+RECONNECT_BACKOFF_MS = (250, 1_000)
+SERVICE_CONFIG = {"loadBalancingConfig": [{"round_robin": {}}]}
+
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
-    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+    ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
