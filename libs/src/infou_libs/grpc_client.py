@@ -64,7 +64,7 @@ KEEPALIVE_TIMEOUT_MS = 10_000
 # Reconnecting: a peer that restarted is tried again within a second, not after gRPC's default
 # backoff (growing to 120 s), during which every call to it fails fast with UNAVAILABLE (503).
 RECONNECT_BACKOFF_MS = (250, 1_000)
-SERVICE_CONFIG = {"loadBalancingConfig": [{"round_robin": {}}]}
+SERVICE_CONFIG: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
 
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
