@@ -106,6 +106,17 @@ def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def learner_text(personal: dict[str, Any]) -> dict[str, str]:
+    """The free text of validated sub-topic personalization, by its public field (moderated)."""
+    texts = {
+        f"personalization.{key}": str(personal[key])
+        for key in ("learning_goals", "time_availability", "preferred_style")
+    }
+    for i, interest in enumerate(personal["interests"]):
+        texts[f"personalization.interests.{i}"] = str(interest)
+    return texts
+
+
 def validate_options(raw: dict[str, Any] | None) -> dict[str, Any]:
     """max_subtopics 1..10 (0 or missing: 5); both flags default to true when no options came."""
     raw = raw or {}
@@ -173,6 +184,7 @@ async def request_subtopics(
         work=Workload(subtopic_generations=1),
         client_id=client_id,
         client_share=client_share,
+        learner_text=learner_text(personal),
     )
     try:
         async with unit_of_work(sessions) as session:
