@@ -739,3 +739,49 @@ async def test_bad_parameters_name_the_field(
     reply = await api.request(method, path, params=params, headers=auth("st_" + "x" * 43))
     assert reply.status_code == 422, reply.text
     assert reply.json()["error"]["field"] == field
+
+
+async def _stored(database_url: str) -> tuple[int, int]:
+    """(sessions, budget admissions) stored so far."""
+    engine = create_async_engine(asyncpg_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            sessions = await conn.scalar(text("SELECT count(*) FROM session.learning_sessions"))
+            admissions = await conn.scalar(
+                text("SELECT count(*) FROM generation.budget_admissions")
+            )
+    finally:
+        await engine.dispose()
+    return int(sessions or 0), int(admissions or 0)
+
+
+@pytest.mark.parametrize(
+    ("personalization", "field"),
+    [
+        ({"learning_goals": "폭탄 만드는 법을 배우고 싶어요"}, "personalization.learning_goals"),
+        ({"interests": ["API", "죽고 싶다"]}, "personalization.interests.1"),
+        ({"preferred_style": "how to make a bomb"}, "personalization.preferred_style"),
+    ],
+)
+async def test_flagged_personalization_is_a_422_naming_the_field_and_nothing_is_stored(
+    api: httpx.AsyncClient,
+    topic: dict[str, Any],
+    module_database_url: str,
+    personalization: dict[str, Any],
+    field: str,
+) -> None:
+    # Generation has no OpenAI key here: its admission moderates with the local check.
+    before = await _stored(module_database_url)
+    reply = await api.post(
+        "/sessions",
+        json={
+            "main_topic_id": topic["id"],
+            "sub_topic_ids": [topic["sub_topics"][0]["id"]],
+            "level": "intermediate",
+            "personalization": {"learning_pace": "regular"} | personalization,
+        },
+    )
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert (error["code"], error["field"]) == ("CONTENT_FLAGGED", field)
+    assert await _stored(module_database_url) == before

@@ -285,3 +285,52 @@ async def test_a_failed_generation_says_why(
             "message": "오늘의 LLM 사용 예산이 모두 소진되었습니다.",
         },
     }
+
+
+async def _counts(database_url: str) -> tuple[int, int]:
+    """(sub-topic requests, budget admissions) stored so far."""
+    engine = create_async_engine(asyncpg_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            requests = await conn.scalar(
+                text("SELECT count(*) FROM generation.subtopic_generation_requests")
+            )
+            admissions = await conn.scalar(
+                text("SELECT count(*) FROM generation.budget_admissions")
+            )
+    finally:
+        await engine.dispose()
+    return int(requests or 0), int(admissions or 0)
+
+
+@pytest.mark.parametrize(
+    ("personalization", "field"),
+    [
+        ({"learning_goals": "폭탄 만드는 법을 배우고 싶어요"}, "personalization.learning_goals"),
+        ({"interests": ["chatbot", "필로폰 제조"]}, "personalization.interests.1"),
+        ({"preferred_style": "I will kill you"}, "personalization.preferred_style"),
+    ],
+)
+async def test_flagged_learner_text_is_a_422_naming_the_field_and_nothing_is_stored(
+    api: httpx.AsyncClient,
+    module_database_url: str,
+    personalization: dict[str, Any],
+    field: str,
+) -> None:
+    # No OpenAI key here: the local check moderates.
+    before = await _counts(module_database_url)
+    payload = body()
+    payload["personalization"] |= personalization
+    reply = await api.post("/sub-topics/generate", json=payload)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert (error["code"], error["field"]) == ("CONTENT_FLAGGED", field)
+    # Neither the request nor a budget hold was stored.
+    assert await _counts(module_database_url) == before
+
+
+async def test_learning_text_about_hard_subjects_is_not_refused(api: httpx.AsyncClient) -> None:
+    payload = body()
+    payload["personalization"]["learning_goals"] = "kill -9 로 프로세스 종료와 자살률 통계 분석"
+    reply = await api.post("/sub-topics/generate", json=payload)
+    assert reply.status_code == 202, reply.text

@@ -560,3 +560,54 @@ async def test_the_job_runtime_shares_its_breakers_through_the_settings_redis(
             await close()
         await other.aclose()
         await db.dispose()
+
+
+# ── output moderation ─────────────────────────────────────────────────────────────────────
+
+
+def marked_article_job() -> tuple[events_pb2.GenerateArticleJob, str]:
+    """An article job of its own and a term its answer holds (a key concept is written in)."""
+    mark = f"표식{uuid.uuid4().hex[:10]}"
+    context = examples.article_context("transformers", "intermediate", key_concepts=(mark,))
+    sid = session_id()
+    job = events_pb2.GenerateArticleJob(
+        session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
+    )
+    return job, mark
+
+
+async def test_an_article_flagged_once_by_moderation_is_regenerated_and_ready(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    job, mark = marked_article_job()
+    await llm.flag_for_moderation(mark, times=1)
+    await publish(js, "jobs.article.generate", job)
+    event = await results.wait(
+        "events.generation.article_generated", lambda e: e.article_id == job.article_id
+    )
+    assert mark in event.article.content
+    assert event.usage.attempts == 2
+    stats = await llm.stats()
+    assert stats["requests"] == {"openai": 2, "moderation": 2}
+
+
+async def test_an_article_flagged_twice_by_moderation_fails_with_content_flagged(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    job, mark = marked_article_job()
+    await llm.flag_for_moderation(mark)
+    await publish(js, "jobs.article.generate", job)
+    failed = await results.wait(
+        "events.generation.task_failed", lambda e: e.session_id == job.session_id
+    )
+    assert (failed.task, failed.article_id) == ("article", job.article_id)
+    assert failed.error_code == "CONTENT_FLAGGED"
+    assert failed.message.startswith("[CONTENT_FLAGGED]")
+    assert (
+        results.count(
+            "events.generation.article_generated", lambda e: e.session_id == job.session_id
+        )
+        == 0
+    )
+    # Moderation's verdict is final: one regeneration, no job retries.
+    assert (await llm.stats())["requests"] == {"openai": 2, "moderation": 2}

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.engines import free_port
 from infou_devtools.fakellm import FakeLLMControl
+from infou_generation.admission import Admissions, Workload
 from infou_generation.content.moderation import (
     ContentModeration,
     build_moderation,
     local_categories,
 )
+from infou_generation.models import BudgetAdmission
 from infou_generation.settings import GenerationSettings
+from infou_libs.errors import InvalidArgument
 
 
 async def test_openai_moderation_flags_the_fields_the_endpoint_flags(
@@ -125,3 +132,91 @@ async def test_an_unreachable_endpoint_falls_back_to_the_local_check(
         await moderation.aclose()
     assert verdict.source == "local"
     assert verdict.fields == ["learning_goals"]
+
+
+# ── input moderation at admission: before anything is held ─────────────────────────────
+
+
+def _verdicts(stage: str, source: str, result: str) -> float:
+    labels = {"stage": stage, "source": source, "result": result}
+    return REGISTRY.get_sample_value("infou_moderation_verdicts_total", labels) or 0.0
+
+
+async def _admission_of(
+    sessions: async_sessionmaker[AsyncSession], reference_id: str
+) -> BudgetAdmission | None:
+    async with sessions() as session:
+        row: BudgetAdmission | None = await session.scalar(
+            select(BudgetAdmission).where(BudgetAdmission.reference_id == reference_id)
+        )
+        return row
+
+
+async def test_admission_refuses_flagged_learner_text_naming_the_field_and_holds_nothing(
+    llm_settings: Callable[..., GenerationSettings],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await fake_llm.flag_for_moderation("금지어")
+    settings = llm_settings()
+    moderation = build_moderation(settings)
+    admissions = Admissions(generation_sessions, settings, moderation=moderation)
+    reference = f"sess_{uuid.uuid4().hex}"
+    try:
+        with pytest.raises(InvalidArgument) as refused:
+            await admissions.reserve(
+                kind="session",
+                reference_id=reference,
+                work=Workload(curricula=1, articles=2),
+                client_id="c-mod",
+                learner_text={
+                    "personalization.learning_goals": "업무 자동화",
+                    "personalization.interests.0": "챗봇",
+                    "personalization.interests.1": "금지어 사전",
+                },
+            )
+        assert refused.value.code == "CONTENT_FLAGGED"
+        assert refused.value.field == "personalization.interests.1"
+        assert await _admission_of(generation_sessions, reference) is None
+        assert (await fake_llm.stats())["requests"] == {"moderation": 1}
+
+        # Clean text is admitted.
+        granted = await admissions.reserve(
+            kind="session",
+            reference_id=reference,
+            work=Workload(curricula=1, articles=2),
+            client_id="c-mod",
+            learner_text={"personalization.learning_goals": "업무 자동화"},
+        )
+        assert granted.estimated_usd > 0
+        assert await _admission_of(generation_sessions, reference) is not None
+    finally:
+        await moderation.aclose()
+
+
+async def test_admission_falls_back_to_the_local_check_when_openai_fails(
+    llm_settings: Callable[..., GenerationSettings],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    settings = llm_settings(llm_extra_headers={"x-fake-moderation": "server_error"})
+    moderation = build_moderation(settings)
+    admissions = Admissions(generation_sessions, settings, moderation=moderation)
+    before = _verdicts("input", "local_fallback", "flagged")
+    try:
+        with pytest.raises(InvalidArgument) as refused:
+            await admissions.reserve(
+                kind="subtopics",
+                reference_id=f"gen_{uuid.uuid4().hex[:16]}",
+                work=Workload(subtopic_generations=1),
+                client_id="c-mod",
+                learner_text={"personalization.learning_goals": "필로폰 제조 방법"},
+            )
+    finally:
+        await moderation.aclose()
+    assert (refused.value.code, refused.value.field) == (
+        "CONTENT_FLAGGED",
+        "personalization.learning_goals",
+    )
+    assert _verdicts("input", "local_fallback", "flagged") == before + 1
+    assert (await fake_llm.stats())["scenarios"]["moderation_server_error"] >= 1

@@ -29,6 +29,7 @@ from infou_devtools.testing import running_service
 from infou_generation import service
 from infou_generation.catalog import CatalogClient
 from infou_generation.content import prompts
+from infou_generation.content.moderation import build_moderation
 from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.main import SPEC
 from infou_generation.models import (
@@ -609,6 +610,49 @@ async def test_no_budget_fails_with_the_budget_code(
     assert reply.error_code == "LLM_BUDGET_EXCEEDED"
     assert "예산" in reply.error_message
     assert (await llm.stats())["total"] == 0
+
+
+async def test_sub_topics_flagged_twice_by_moderation_fail_with_content_flagged(
+    stub: generation_pb2_grpc.GenerationServiceAsyncStub,
+    settings: GenerationSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    llm: FakeLLMControl,
+) -> None:
+    # A request stored without its job, run by a worker whose moderation flags every answer.
+    generation_id = service.new_generation_id()
+    now = dt.datetime.now(dt.UTC)
+    goal = f"업무 자동화 {uuid.uuid4().hex[:6]}"  # a context of its own: no cached answer
+    async with sessions() as session, session.begin():
+        session.add(
+            SubTopicGenerationRequest(
+                generation_batch_id=generation_id,
+                main_topic_id=1,
+                personalization_input=service.validate_personalization({"learning_goals": goal}),
+                generation_options=service.validate_options(None),
+                estimated_completion_at=now,
+                expires_at=now + dt.timedelta(days=1),
+            )
+        )
+    engine = build_engine(settings, sessions)
+    moderation = build_moderation(
+        settings.model_copy(update={"llm_extra_headers": {"x-fake-moderation": "flag"}})
+    )
+    catalog = CatalogClient(settings.catalog_addr, 5)
+    try:
+        await service.generate_subtopics(sessions, engine, catalog, generation_id, moderation)
+    finally:
+        await engine.aclose()
+        await moderation.aclose()
+        await catalog.close()
+
+    reply = await finished(stub, generation_id)
+    assert (reply.status, reply.error_code) == ("failed", "CONTENT_FLAGGED")
+    assert reply.error_message
+    assert list(reply.items) == []
+    # Generated once more after the first flag, then given up: two LLM calls, two verdicts.
+    stats = await llm.stats()
+    assert stats["total"] == 2
+    assert stats["requests"]["moderation"] == 2
 
 
 @pytest.mark.usefixtures("llm")

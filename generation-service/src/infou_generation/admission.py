@@ -15,6 +15,9 @@ against the daily budget and its client's share before anything is queued.
   stops holding after `admission_hold_seconds`.
 - The per-call reservation (budget.py) stays as the last guard: the day's real spend never
   passes the limit, whatever the estimates said.
+- Before any of that, the learner's text travelling with the request is moderated
+  (content/moderation.py): a flagged text is refused INVALID_ARGUMENT, code CONTENT_FLAGGED,
+  naming its public field; nothing is held, stored or spent.
 
 Row locks are always taken day row first, then admission rows, so admissions, charges and
 releases running together cannot deadlock.
@@ -37,6 +40,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import budget, repository
+from infou_generation.content.moderation import ContentModeration, refuse_flagged
 from infou_generation.models import BudgetAdmission
 from infou_generation.settings import GenerationSettings
 from infou_libs.db import unit_of_work
@@ -145,9 +149,12 @@ class Admissions:
         settings: GenerationSettings,
         *,
         today: Callable[[], dt.date] | None = None,
+        moderation: ContentModeration | None = None,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
+        # Without one, the local check: learner text is never admitted unmoderated.
+        self._moderation = moderation or ContentModeration(None)
         self._zone = ZoneInfo(settings.llm_budget_timezone)
         self._limit = budget.usd(settings.daily_budget_usd)
         self._today = today or (lambda: dt.datetime.now(self._zone).date())
@@ -197,11 +204,18 @@ class Admissions:
         work: Workload,
         client_id: str,
         client_share: float = 0.0,
+        learner_text: Mapping[str, str] | None = None,
     ) -> Granted:
-        """Holds the workload's estimate, or raises BudgetExhausted / InvalidArgument (cap).
+        """Holds the workload's estimate, or raises BudgetExhausted / InvalidArgument (the cap,
+        or CONTENT_FLAGGED: `learner_text`, public field → text, failed moderation).
 
         Asking again for the same reference returns the first admission (a retried create).
         """
+        if learner_text:
+            verdict = await self._moderation.check(learner_text, stage="input")
+            if verdict.flagged:
+                ADMISSIONS.labels(kind, "content_flagged").inc()
+            refuse_flagged(verdict)
         estimate = await self.estimate(work)
         cap = self._settings.session_cost_cap_usd
         if kind == "session" and cap > 0 and estimate > cap:

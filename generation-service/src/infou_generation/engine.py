@@ -283,6 +283,12 @@ class GenerationEngine:
             attempts=len(attempts),
         )
 
+    async def forget(self, task: TaskKind, context: dict[str, Any]) -> None:
+        """Drops the cached answer for `task` and `context` (moderation refused it)."""
+        key = cache_key(task, prompts.render(task, context).context)
+        async with unit_of_work(self._sessions) as session:
+            await repository.forget_cached_content(session, key)
+
     async def _next_providers(
         self,
         task: str,

@@ -102,6 +102,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             ),
             client_id=request.client_id,
             client_share=request.client_budget_share,
+            learner_text=dict(request.learner_text),
         )
         return generation_pb2.Admission(
             admission_id=granted.admission_id, estimated_cost_usd=float(granted.estimated_usd)

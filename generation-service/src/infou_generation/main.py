@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from infou_generation import retention
 from infou_generation.admission import Admissions
 from infou_generation.catalog import CatalogClient
+from infou_generation.content.moderation import build_moderation
 from infou_generation.events import consumers
 from infou_generation.grpc_api import GenerationServicer
 from infou_generation.models import SCHEMA, outbox
@@ -32,12 +33,14 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     rt.closers.append(presence.leave)
     catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
     rt.closers.append(catalog.close)
+    # Learner text is moderated by admission, before anything is held or stored.
+    moderation = build_moderation(settings)
+    rt.closers.append(moderation.aclose)
+    admissions = Admissions(rt.sessions, settings, moderation=moderation)
     return [
         (
             generation_pb2_grpc.add_GenerationServiceServicer_to_server,
-            GenerationServicer(
-                rt.sessions, rt.js, settings, catalog, Admissions(rt.sessions, settings)
-            ),
+            GenerationServicer(rt.sessions, rt.js, settings, catalog, admissions),
             generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name,
         )
     ]

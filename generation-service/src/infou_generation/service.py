@@ -17,6 +17,7 @@ from infou_generation import repository
 from infou_generation.admission import Admissions, Workload
 from infou_generation.catalog import CatalogClient, main_topic_context
 from infou_generation.content.levels import LEVEL_NAMES, level_index
+from infou_generation.content.moderation import CONTENT_FLAGGED, ContentModeration
 from infou_generation.engine import TEMPERATURE, Generated, GenerationEngine
 from infou_generation.llm.types import BudgetExceededError, InvalidOutputError
 from infou_generation.models import (
@@ -26,6 +27,7 @@ from infou_generation.models import (
     new_public_id,
     outbox,
 )
+from infou_generation.output_moderation import FlaggedOutputError, generate_moderated
 from infou_libs import idempotency, limits, subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
@@ -41,6 +43,9 @@ log = get_logger(__name__)
 GENERATION_FAILED: Final = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED: Final = "LLM_BUDGET_EXCEEDED"
 GENERATION_FAILED_MESSAGE: Final = "맞춤 소주제를 생성하지 못했습니다. 잠시 후 다시 시도해 주세요."
+CONTENT_FLAGGED_MESSAGE: Final = (
+    "생성된 소주제가 콘텐츠 안전 검사를 통과하지 못했습니다. 요청 내용을 바꿔 다시 시도해 주세요."
+)
 
 MAX_LOOKUP_IDS: Final = 100
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,40}")
@@ -104,6 +109,17 @@ def validate_personalization(raw: dict[str, Any]) -> dict[str, Any]:
             raise InvalidArgument(f"at most {limit} characters", field=f"personalization.{key}")
         clean[key] = value
     return clean
+
+
+def learner_text(personal: dict[str, Any]) -> dict[str, str]:
+    """The free text of validated sub-topic personalization, by its public field (moderated)."""
+    texts = {
+        f"personalization.{key}": str(personal[key])
+        for key in ("learning_goals", "time_availability", "preferred_style")
+    }
+    for i, interest in enumerate(personal["interests"]):
+        texts[f"personalization.interests.{i}"] = str(interest)
+    return texts
 
 
 def validate_options(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -173,6 +189,7 @@ async def request_subtopics(
         work=Workload(subtopic_generations=1),
         client_id=client_id,
         client_share=client_share,
+        learner_text=learner_text(personal),
     )
     try:
         async with unit_of_work(sessions) as session:
@@ -240,8 +257,12 @@ async def generate_subtopics(
     engine: GenerationEngine,
     catalog: CatalogClient,
     generation_id: str,
+    moderation: ContentModeration | None = None,
 ) -> None:
     """Runs one sub-topic generation to its end; a second run of a finished one does nothing.
+
+    The answer passes output moderation (local without a `moderation`): flagged → generated
+    once more; flagged again → the generation fails with CONTENT_FLAGGED.
 
     A run killed half-way leaves nothing behind but the request in `processing`: the results,
     the request's completion and the SubTopicsGenerated event commit together.
@@ -276,16 +297,29 @@ async def generate_subtopics(
         "options": options,
     }
     curated = [c["name"] for c in context["curated_sub_topics"]]
+    moderation = moderation or ContentModeration()
     try:
-        generated = await engine.generate("subtopics", context, generation_id=generation_id)
+        generated = await generate_moderated(
+            engine, moderation, "subtopics", context, generation_id=generation_id
+        )
         items = shape_subtopics(generated.data, curated, options)
         if not items and generated.cache_hit:
-            generated = await engine.generate(
-                "subtopics", context, generation_id=generation_id, use_cache=False
+            generated = await generate_moderated(
+                engine,
+                moderation,
+                "subtopics",
+                context,
+                generation_id=generation_id,
+                use_cache=False,
             )
             items = shape_subtopics(generated.data, curated, options)
     except BudgetExceededError as exc:
         await fail_subtopic_generation(sessions, generation_id, LLM_BUDGET_EXCEEDED, exc.message)
+        return
+    except FlaggedOutputError:
+        await fail_subtopic_generation(
+            sessions, generation_id, CONTENT_FLAGGED, CONTENT_FLAGGED_MESSAGE
+        )
         return
     if not items:
         raise InvalidOutputError("every generated sub-topic repeated a curated or earlier one")

@@ -4,7 +4,7 @@ did not spend is given back once its generation ends."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 
@@ -16,9 +16,9 @@ from infou_session.progress import ProgressMessage, ProgressPublisher
 
 log = get_logger(__name__)
 
-# Refusals generation-service decided on purpose (BUDGET_EXHAUSTED, the cost cap) pass through
-# with their status, code, field and Retry-After; anything else means the budget could not be
-# checked, and nothing is created unadmitted (HTTP 503).
+# Refusals generation-service decided on purpose (BUDGET_EXHAUSTED, the cost cap,
+# CONTENT_FLAGGED) pass through with their status, code, field and Retry-After; anything else
+# means the budget could not be checked, and nothing is created unadmitted (HTTP 503).
 _DECIDED = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -37,9 +37,19 @@ class AdmissionClient:
         await self._client.close()
 
     async def reserve(
-        self, session_id: str, articles: int, client_id: str, client_share: float
+        self,
+        session_id: str,
+        articles: int,
+        client_id: str,
+        client_share: float,
+        *,
+        learner_text: Mapping[str, str] | None = None,
     ) -> float:
-        """Holds the session's estimate (a curriculum and its articles); returns it in USD."""
+        """Holds the session's estimate (a curriculum and its articles); returns it in USD.
+
+        `learner_text` (public field → text) is moderated first; a flagged field is refused
+        INVALID_ARGUMENT, code CONTENT_FLAGGED, naming the field.
+        """
         request = generation_pb2.ReserveAdmissionRequest(
             kind="session",
             reference_id=session_id,
@@ -47,6 +57,7 @@ class AdmissionClient:
             articles=articles,
             client_id=client_id,
             client_budget_share=client_share,
+            learner_text=dict(learner_text or {}),
         )
         try:
             granted = await self._client.call(self._stub.ReserveAdmission, request)

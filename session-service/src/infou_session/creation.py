@@ -2,7 +2,8 @@
 the LLM budget before anything is written, then stored with its curriculum job.
 
 Order matters: the admission is held before the session row and its outbox job commit, so a
-refused request leaves nothing queued; a commit that fails gives the admission back. With an
+refused request (over budget, or learner text that failed moderation) leaves nothing queued;
+a commit that fails gives the admission back. With an
 Idempotency-Key the key row is written first in the creating transaction, so two requests with
 the same key never both create: the second waits, finds the key taken and replays the first.
 """
@@ -71,7 +72,14 @@ async def create(
     selection = await directory.resolve(request.main_topic_id, request.sub_topics)
     session_id = service.new_session_id()
     articles = int(request.options["max_articles_per_subtopic"]) * len(selection.sub_topics)
-    estimate = await admission.reserve(session_id, articles, caller.client_id, caller.budget_share)
+    # Admission also moderates the learner's text: a flagged field is refused (422) here.
+    estimate = await admission.reserve(
+        session_id,
+        articles,
+        caller.client_id,
+        caller.budget_share,
+        learner_text=service.learner_text(request.personalization),
+    )
     try:
         async with unit_of_work(sessions) as db:
             if key:

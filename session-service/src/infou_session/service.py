@@ -153,6 +153,18 @@ def check_request(request: NewSession, settings: SessionSettings) -> NewSession:
     )
 
 
+def learner_text(personalization: dict[str, Any]) -> dict[str, str]:
+    """The free text of checked personalization, by its public field: generation's admission
+    moderates it before anything is held or stored."""
+    texts = {
+        f"personalization.{key}": str(personalization.get(key) or "")
+        for key in ("learning_goals", "preferred_style")
+    }
+    for i, interest in enumerate(personalization.get("interests") or []):
+        texts[f"personalization.interests.{i}"] = str(interest)
+    return texts
+
+
 def estimated_study_time(articles: int, pace: str) -> str:
     """How long the curriculum takes a learner at this pace, as the PRD writes it ('3-4주')."""
     weeks = articles / ARTICLES_PER_WEEK.get(pace, ARTICLES_PER_WEEK["regular"])

@@ -18,9 +18,12 @@ POST /_control (the SDKs send our headers only through default/extra headers):
 
 POST /v1/moderations answers like OpenAI's moderation endpoint: an input is flagged (as
 violence) when it contains one of the moderation terms (`FakeState.moderation_terms`, set through
-POST /_control {"moderation_terms": [...]}), or every input with `x-fake-moderation: flag`.
+POST /_control {"moderation_terms": [...], "moderation_flags": N}: only the next N inputs that
+hold a term are flagged, e.g. 1 to flag an answer once and pass its regeneration), or every
+input with `x-fake-moderation: flag`; `x-fake-moderation: server_error` answers 500.
 
-GET /_stats counts requests per API and faults per scenario, and keeps the last requests.
+GET /_stats counts requests per API and faults per scenario, and keeps the last requests;
+its `total` counts the LLM calls (chat completions and messages), not moderation requests.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class FakeState:
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
     ids: itertools.count[int] = field(default_factory=itertools.count)
     moderation_terms: list[str] = field(default_factory=lambda: list(MODERATION_TERMS))
+    # How many more inputs holding a term are flagged (None: every one).
+    moderation_flags: int | None = None
 
     def reset(self) -> None:
         self.armed.clear()
@@ -102,6 +107,7 @@ class FakeState:
         self.scenarios.clear()
         self.recent.clear()
         self.moderation_terms = list(MODERATION_TERMS)
+        self.moderation_flags = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,8 @@ def create_app(state: FakeState | None = None) -> Starlette:
             return JSONResponse({"error": "expected a JSON object"}, status_code=400)
         if "moderation_terms" in body:
             state.moderation_terms = [str(term) for term in body["moderation_terms"]]
+            flags = body.get("moderation_flags")
+            state.moderation_flags = None if flags is None else int(flags)
         if "config" in body:
             state.config.update({k: float(v) for k, v in dict(body["config"]).items()})
         if "scenario" in body:
@@ -157,7 +165,8 @@ def create_app(state: FakeState | None = None) -> Starlette:
     async def stats(_request: Request) -> Response:
         return JSONResponse(
             {
-                "total": sum(state.requests.values()),
+                # LLM calls only: moderation requests are counted apart (requests.moderation).
+                "total": sum(n for api, n in state.requests.items() if api != "moderation"),
                 "requests": dict(state.requests),
                 "scenarios": dict(state.scenarios),
                 "armed": [a.__dict__ for a in state.armed],
@@ -254,10 +263,16 @@ async def _moderate(state: FakeState, request: Request) -> Response:
     state.requests["moderation"] += 1
     raw = body.get("input", "")
     inputs = [raw] if isinstance(raw, str) else [str(item) for item in raw]
-    flag_all = request.headers.get("x-fake-moderation", "") == "flag"
+    knob = request.headers.get("x-fake-moderation", "")
+    if knob == "server_error":
+        state.scenarios["moderation_server_error"] += 1
+        return JSONResponse(
+            {"error": {"message": "fake moderation outage", "type": "server_error"}},
+            status_code=500,
+        )
     results = []
     for text in inputs:
-        flagged = flag_all or any(term.lower() in text.lower() for term in state.moderation_terms)
+        flagged = knob == "flag" or _holds_term(state, text)
         results.append(
             {
                 "flagged": flagged,
@@ -271,6 +286,18 @@ async def _moderate(state: FakeState, request: Request) -> Response:
         )
     model = str(body.get("model") or "omni-moderation-latest")
     return JSONResponse({"id": f"modr-{uuid.uuid4().hex[:12]}", "model": model, "results": results})
+
+
+def _holds_term(state: FakeState, text: str) -> bool:
+    """Whether `text` holds a moderation term and may still be flagged (counts the flag)."""
+    if not any(term.lower() in text.lower() for term in state.moderation_terms):
+        return False
+    if state.moderation_flags is None:
+        return True
+    if state.moderation_flags <= 0:
+        return False
+    state.moderation_flags -= 1
+    return True
 
 
 def _fault(state: FakeState, api: Api, request: Request) -> Fault | None:

@@ -91,9 +91,10 @@ class FakeLLMControl:
         """Default speed knobs for every request: ttft_ms, tps, cached_tokens."""
         await self._post("/_control", {"config": config})
 
-    async def flag_for_moderation(self, *terms: str) -> None:
-        """/v1/moderations flags inputs containing any of `terms` (until the next reset)."""
-        await self._post("/_control", {"moderation_terms": list(terms)})
+    async def flag_for_moderation(self, *terms: str, times: int | None = None) -> None:
+        """/v1/moderations flags inputs containing any of `terms` (until the next reset; with
+        `times`, only that many of them)."""
+        await self._post("/_control", {"moderation_terms": list(terms), "moderation_flags": times})
 
     async def reset(self) -> None:
         await self._post("/_control/reset", {})

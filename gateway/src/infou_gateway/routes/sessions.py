@@ -40,6 +40,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     410: {"model": ErrorResponse, "description": "the session expired"},
     422: {"model": ErrorResponse, "description": "a field is invalid; `field` names it"},
 }
+# A create's 422: learner text is also moderated before anything is spent.
+FLAGGED_OR_INVALID: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "a field is invalid (VALIDATION_ERROR …) or its text failed moderation "
+    "(CONTENT_FLAGGED); `field` names it",
+}
 # What a create may answer besides its success and a 422.
 CREATE_REFUSALS: dict[int | str, dict[str, Any]] = {
     429: {
@@ -122,7 +128,7 @@ def session_json(s: session_pb2.Session) -> dict[str, Any]:
     "/sessions",
     response_model=SessionCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={422: ERRORS[422], **CREATE_REFUSALS},
+    responses={422: FLAGGED_OR_INVALID, **CREATE_REFUSALS},
 )
 async def create_session(
     state: State,

@@ -37,6 +37,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
+    422: {
+        "model": ErrorResponse,
+        "description": "a field is invalid (VALIDATION_ERROR …) or its text failed moderation "
+        "(CONTENT_FLAGGED); `field` names it",
+    },
     429: {
         "model": ErrorResponse,
         "description": "RATE_LIMITED, DAILY_QUOTA_EXCEEDED or BUDGET_EXHAUSTED; see Retry-After",

@@ -5,6 +5,13 @@ request for a batch of fields); otherwise, and whenever that request fails, a lo
 keyword patterns (Korean and English) decides. A verdict names each flagged field and its
 categories (OpenAI's category names), so that flagged learner input can be refused naming the
 field. The text itself is never logged.
+
+Two stages use it: `input` (learner text, checked by admission before anything is held or
+stored: `refuse_flagged` raises CONTENT_FLAGGED naming the field) and `output` (generated
+content, checked by the jobs before it is used: see `jobs/moderated.py`). Every verdict is
+counted in `infou_moderation_verdicts_total{stage,source,result}`; a verdict the local check
+gave because OpenAI's endpoint failed has source `local_fallback` and a `moderation_openai_failed`
+warning.
 """
 
 from __future__ import annotations
@@ -17,13 +24,25 @@ from typing import Final, Literal
 
 import httpx2
 from openai import AsyncOpenAI, OpenAIError
+from prometheus_client import Counter
 
 from infou_generation.settings import GenerationSettings
+from infou_libs.errors import InvalidArgument
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
 
 Source = Literal["openai", "local"]
+Stage = Literal["input", "output"]
+
+CONTENT_FLAGGED: Final = "CONTENT_FLAGGED"
+
+MODERATION_VERDICTS = Counter(
+    "infou_moderation_verdicts_total",
+    "Moderation verdicts on learner input and generated output, by stage, source (openai, "
+    "local, local_fallback: OpenAI's endpoint failed) and result (clean, flagged)",
+    ["stage", "source", "result"],
+)
 
 # Narrow phrases rather than single words: learning text says "kill a process" and "자살률".
 _LOCAL_PATTERNS: Final[dict[str, tuple[str, ...]]] = {
@@ -78,6 +97,8 @@ class Finding:
 class ModerationVerdict:
     source: Source
     findings: tuple[Finding, ...] = ()
+    # The local check decided because OpenAI's endpoint failed.
+    fallback: bool = False
 
     @property
     def flagged(self) -> bool:
@@ -107,24 +128,39 @@ class ContentModeration:
         self.client = client
         self.model = model
 
-    async def check(self, texts: Mapping[str, str]) -> ModerationVerdict:
+    async def check(self, texts: Mapping[str, str], *, stage: Stage = "input") -> ModerationVerdict:
         """The verdict on `texts` (field name → text); empty texts are not sent."""
         named = {name: text for name, text in texts.items() if text.strip()}
         if not named:
             return ModerationVerdict("openai" if self.client else "local")
+        verdict = None
         if self.client is not None:
             try:
-                return await self._openai(named)
+                verdict = await self._openai(named)
             except (OpenAIError, httpx2.HTTPError) as exc:
-                log.warning("moderation_openai_failed", error=type(exc).__name__)
-        return ModerationVerdict(
-            "local",
-            tuple(
-                Finding(name, categories)
-                for name, text in named.items()
-                if (categories := local_categories(text))
-            ),
-        )
+                # Learner text never reaches a log; the error's type says what failed.
+                log.warning("moderation_openai_failed", stage=stage, error=type(exc).__name__)
+        if verdict is None:
+            verdict = ModerationVerdict(
+                "local",
+                tuple(
+                    Finding(name, categories)
+                    for name, text in named.items()
+                    if (categories := local_categories(text))
+                ),
+                fallback=self.client is not None,
+            )
+        source = "local_fallback" if verdict.fallback else verdict.source
+        MODERATION_VERDICTS.labels(stage, source, "flagged" if verdict.flagged else "clean").inc()
+        if verdict.flagged:
+            log.warning(
+                "moderation_flagged",
+                stage=stage,
+                source=source,
+                fields=verdict.fields,
+                categories=sorted({c for f in verdict.findings for c in f.categories}),
+            )
+        return verdict
 
     async def _openai(self, named: dict[str, str]) -> ModerationVerdict:
         assert self.client is not None
@@ -146,6 +182,19 @@ class ContentModeration:
     async def aclose(self) -> None:
         if self.client is not None:
             await self.client.close()
+
+
+def refuse_flagged(verdict: ModerationVerdict) -> None:
+    """Raises INVALID_ARGUMENT (HTTP 422, code CONTENT_FLAGGED) naming the first flagged field."""
+    if not verdict.flagged:
+        return
+    first = verdict.findings[0]
+    raise InvalidArgument(
+        "입력한 내용이 콘텐츠 안전 기준에 맞지 않아 요청을 받을 수 없습니다 "
+        f"({', '.join(first.categories)}). 내용을 바꿔 다시 시도해 주세요.",
+        field=first.field,
+        code=CONTENT_FLAGGED,
+    )
 
 
 def build_moderation(settings: GenerationSettings) -> ContentModeration:

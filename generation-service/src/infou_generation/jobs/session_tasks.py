@@ -10,7 +10,8 @@ result goes back as an event through this service's outbox, in one transaction w
 of the job's event id: a job redelivered after its result was committed (the worker died before
 acking) publishes nothing twice, and a job redelivered before that regenerates from the content
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
-the PRD error code the learner sees.
+the PRD error code the learner sees. Every answer passes output moderation before it is used
+(output_moderation.py: flagged → generated once more; flagged again → CONTENT_FLAGGED).
 
 Each delivery goes through the one consume path (`infou_libs.consume`): the engine's work is
 the route's `prepare` (run only while the job's event id is unclaimed, with no transaction of
@@ -49,6 +50,7 @@ from infou_generation.llm.types import (
     TaskKind,
 )
 from infou_generation.models import processed_events
+from infou_generation.output_moderation import FlaggedOutputError, generate_moderated
 from infou_libs import subjects
 from infou_libs.consume import Route, consume_handler
 from infou_libs.logging import get_logger
@@ -63,6 +65,7 @@ GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
 QUALITY_BELOW_THRESHOLD = "QUALITY_BELOW_THRESHOLD"
+CONTENT_FLAGGED = FlaggedOutputError.code
 # Leads the markdown of every article the offline provider wrote: the learner sees it is filler.
 OFFLINE_NOTICE = (
     "> **안내:** 이 글은 LLM 없이 오프라인 템플릿으로 작성된 예시입니다. "
@@ -165,6 +168,12 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
             f"[{QUALITY_BELOW_THRESHOLD}] 생성된 글이 품질 기준을 통과하지 못했습니다. "
             "다시 시도해 주세요.",
         )
+    if isinstance(exc, FlaggedOutputError):
+        return (
+            CONTENT_FLAGGED,
+            f"[{CONTENT_FLAGGED}] 생성된 내용이 콘텐츠 안전 검사를 통과하지 못했습니다. "
+            "다시 시도해 주세요.",
+        )
     if isinstance(exc, RateLimitedError):
         return LLM_RATE_LIMIT, "LLM API 요청 한도 초과로 생성하지 못했습니다. 다시 시도해 주세요."
     return GENERATION_FAILED, FAILURE_MESSAGES.get(task, FAILURE_MESSAGES["article"])
@@ -196,7 +205,9 @@ async def generate(
     context = context_of(context_json)
     started = time.monotonic()
     try:
-        generated = await ctx.engine.generate(
+        generated = await generate_moderated(
+            ctx.engine,
+            ctx.moderation,
             task,
             context,
             session_id=session_id,
@@ -208,6 +219,8 @@ async def generate(
         raise PermanentError(exc.message) from exc
     except QualityBelowThresholdError as exc:  # every provider had its turn: retrying repeats them
         raise PermanentError(exc.message) from exc
+    except FlaggedOutputError as exc:  # regenerated once already: moderation decided
+        raise PermanentError(str(exc)) from exc
     return generated, context, started
 
 

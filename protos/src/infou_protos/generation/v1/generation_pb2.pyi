@@ -383,6 +383,26 @@ Global___EngineStatus: _TypeAlias = EngineStatus  # noqa: Y015
 class ReserveAdmissionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LearnerTextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     KIND_FIELD_NUMBER: _builtins.int
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     CURRICULA_FIELD_NUMBER: _builtins.int
@@ -390,6 +410,7 @@ class ReserveAdmissionRequest(_message.Message):
     SUBTOPIC_GENERATIONS_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     CLIENT_BUDGET_SHARE_FIELD_NUMBER: _builtins.int
+    LEARNER_TEXT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """session | subtopics"""
     reference_id: _builtins.str
@@ -400,6 +421,13 @@ class ReserveAdmissionRequest(_message.Message):
     client_id: _builtins.str
     client_budget_share: _builtins.float
     """0: the service's default share"""
+    @_builtins.property
+    def learner_text(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the learner typed, by the public field that carried it (e.g.
+        "personalization.learning_goals"): moderated before anything is held; a flagged text is
+        refused INVALID_ARGUMENT, code CONTENT_FLAGGED, naming its field.
+        """
+
     def __init__(
         self,
         *,
@@ -410,10 +438,11 @@ class ReserveAdmissionRequest(_message.Message):
         subtopic_generations: _builtins.int = ...,
         client_id: _builtins.str = ...,
         client_budget_share: _builtins.float = ...,
+        learner_text: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "client_budget_share", b"client_budget_share", "client_id", b"client_id", "curricula", b"curricula", "kind", b"kind", "reference_id", b"reference_id", "subtopic_generations", b"subtopic_generations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles", "client_budget_share", b"client_budget_share", "client_id", b"client_id", "curricula", b"curricula", "kind", b"kind", "learner_text", b"learner_text", "reference_id", b"reference_id", "subtopic_generations", b"subtopic_generations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

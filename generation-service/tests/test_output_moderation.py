@@ -1,0 +1,166 @@
+"""Generated output passes moderation: the real engine and OpenAI SDK against the fake server,
+real Postgres for the content cache. Flagged once → regenerated; flagged twice → CONTENT_FLAGGED;
+a flagged answer never stays cached."""
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import content_examples as examples
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infou_devtools.fakellm import FakeLLMControl
+from infou_generation.content import prompts
+from infou_generation.content.moderation import ContentModeration, build_moderation
+from infou_generation.engine import GenerationEngine, build_engine, cache_key
+from infou_generation.jobs.session_tasks import failure_of
+from infou_generation.models import ContentCache
+from infou_generation.output_moderation import (
+    FlaggedOutputError,
+    generate_moderated,
+    output_texts,
+)
+from infou_generation.settings import GenerationSettings
+from infou_libs.messaging import PermanentError
+
+PRICES = {"openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": "0.000008"}}
+
+
+@pytest.fixture
+async def made(
+    llm_settings: Callable[..., GenerationSettings],
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Callable[..., tuple[GenerationEngine, ContentModeration]]]:
+    closers: list[Any] = []
+
+    def make(**overrides: Any) -> tuple[GenerationEngine, ContentModeration]:
+        settings = llm_settings(
+            llm_routes={"article": ["openai"]}, llm_providers=PRICES, **overrides
+        )
+        engine = build_engine(settings, generation_sessions)
+        moderation = build_moderation(settings)
+        closers.extend([engine.aclose, moderation.aclose])
+        return engine, moderation
+
+    yield make
+    for close in closers:
+        await close()
+
+
+def marked_article() -> tuple[dict[str, Any], str]:
+    """An article context of its own (the cache is shared by the run) and a term its answer
+    holds (a key concept is written into the article)."""
+    mark = f"표식{uuid.uuid4().hex[:10]}"
+    return examples.article_context("transformers", "intermediate", key_concepts=(mark,)), mark
+
+
+async def cached(
+    sessions: async_sessionmaker[AsyncSession], context: dict[str, Any]
+) -> ContentCache | None:
+    key = cache_key("article", prompts.render("article", context).context)
+    async with sessions() as session:
+        row: ContentCache | None = await session.scalar(
+            select(ContentCache).where(ContentCache.key == key)
+        )
+        return row
+
+
+def verdicts(stage: str, source: str, result: str) -> float:
+    labels = {"stage": stage, "source": source, "result": result}
+    return REGISTRY.get_sample_value("infou_moderation_verdicts_total", labels) or 0.0
+
+
+async def test_an_answer_flagged_once_is_regenerated_and_the_clean_one_is_served(
+    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine, moderation = made()
+    context, mark = marked_article()
+    await fake_llm.flag_for_moderation(mark, times=1)
+    flagged_before = verdicts("output", "openai", "flagged")
+    generated = await generate_moderated(
+        engine, moderation, "article", context, session_id="sess_mod1"
+    )
+    assert mark in output_texts("article", generated.data)["article"]
+    assert generated.attempts == 2
+    assert generated.cache_hit is False
+    stats = await fake_llm.stats()
+    assert stats["requests"] == {"openai": 2, "moderation": 2}
+    assert verdicts("output", "openai", "flagged") == flagged_before + 1
+    # Both answers are paid for: the cost adds up the two calls.
+    assert generated.output_tokens > 0
+    row = await cached(generation_sessions, context)
+    assert row is not None
+    assert row.data == generated.data
+
+    # The clean answer is what the cache now serves.
+    again = await generate_moderated(engine, moderation, "article", context)
+    assert again.cache_hit is True
+    assert again.data == generated.data
+
+
+async def test_an_answer_flagged_twice_fails_with_content_flagged_and_is_not_cached(
+    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    fake_llm: FakeLLMControl,
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine, moderation = made()
+    context, mark = marked_article()
+    await fake_llm.flag_for_moderation(mark)
+    with pytest.raises(FlaggedOutputError) as caught:
+        await generate_moderated(engine, moderation, "article", context, session_id="sess_mod2")
+    assert caught.value.code == "CONTENT_FLAGGED"
+    assert caught.value.categories == ["violence"]
+    stats = await fake_llm.stats()
+    assert stats["requests"] == {"openai": 2, "moderation": 2}
+    assert await cached(generation_sessions, context) is None
+    # What the client sees when the job gives up (the job wraps it as permanent).
+    permanent = PermanentError(str(caught.value))
+    permanent.__cause__ = caught.value
+    code, message = failure_of(permanent, "article")
+    assert code == "CONTENT_FLAGGED"
+    assert message.startswith("[CONTENT_FLAGGED]")
+
+
+async def test_a_cache_hit_is_served_without_asking_moderation_again(
+    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    fake_llm: FakeLLMControl,
+) -> None:
+    engine, moderation = made()
+    context, mark = marked_article()
+    first = await generate_moderated(engine, moderation, "article", context)
+    assert (await fake_llm.stats())["requests"] == {"openai": 1, "moderation": 1}
+    # It passed when it was written; the hit is instant, with no request at all.
+    await fake_llm.flag_for_moderation(mark)
+    again = await generate_moderated(engine, moderation, "article", context)
+    assert again.cache_hit is True
+    assert again.data == first.data
+    assert (await fake_llm.stats())["requests"] == {"openai": 1, "moderation": 1}
+
+
+async def test_moderation_down_falls_back_to_the_local_check_for_output(
+    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    fake_llm: FakeLLMControl,
+) -> None:
+    engine, moderation = made(llm_extra_headers={"x-fake-moderation": "server_error"})
+    context, _mark = marked_article()
+    before = verdicts("output", "local_fallback", "clean")
+    generated = await generate_moderated(engine, moderation, "article", context)
+    assert generated.attempts == 1
+    assert verdicts("output", "local_fallback", "clean") == before + 1
+    # The SDK asked (and retried once); the local check decided.
+    assert (await fake_llm.stats())["scenarios"]["moderation_server_error"] == 2
+
+
+async def test_the_local_check_flags_output_when_openai_is_not_configured() -> None:
+    moderation = ContentModeration(None)
+    verdict = await moderation.check(
+        output_texts("article", {"sections": [{"body": "폭탄 제조 과정을 단계별로"}]}),
+        stage="output",
+    )
+    assert verdict.source == "local"
+    assert verdict.fields == ["article"]
