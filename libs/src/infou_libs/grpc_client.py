@@ -63,13 +63,13 @@ KEEPALIVE_TIMEOUT_MS = 10_000
 
 # Reconnecting: a peer that restarted is tried again within a second, not after gRPC's default
 # backoff (growing to 120 s), during which every call to it fails fast with UNAVAILABLE (503).
+# (Not grpc.min_reconnect_backoff_ms: gRPC core takes it as the connect timeout, 20 s by default.)
 RECONNECT_BACKOFF_MS = (250, 1_000)
 SERVICE_CONFIG: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
 
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
     ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
-    ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
     ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
