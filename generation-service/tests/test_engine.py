@@ -199,8 +199,8 @@ async def test_an_article_for_the_wrong_level_goes_to_the_next_provider(
         llm_settings(llm_routes={"article": ["openai", "anthropic"]}, llm_providers=PRICES)
     )
     await fake_llm.arm("wrong_level", times=-1, api="openai")  # expert text for a beginner
-    # A fixed context: the composer's expert text for it always fails the gate (0.6).
-    context = examples.article_context("supervised", "absolute_beginner")
+    # Any context: the composer's expert text is clearly off-level for an absolute beginner.
+    context = unique(examples.article_context("supervised", "absolute_beginner"))
     generation_id = f"gen_{uuid.uuid4().hex[:8]}"
     generated = await engine.generate("article", context, generation_id=generation_id)
 
@@ -225,14 +225,14 @@ async def test_an_article_for_the_wrong_level_from_every_provider_fails(
         llm_settings(llm_routes={"article": ["openai", "anthropic"]}, llm_providers=PRICES)
     )
     await fake_llm.arm("wrong_level", times=-1)
-    # A fixed context whose expert text always fails the gate; failures are never cached.
-    context = examples.article_context("transformers", "absolute_beginner")
+    context = unique(examples.article_context("lines-shapes", "absolute_beginner"))
     generation_id = f"gen_{uuid.uuid4().hex[:8]}"
     with pytest.raises(QualityBelowThresholdError) as failed:
         await engine.generate("article", context, generation_id=generation_id)
 
     assert failed.value.report is not None
     assert "level_mismatch" in failed.value.report.warnings
+    assert failed.value.report.level_fit  # the broken bands, as the API shows them
     assert failed.value.report.score < QUALITY_THRESHOLD
     calls = await ledger_rows(generation_sessions, generation_id)
     assert [c.provider for c in calls] == ["openai", "openai", "anthropic"]

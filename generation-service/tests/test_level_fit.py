@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from content_examples import SUB_TOPICS, article_context
 from infou_generation.content import level_fit
 from infou_generation.content.levels import ARTICLE_LENGTHS
 from infou_generation.content.offline import compose
-from infou_generation.content.quality import QUALITY_THRESHOLD, evaluate
+from infou_generation.content.quality import PENALTIES, QUALITY_THRESHOLD, evaluate
 from infou_libs.levels import LEVELS
 
 CORPUS = Path(__file__).parent / "data" / "level_fit_corpus.yaml"
@@ -22,22 +21,6 @@ CORPUS = Path(__file__).parent / "data" / "level_fit_corpus.yaml"
 def _corpus() -> list[dict[str, Any]]:
     passages: list[dict[str, Any]] = yaml.safe_load(CORPUS.read_text(encoding="utf-8"))["passages"]
     return passages
-
-
-def _confusion() -> tuple[Counter[tuple[str, str]], list[str], list[str]]:
-    """(truth, verdict) counts; ids of planted mismatches accepted; ids of fitting text rejected."""
-    matrix: Counter[tuple[str, str]] = Counter()
-    missed, rejected = [], []
-    for passage in _corpus():
-        fit = level_fit.assess(passage["text"], passage["label"])
-        planted = passage["label"] != passage["written_for"]
-        truth = "planted mismatch" if planted else "fits its label"
-        matrix[truth, "accepted" if fit.fits else "rejected"] += 1
-        if planted and fit.fits:
-            missed.append(passage["id"])
-        if not planted and not fit.fits:
-            rejected.append(f"{passage['id']}: {fit.problems}")
-    return matrix, missed, rejected
 
 
 def test_corpus_has_ten_passages_per_label_with_planted_mismatches() -> None:
@@ -51,16 +34,19 @@ def test_corpus_has_ten_passages_per_label_with_planted_mismatches() -> None:
 
 
 def test_confusion_matrix_catches_every_planted_mismatch_with_few_false_rejections() -> None:
-    matrix, missed, rejected = _confusion()
-    rows = ("fits its label", "planted mismatch")
+    result = level_fit.judge_corpus(_corpus())
     print("\nlevel-fit confusion matrix (rows: truth, columns: verdict)")
-    print(f"{'':18}{'accepted':>10}{'rejected':>10}")
-    for row in rows:
-        print(f"{row:18}{matrix[row, 'accepted']:>10}{matrix[row, 'rejected']:>10}")
-    fitting = matrix["fits its label", "accepted"] + matrix["fits its label", "rejected"]
-    assert missed == []
-    assert matrix["planted mismatch", "rejected"] >= 10
-    assert len(rejected) <= 0.05 * fitting, rejected
+    print(result.table())
+    assert result.missed == []
+    assert result.matrix["planted mismatch", "off-level"] >= 10
+    assert result.false_rejection_rate <= 0.05, result.rejected
+
+
+def test_the_command_line_prints_the_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert level_fit.main([str(CORPUS)]) == 0
+    out = capsys.readouterr().out
+    assert "planted mismatch" in out
+    assert "planted mismatches missed: 0" in out
 
 
 @pytest.mark.parametrize("sub_topic", sorted(SUB_TOPICS))
@@ -79,6 +65,55 @@ def test_offline_composer_articles_fit_their_level(sub_topic: str, level: str) -
             names = (context["main_topic"]["name"], context["sub_topic"]["name"])
             report = evaluate(article, level, preferred_article_length=length, topic_names=names)
             assert "level_mismatch" not in report.warnings, (length, extras, report.level_fit)
+            assert report.passed, (length, extras, report.warnings)
+
+
+@pytest.mark.parametrize("sub_topic", sorted(SUB_TOPICS))
+@pytest.mark.parametrize("reader", ["absolute_beginner", "beginner"])
+def test_the_composers_expert_article_fails_the_gate_for_a_beginner_on_its_own(
+    sub_topic: str, reader: str
+) -> None:
+    """What the fake LLM server's wrong_level scenario answers: never served to a beginner."""
+    for length in ARTICLE_LENGTHS:
+        for goal in ("업무 자동화", "취미", "시험 준비"):
+            context = article_context(sub_topic, reader, length=length)
+            context["personalization"]["learning_goals"] = goal
+            expert = compose("article", dict(context, level="expert"))
+            names = (context["main_topic"]["name"], context["sub_topic"]["name"])
+            report = evaluate(expert, reader, preferred_article_length=length, topic_names=names)
+            assert "level_mismatch" in report.warnings, (length, goal, report.level_fit)
+            assert not report.passed
+
+
+def test_a_clear_mismatch_fails_on_its_own_a_drift_only_with_another_warning() -> None:
+    assert 1.0 - PENALTIES["level_mismatch"] < QUALITY_THRESHOLD
+    assert 1.0 - PENALTIES["level_drift"] >= QUALITY_THRESHOLD
+    assert (
+        1.0 - PENALTIES["level_drift"] - PENALTIES["missing_analogies"] < QUALITY_THRESHOLD + 0.01
+    )
+
+
+def test_a_few_bare_terms_drift_the_analytic_register_is_off_level() -> None:
+    calm = " 손목을 가볍게 움직여요. 천천히 그어 봐요. 삐뚤어도 괜찮아요. 매일 조금씩 해 봐요." * 3
+    slip = "오늘은 서버에 접속해 클래스를 만들어요." + calm
+    drift = level_fit.assess(slip, "absolute_beginner")
+    # Two vocabulary bands broken: one feature, a drift.
+    assert drift.problems == ["too_hard:terms_used_before_defined", "too_hard:jargon_density"]
+    assert not drift.off_level
+    register = "이 방법은 트레이드오프가 있고 엣지 케이스와 경계 조건을 따져야 해요." + calm
+    off = level_fit.assess(register, "absolute_beginner")
+    assert off.features.far_terms == ("경계 조건", "엣지 케이스", "트레이드오프")
+    assert off.off_level
+    # The same words are the expert's own vocabulary.
+    assert level_fit.assess(register, "expert").features.far_terms == ()
+    # Too hard on two features at once (sentences and vocabulary) is off-level too.
+    long_bare = (
+        "서버와 클라이언트가 주고받는 요청을 캐시에 담아 두면 "
+        "같은 요청이 다시 올 때 훨씬 빨리 답할 수 있습니다." * 3
+    )
+    both = level_fit.assess(long_bare, "absolute_beginner")
+    assert "too_hard:sentence_length" in both.problems
+    assert both.off_level
 
 
 def _expert_article() -> dict[str, Any]:

@@ -423,6 +423,37 @@ async def test_a_failure_is_reported_and_the_session_retried(
     assert ready["failure_reason"] is None
 
 
+async def test_expert_text_for_an_absolute_beginner_fails_with_its_code_and_is_retried(
+    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    # The model writes every article for an expert; the route has one provider.
+    await llm.arm("wrong_level", times=-1)
+    body = session_body(topic) | {"level": "absolute_beginner"}
+    created = (await api.post("/sessions", json=body)).json()
+    sid, token = created["session_id"], created["access_token"]
+    async with watching(gateways[1], sid, token) as watcher:
+        error = await watcher.until("error")
+        assert error["data"]["error_code"] == "QUALITY_BELOW_THRESHOLD"
+        failed = await until_status(api, created, "failed")
+        assert "QUALITY_BELOW_THRESHOLD" in failed["failure_reason"]
+        assert not watcher.of("article_ready")  # never served
+        curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
+        assert not any(item["content_ready"] for item in curriculum["items"])
+
+        await llm.reset()  # the model now writes for the level it is asked
+        retried = await api.post(f"/sessions/{sid}/retry", headers=auth(token))
+        assert retried.status_code == 202, retried.text
+        await watcher.until("generation_complete")
+    ready = await until_status(api, created, "ready")
+    assert ready["failure_reason"] is None
+    first = curriculum["items"][0]["id"]
+    for article in await read_in_order(api, created, first):
+        quality = article["metadata"]["quality"]
+        assert quality["passed"] is True
+        assert "level_mismatch" not in quality["warnings"]
+        assert article["level"] == "absolute_beginner"
+
+
 @pytest.mark.usefixtures("llm")
 async def test_generated_and_curated_sub_topics_mix_but_not_across_main_topics(
     api: httpx.AsyncClient, topic: dict[str, Any]

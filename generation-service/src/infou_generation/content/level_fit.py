@@ -11,23 +11,39 @@
 * jargon density — occurrences of those undefined above-level terms per word;
 * code share — characters inside code (fenced or inline) among all non-blank characters.
 
-Too hard: any of them above the level's maximum. Too easy (advanced and expert only): sentences
+Too hard: any of them above the level's maximum. Too easy (intermediate and up): sentences
 shorter than the level's floor *and* almost no advanced or expert terms (`depth_density`), so a
 topic outside the vocabulary (drawing, economics) written in long sentences is not called easy.
 
+A broken band may be a slip (a few bare terms of the sub-topic in a beginner's text); `off_level`
+says the text is clearly written for another level, and the quality gate fails it on its own:
+
+* too easy (short sentences and no depth, two features at once);
+* too hard on two independent features — sentences, vocabulary (undefined share or jargon
+  density), code;
+* too hard with at least `MIN_FAR_TERMS` distinct undefined terms of the advanced or expert
+  vocabulary two levels or more above the reader (`far_terms`): the register of a design review
+  ("트레이드오프", "엣지 케이스", "격리 수준") in a text for a beginner.
+
 The bands were calibrated on the labelled corpus in
-`generation-service/tests/data/level_fit_corpus.yaml` (55 passages, 10 to 13 per label, 10 of them
-planted mismatches); `tests/test_level_fit.py` reports the confusion matrix and holds the
-targets: every planted mismatch caught, at most 5 % of fitting passages rejected.
+`generation-service/tests/data/level_fit_corpus.yaml` (every passage judged for a label; planted
+mismatches are text written for another level) and on what the offline composer (the fake LLM
+server's writer) produces; `tests/test_level_fit.py` reports the confusion matrix and holds the
+targets: every planted mismatch clearly off-level, at most 5 % of fitting passages rejected.
+`python -m infou_generation.content.level_fit CORPUS.yaml` prints the matrix.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import re
-from collections.abc import Iterable
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Final
 
 import yaml
@@ -55,6 +71,16 @@ _DEPTH_TIER: Final = LEVELS.index("advanced")
 # One undefined term is a slip ("클래스" may be a drawing class), not a level: the share counts
 # from two on.
 MIN_UNDEFINED_TERMS: Final = 2
+# Distinct undefined advanced or expert terms, two levels or more above the reader, that make
+# a text clearly too hard (the composer's beginner texts carry at most two such slips).
+MIN_FAR_TERMS: Final = 3
+# Broken bands grouped by the feature they measure: two groups at once is clearly off-level.
+_FEATURE_OF: Final = {
+    "too_hard:sentence_length": "sentences",
+    "too_hard:terms_used_before_defined": "vocabulary",
+    "too_hard:jargon_density": "vocabulary",
+    "too_hard:code_share": "code",
+}
 
 
 @dataclass(frozen=True)
@@ -72,13 +98,13 @@ class LevelFitBand:
 
 # Calibrated on tests/data/level_fit_corpus.yaml (see the module docstring).
 BANDS: Final[dict[str, LevelFitBand]] = {
-    "absolute_beginner": LevelFitBand(11.0, 0.5, 0.03, 0.2),
+    "absolute_beginner": LevelFitBand(11.5, 0.5, 0.03, 0.3),
     "beginner": LevelFitBand(13.0, 0.5, 0.04, 0.4),
     "intermediate": LevelFitBand(
         16.0, 0.5, 0.04, 0.6, min_avg_sentence=6.5, min_depth_density=0.01
     ),
     "advanced": LevelFitBand(22.0, 1.0, 0.12, 0.8, min_avg_sentence=9.0, min_depth_density=0.02),
-    "expert": LevelFitBand(40.0, 1.0, 1.0, 0.9, min_avg_sentence=10.0, min_depth_density=0.04),
+    "expert": LevelFitBand(40.0, 1.0, 1.0, 0.9, min_avg_sentence=11.0, min_depth_density=0.008),
 }
 
 
@@ -94,6 +120,8 @@ class LevelFeatures:
     code_share: float
     depth_density: float
     undefined_terms: tuple[str, ...] = ()
+    # Undefined terms of the advanced or expert vocabulary two levels or more above the reader.
+    far_terms: tuple[str, ...] = ()
 
     def as_metrics(self) -> dict[str, float]:
         return {
@@ -102,12 +130,13 @@ class LevelFeatures:
             "jargon_density": round(self.jargon_density, 4),
             "code_share": round(self.code_share, 3),
             "depth_density": round(self.depth_density, 4),
+            "far_terms": float(len(self.far_terms)),
         }
 
 
 @dataclass(frozen=True)
 class LevelFit:
-    """The verdict: `fits`, or the broken bands (`too_hard:…`, `too_easy`)."""
+    """The verdict: `fits`, or the broken bands (`too_hard:…`, `too_easy`) and `off_level`."""
 
     level: str
     features: LevelFeatures
@@ -116,6 +145,16 @@ class LevelFit:
     @property
     def fits(self) -> bool:
         return not self.problems
+
+    @property
+    def off_level(self) -> bool:
+        """Clearly written for another level (see the module docstring), not a slip."""
+        if "too_easy" in self.problems:
+            return True
+        if not self.problems:
+            return False
+        features = {_FEATURE_OF[p] for p in self.problems if p in _FEATURE_OF}
+        return len(features) >= 2 or len(self.features.far_terms) >= MIN_FAR_TERMS
 
 
 @functools.cache
@@ -156,6 +195,8 @@ def measure(text: str, level: str, known: Iterable[str] = ()) -> LevelFeatures:
             occurrences[term] = occurrences.get(term, 0) + 1
     above = [t for t in first_use if tier_of[t] > reader and t not in named]
     undefined = sorted(t for t in above if not _defines(first_use[t], t))
+    far_tier = max(reader + 2, _DEPTH_TIER)
+    far = tuple(t for t in undefined if tier_of[t] >= far_tier)
     jargon = sum(occurrences[t] for t in undefined)
     depth = sum(n for t, n in occurrences.items() if tier_of[t] >= _DEPTH_TIER)
     return LevelFeatures(
@@ -167,6 +208,7 @@ def measure(text: str, level: str, known: Iterable[str] = ()) -> LevelFeatures:
         code_share=code_chars / total_chars if total_chars else 0.0,
         depth_density=depth / words if words else 0.0,
         undefined_terms=tuple(undefined),
+        far_terms=far,
     )
 
 
@@ -193,6 +235,70 @@ def assess(text: str, level: str, known: Iterable[str] = ()) -> LevelFit:
     ):
         problems.append("too_easy")
     return LevelFit(level, features, problems)
+
+
+# The verdicts of the confusion matrix: fits, a band broken (`level_drift`, a warning), clearly
+# off-level (`level_mismatch`, the gate fails it).
+VERDICTS: Final = ("accepted", "drift", "off-level")
+TRUTHS: Final = ("fits its label", "planted mismatch")
+
+
+@dataclass(frozen=True)
+class CorpusResult:
+    """The check over a labelled corpus: (truth, verdict) counts, the passages it got wrong."""
+
+    matrix: Counter[tuple[str, str]]
+    # Planted mismatches not found off-level; fitting passages flagged (drift or off-level).
+    missed: list[str]
+    rejected: list[str]
+
+    @property
+    def false_rejection_rate(self) -> float:
+        fitting = sum(self.matrix[TRUTHS[0], v] for v in VERDICTS)
+        return len(self.rejected) / fitting if fitting else 0.0
+
+    def table(self) -> str:
+        """The matrix as text (rows: truth, columns: verdict), for a closing note."""
+        lines = [f"{'':18}" + "".join(f"{v:>11}" for v in VERDICTS)]
+        lines.extend(
+            f"{truth:18}" + "".join(f"{self.matrix[truth, v]:>11}" for v in VERDICTS)
+            for truth in TRUTHS
+        )
+        lines.append(
+            f"planted mismatches missed: {len(self.missed)}; fitting passages flagged: "
+            f"{len(self.rejected)} ({self.false_rejection_rate:.1%})"
+        )
+        return "\n".join(lines)
+
+
+def judge_corpus(passages: Sequence[dict[str, str]]) -> CorpusResult:
+    """Each passage (`id`, `text`, `label`, `written_for`) judged for its `label`."""
+    matrix: Counter[tuple[str, str]] = Counter()
+    missed: list[str] = []
+    rejected: list[str] = []
+    for passage in passages:
+        fit = assess(passage["text"], passage["label"])
+        verdict = "off-level" if fit.off_level else "drift" if not fit.fits else "accepted"
+        planted = passage["label"] != passage["written_for"]
+        matrix[TRUTHS[planted], verdict] += 1
+        if planted and verdict != "off-level":
+            missed.append(f"{passage['id']}: {verdict} {fit.problems}")
+        if not planted and verdict != "accepted":
+            rejected.append(f"{passage['id']}: {verdict} {fit.problems}")
+    return CorpusResult(matrix, missed, rejected)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m infou_generation.content.level_fit CORPUS.yaml`: print the confusion matrix."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("corpus", type=Path, help="a labelled corpus (tests/data/…yaml)")
+    args = parser.parse_args(argv)
+    passages = yaml.safe_load(args.corpus.read_text(encoding="utf-8"))["passages"]
+    result = judge_corpus(passages)
+    sys.stdout.write(result.table() + "\n")
+    for line in result.missed + result.rejected:
+        sys.stdout.write(f"  {line}\n")
+    return 1 if result.missed else 0
 
 
 def _level_index(level: str) -> int:
@@ -270,3 +376,7 @@ def _defines(sentence: str, term: str) -> bool:
         re.search(r"(?:^|\s)[^\s]*" + escaped + gloss + r"(?:은|는|이란|란)\s", sentence, re.I)
         and _DEFINING_END.search(sentence.rstrip())
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,8 @@
 returns a score in 0..1 with stable machine-readable warnings. Every warning subtracts a
 documented penalty from 1.0 (`PENALTIES`); an article passes at `QUALITY_THRESHOLD`. One
 structural failure (not Korean, a missing required part, empty or duplicated sections, or
-more than about an eighth too short) fails on its own; one difficulty-fit warning does not,
-two or three do.
+more than about an eighth too short) or text clearly written for another level
+(`level_mismatch`) fails on its own; one difficulty-fit warning does not, two or three do.
 
 Bands (all counts are eojeol, i.e. whitespace-separated tokens, code excluded):
 
@@ -32,9 +32,12 @@ Bands (all counts are eojeol, i.e. whitespace-separated tokens, code excluded):
     need trade-offs ("트레이드오프", "장단점", "반면", "한계", "비용"), expert needs edge cases.
 * Level fit — the measured check of `content.level_fit` (sentence length, terms used before they
   are defined and jargon density against a per-level vocabulary, code share, with bands
-  calibrated on a labelled corpus): text that breaks a band of its level is `level_mismatch`,
-  a difficulty-fit warning like the others (it fails with a second one; text written for
-  another level breaks several); the broken bands are in `QualityReport.level_fit`.
+  calibrated on a labelled corpus and on the offline composer's output). Text clearly written for
+  another level (`LevelFit.off_level`: too easy, too hard on two features at once, or three
+  undefined advanced/expert terms in a beginner's text) is `level_mismatch`, which fails on its
+  own: an expert article is never served to an absolute beginner. Text that breaks a band
+  without being off-level (a few bare terms of the sub-topic) is `level_drift`, a difficulty-fit
+  warning like the others. The broken bands are in `QualityReport.level_fit`.
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ PENALTIES: Final = {
     "missing_analogies": 0.1,
     "missing_tradeoffs": 0.1,
     "missing_edge_cases": 0.05,
-    "level_mismatch": 0.2,
+    "level_drift": 0.2,
+    "level_mismatch": 0.35,  # fails on its own: text for another level is never served
 }
 _DOUBLED_FOR_BEGINNERS: Final = {"terms_not_defined_before_use", "undefined_jargon"}
 
@@ -392,8 +396,10 @@ def evaluate(
         warn("missing_edge_cases")
 
     fit = level_fit.assess(_level_fit_text(article), level, topic_names)
-    if not fit.fits:
+    if fit.off_level:
         warn("level_mismatch")
+    elif not fit.fits:
+        warn("level_drift")
 
     score = round(max(0.0, min(1.0, 1.0 - sum(penalties.values()))), 3)
     metrics = {
