@@ -528,6 +528,7 @@ async def test_status_curriculum_and_articles_follow_the_prd(
     assert session["generation_info"]["total_tokens_used"] == 2000
     assert session["generation_info"]["llm_model"] == "gpt-test"
     assert session["generation_info"]["cost"] == pytest.approx(0.03)
+    assert session["generation_info"]["saved_cost"] == 0  # nothing came from the cache
 
     article = await api.get(
         f"/articles/{sid}_001", params={"level": "intermediate"}, headers=auth(token)

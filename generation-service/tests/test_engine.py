@@ -18,7 +18,6 @@ from infou_generation.content.quality import QUALITY_THRESHOLD
 from infou_generation.engine import (
     GenerationEngine,
     build_engine,
-    cache_key,
     echoes_system_prompt,
 )
 from infou_generation.llm.types import QualityBelowThresholdError
@@ -110,7 +109,8 @@ async def test_the_same_request_again_is_a_cache_hit_with_zero_tokens(
     assert hit.saved_usd == first.cost_usd.quantize(Decimal("0.000001"))
     async with generation_sessions() as session:
         row = await session.get(
-            ContentCache, cache_key("subtopics", prompts.render("subtopics", context).context)
+            ContentCache,
+            engine.cache_key("subtopics", prompts.render("subtopics", context).context).value,
         )
     assert row is not None
     assert row.hits == 1
@@ -185,8 +185,10 @@ async def test_an_article_that_keeps_failing_the_gate_fails_and_is_not_cached(
     # Twice on the only provider of the route, then no other provider to ask.
     assert len(await ledger_rows(generation_sessions, generation_id)) == 2
     async with generation_sessions() as session:
-        key = cache_key("article", prompts.render("article", context).context)
-        assert await session.get(ContentCache, key) is None  # a failing article is never cached
+        key = engine.cache_key("article", prompts.render("article", context).context)
+        assert (
+            await session.get(ContentCache, key.value) is None
+        )  # a failing article is never cached
 
 
 async def test_an_article_for_the_wrong_level_goes_to_the_next_provider(
@@ -245,7 +247,7 @@ async def test_concurrent_identical_requests_store_one_cache_row(
     context = unique(examples.subtopics_context())
     results = await asyncio.gather(*(engine.generate("subtopics", context) for _ in range(4)))
     assert len({str(r.data) for r in results}) == 1
-    key = cache_key("subtopics", prompts.render("subtopics", context).context)
+    key = engine.cache_key("subtopics", prompts.render("subtopics", context).context).value
     async with generation_sessions() as session:
         count = await session.scalar(
             select(func.count()).select_from(ContentCache).where(ContentCache.key == key)

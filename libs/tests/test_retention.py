@@ -91,7 +91,7 @@ async def test_session_sweep_deletes_expired_sessions_and_erases_old_input(facto
 
 
 async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> None:  # type: ignore[no-untyped-def]
-    from infou_generation.models import SubTopicGenerationRequest
+    from infou_generation.models import ContentCache, SubTopicGenerationRequest
 
     def request(batch: str, created: dt.datetime) -> SubTopicGenerationRequest:
         return SubTopicGenerationRequest(
@@ -105,13 +105,38 @@ async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> 
             llm_cost_usd=Decimal("0.5"),
         )
 
+    def cached(key: str, created: dt.datetime, *, personal: bool) -> ContentCache:
+        return ContentCache(
+            key=key,
+            task="article",
+            prompt_version="v",
+            data={"title": key},
+            provider="openai",
+            model="gpt-4.1",
+            personal=personal,
+            created_at=created,
+        )
+
     async with unit_of_work(factories["generation"]) as db:
         db.add_all([request("gen_old", OLD), request("gen_new", NOW)])
+        db.add_all(
+            [
+                cached("personal_old", OLD, personal=True),
+                cached("personal_new", NOW, personal=True),
+                cached("shared_old", OLD, personal=False),
+            ]
+        )
     removed = await _sweep("generation", factories["generation"])
     assert removed == {
         "subtopic_generation_requests.personalization_erased": 1,
         "generated_sub_topics.personalization_erased": 0,
+        "content_cache.personal_deleted": 1,
     }
+    async with unit_of_work(factories["generation"]) as db:
+        keys = set((await db.scalars(select(ContentCache.key))).all())
+    # Content written with learner text goes with it; content shared by every learner stays.
+    assert {"personal_new", "shared_old"} <= keys
+    assert "personal_old" not in keys
     async with unit_of_work(factories["generation"]) as db:
         rows = {
             r.generation_batch_id: r

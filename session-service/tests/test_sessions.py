@@ -40,6 +40,7 @@ def usage(
         prompt_version="test",
         prompt_excerpt="[infou_article · prompt test]",
         attempts=0 if cache_hit else 1,
+        saved_usd=0.003125 if cache_hit else 0.0,
     )
 
 
@@ -398,6 +399,7 @@ async def test_curriculum_then_articles_then_ready(
     assert info.input_tokens == 1000 + 2 * 100
     assert info.cost_usd == pytest.approx(3 * 0.0042)
     assert info.cached_results == 1
+    assert info.saved_cost_usd == pytest.approx(0.003125)  # what the cached article once cost
     assert info.llm_model == "fake-model"
     last = await stub.GetArticle(
         session_pb2.GetArticleRequest(article_id=f"{sid}_003", access_token=token)

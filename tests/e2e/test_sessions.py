@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from websockets.exceptions import InvalidStatus
@@ -347,6 +348,7 @@ async def test_create_watch_read_in_order_convert_and_read_the_variant(
         assert info["llm_model"]
         assert info["llm_model"] != "offline"
         assert info["cached_results"] == 0
+        assert info["saved_cost"] == 0
         assert session["curriculum"]["generated_articles"] == len(ids)
 
         # Another level: queued, announced on the WebSocket, then served at that level.
@@ -400,6 +402,58 @@ async def test_the_same_choices_again_come_from_the_cache_with_zero_tokens(
     assert info["cost"] == 0
     assert info["cached_results"] == ready["curriculum"]["total_articles"] + 1
     assert (await llm.stats())["total"] == calls
+    assert ready["curriculum"]["title"] == done["curriculum"]["title"]
+
+
+def generation_calls(stats: dict[str, Any]) -> int:
+    """Requests that write content (moderation requests are not generation)."""
+    return int(stats["total"]) - int(stats["requests"].get("moderation", 0))
+
+
+async def cache_saved_usd(stack: Stack) -> float:
+    """infou_generation_cache_saved_usd_total summed over both generation workers."""
+    total = 0.0
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name in ("generation", "generation2"):
+            port = stack.children[name].spec.env["INFOU_METRICS_PORT"]
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            for family in text_string_to_metric_families(text):
+                if family.name == "infou_generation_cache_saved_usd":
+                    total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return total
+
+
+async def test_a_session_that_differs_only_in_pace_is_served_from_the_cache(
+    api: httpx.AsyncClient, stack: Stack, topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    body = session_body(topic)
+    # Only the choices of PRD §3.4, no learner text: content every learner may share.
+    for learner_text in ("interests", "learning_goals"):
+        del body["personalization"][learner_text]
+    body["level"] = "beginner"  # content no other test of this module writes
+    first = (await api.post("/sessions", json=body)).json()
+    done = await until_status(api, first, "ready")
+    assert done["generation_info"]["cost"] > 0
+    assert done["generation_info"]["saved_cost"] == 0
+    calls = generation_calls(await llm.stats())
+    assert calls > 0
+    saved_before = await cache_saved_usd(stack)
+
+    body["personalization"]["learning_pace"] = "intensive"
+    second = (await api.post("/sessions", json=body)).json()
+    ready = await until_status(api, second, "ready")
+    info = ready["generation_info"]
+    # Pace is not in the content key: the curriculum and every article come from the cache.
+    assert generation_calls(await llm.stats()) == calls
+    assert info["total_tokens_used"] == 0
+    assert info["cost"] == 0
+    assert info["cached_results"] == ready["curriculum"]["total_articles"] + 1
+    # What the first session paid for, to the ledger's precision.
+    assert info["saved_cost"] > 0
+    assert info["saved_cost"] == pytest.approx(done["generation_info"]["cost"], abs=1e-5)
+    assert await cache_saved_usd(stack) == pytest.approx(
+        saved_before + info["saved_cost"], abs=1e-5
+    )
     assert ready["curriculum"]["title"] == done["curriculum"]["title"]
 
 

@@ -262,6 +262,10 @@ class GenerationInfo(BaseModel):
     total_tokens_used: int
     cost: float = Field(description="USD, from the LLM cost ledger")
     cached_results: int = Field(description="curriculum and articles served from the cache")
+    saved_cost: float = Field(
+        description="USD the content cache saved: what the content served from it cost when "
+        "it was generated (6 decimals, like cost)"
+    )
 
 
 class SessionStatus(BaseModel):

@@ -1,9 +1,10 @@
 """The generation engine facade: one call per piece of content, cache first, quality-gated.
 
 `GenerationEngine.generate(task, context)` renders the task's versioned prompt
-(`content.prompts`), serves it from the content cache when the same task, prompt version and
-context were generated before (zero tokens, zero cost, a `cache_hit` ledger row recording the
-cost saved), and otherwise asks the LLM router, checks the answer against the task's schema
+(`content.prompts`), serves it from the content cache when content for the same key was
+generated before (`content.reuse`: sub-topic, level, slot, prompt version, model family; zero
+tokens, zero cost, a `cache_hit` ledger row and `Generated.saved_usd` recording the cost saved),
+and otherwise asks the LLM router, checks the answer against the task's schema
 (`content.schemas.validate_output`) and, for articles and level conversions, scores it with the
 quality gate (`content.quality.evaluate`). An answer that fails the schema's bounds or the gate
 is generated once more (a fresh attempt that is told what was wrong). When the gate refused both,
@@ -20,8 +21,6 @@ worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED),
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger, repository
-from infou_generation.content import prompts
+from infou_generation.content import prompts, reuse
 from infou_generation.content.quality import QualityReport, evaluate, expects_code
 from infou_generation.content.schemas import OutputError, validate_output
 from infou_generation.ledger import LedgerEntry
@@ -100,18 +99,12 @@ class Generated:
     prompt_excerpt: str
     quality: QualityReport | None
     attempts: int
+    # A cache hit: what the content cost when it was generated (the money the cache saved).
+    saved_usd: Decimal = Decimal(0)
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
-
-
-def cache_key(task: str, context: dict[str, Any], version: str = prompts.PROMPT_VERSION) -> str:
-    """sha256 of the task, the prompt version and the canonical JSON of the (validated) context."""
-    canonical = json.dumps(
-        [task, version, context], ensure_ascii=False, sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def prompt_excerpt(rendered: prompts.RenderedPrompt) -> str:
@@ -167,6 +160,14 @@ class GenerationEngine:
     async def aclose(self) -> None:
         await self.router.aclose()
 
+    def cache_key(self, task: TaskKind, context: dict[str, Any]) -> reuse.ContentKey:
+        """The content cache key of a validated context, for the model first on the task's route."""
+        route = self.router.routes.get(task) or []
+        family = (
+            reuse.model_family(route[0], self.router.configs[route[0]].model) if route else "none"
+        )
+        return reuse.content_key(task, context, family=family)
+
     async def generate(
         self,
         task: TaskKind,
@@ -179,15 +180,15 @@ class GenerationEngine:
         use_cache: bool = True,
     ) -> Generated:
         """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
-        rendered = prompts.render(task, context)
-        key = cache_key(task, rendered.context)
+        rendered = prompts.render(task, reuse.without_ignored(context))
+        key = self.cache_key(task, rendered.context)
         excerpt = prompt_excerpt(rendered)
         gate = None
         if task in GATED_TASKS:
             gate = quality_options_of(task, rendered.context) | (quality_options or {})
 
         if use_cache:
-            hit = await self._from_cache(key, task, session_id, generation_id)
+            hit = await self._from_cache(key.value, task, session_id, generation_id)
             CONTENT_CACHE_LOOKUPS.labels(task, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 quality = evaluate(hit.data, **gate) if gate is not None else None
@@ -210,6 +211,7 @@ class GenerationEngine:
                     prompt_excerpt=excerpt,
                     quality=quality,
                     attempts=0,
+                    saved_usd=hit.cost_usd,
                 )
 
         request = LLMRequest(
@@ -376,7 +378,7 @@ class GenerationEngine:
 
     async def _store(
         self,
-        key: str,
+        key: reuse.ContentKey,
         task: str,
         version: str,
         best: _Attempt,
@@ -386,8 +388,10 @@ class GenerationEngine:
     ) -> None:
         assert best.data is not None
         values = {
-            "key": key,
+            "key": key.value,
             "task": task,
+            "personal": key.personal,
+            "model_family": key.model_family[:100],
             "prompt_version": version,
             "data": best.data,
             "provider": best.result.provider,

@@ -84,6 +84,8 @@ def observe(entry: LedgerEntry) -> None:
             metrics.LLM_TOKENS.labels(entry.provider, entry.model, entry.task, kind).inc(count)
     if entry.cost_usd:
         metrics.LLM_COST.labels(entry.provider, entry.model, entry.task).inc(float(entry.cost_usd))
+    if entry.saved_usd:
+        metrics.CACHE_SAVED_USD.labels(entry.task).inc(float(entry.saved_usd))
 
 
 async def totals(

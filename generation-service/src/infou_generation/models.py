@@ -182,16 +182,21 @@ class BudgetAdmission(Base):
 
 
 class ContentCache(Base):
-    """Generated content by task, prompt version and context: the same request is served again
+    """Generated content by its reuse key (content/reuse.py): the same key is served again
     without a provider call (zero tokens, zero cost)."""
 
     __tablename__ = "content_cache"
     __table_args__ = (Index("ix_content_cache_task_created_at", "task", "created_at"),)
 
-    # sha256 of (task, prompt version, canonical JSON of the validated context).
+    # sha256 of (task, prompt version, model family, the context without learner text or pace,
+    # a keyed hash of the learner text when there is any).
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     task: Mapped[str] = mapped_column(String(30))
     prompt_version: Mapped[str] = mapped_column(String(40))
+    # provider:model of the route the content was written for (content/reuse.py).
+    model_family: Mapped[str] = mapped_column(String(100), server_default=text("''"))
+    # Written with learner text: served only to the same text, erased with personal data.
+    personal: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     provider: Mapped[str] = mapped_column(String(20))
     model: Mapped[str] = mapped_column(String(100))

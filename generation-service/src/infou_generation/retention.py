@@ -1,4 +1,5 @@
-"""Personal data expiry in generation-service: learner input behind sub-topics is erased.
+"""Personal data expiry in generation-service: learner input behind sub-topics is erased, and
+content written with learner text (content cache rows marked `personal`) is deleted.
 
 The sub-topics and their counters stay (statistics); only what the learner wrote goes.
 """
@@ -7,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_generation.models import GeneratedSubTopic, SubTopicGenerationRequest
+from infou_generation.models import ContentCache, GeneratedSubTopic, SubTopicGenerationRequest
 from infou_libs.retention import rows_affected
 
 
@@ -37,7 +38,12 @@ async def sweep(
         )
         .values(personalization_input=None),
     )
+    personal_content = await rows_affected(
+        db,
+        delete(ContentCache).where(ContentCache.created_at < cutoff, ContentCache.personal),
+    )
     return {
         "subtopic_generation_requests.personalization_erased": requests,
         "generated_sub_topics.personalization_erased": subtopics,
+        "content_cache.personal_deleted": personal_content,
     }

@@ -252,6 +252,7 @@ def session_message(view: SessionView) -> session_pb2.Session:
             cached_results=s.generation_cached_results or 0,
             input_tokens=s.generation_input_tokens or 0,
             output_tokens=s.generation_output_tokens or 0,
+            saved_cost_usd=float(s.generation_saved_usd or 0),
         ),
     )
 

@@ -82,6 +82,10 @@ class LearningSession(Base):
     generation_cached_results: Mapped[int] = mapped_column(
         Integer, server_default=text("0"), default=0
     )
+    # What the content served from the cache cost when it was generated (USD saved).
+    generation_saved_usd: Mapped[Decimal] = mapped_column(
+        Numeric(12, 6), server_default=text("0"), default=Decimal("0")
+    )
     generation_duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
     generation_completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     estimated_cost_usd: Mapped[Decimal] = mapped_column(

@@ -70,6 +70,9 @@ def _add_usage(session: LearningSession, usage: events_pb2.GenerationUsage) -> N
     )
     if usage.cache_hit:
         session.generation_cached_results = (session.generation_cached_results or 0) + 1
+        session.generation_saved_usd = (session.generation_saved_usd or Decimal(0)) + Decimal(
+            str(round(usage.saved_usd, 6))
+        )
     models = [m for m in (session.generation_llm_model or "").split(", ") if m]
     if usage.model and usage.model not in models and len(models) < 4:
         session.generation_llm_model = ", ".join([*models, usage.model])[:200]

@@ -218,6 +218,7 @@ async def create_session(
         generation_output_tokens=0,
         generation_cost_usd=Decimal(0),
         generation_cached_results=0,
+        generation_saved_usd=Decimal(0),
         generation_duration_seconds=0,
         progress_sequence=0,
         created_at=now,

@@ -117,6 +117,7 @@ def session_json(s: session_pb2.Session) -> dict[str, Any]:
             "total_tokens_used": g.total_tokens_used,
             "cost": round(g.cost_usd, 6),
             "cached_results": g.cached_results,
+            "saved_cost": round(g.saved_cost_usd, 6),
         },
         "failure_reason": s.failure_reason or None,
         "main_topic_id": s.main_topic_id,

@@ -101,6 +101,7 @@ def usage_of(generated: Generated, started: float) -> events_pb2.GenerationUsage
         prompt_excerpt=generated.prompt_excerpt,
         attempts=generated.attempts,
         duration_ms=int((time.monotonic() - started) * 1000),
+        saved_usd=float(generated.saved_usd),
     )
 
 

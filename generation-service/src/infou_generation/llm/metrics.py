@@ -17,6 +17,11 @@ LLM_TOKENS = Counter(
 LLM_COST = Counter(
     "infou_llm_cost_usd_total", "What LLM calls cost, in US dollars", ["provider", "model", "task"]
 )
+CACHE_SAVED_USD = Counter(
+    "infou_generation_cache_saved_usd_total",
+    "What content served from the cache cost when it was generated, in US dollars (money saved)",
+    ["task"],
+)
 LLM_LATENCY = Histogram(
     "infou_llm_call_duration_seconds",
     "LLM provider call time, by outcome",

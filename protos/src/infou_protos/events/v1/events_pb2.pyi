@@ -269,6 +269,7 @@ class GenerationUsage(_message.Message):
     PROMPT_EXCERPT_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
+    SAVED_USD_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     provider: _builtins.str
     input_tokens: _builtins.int
@@ -280,6 +281,8 @@ class GenerationUsage(_message.Message):
     prompt_excerpt: _builtins.str
     attempts: _builtins.int
     duration_ms: _builtins.int
+    saved_usd: _builtins.float
+    """A cache hit: what the content cost when it was generated (USD the cache saved), 0 otherwise."""
     def __init__(
         self,
         *,
@@ -293,10 +296,11 @@ class GenerationUsage(_message.Message):
         prompt_excerpt: _builtins.str = ...,
         attempts: _builtins.int = ...,
         duration_ms: _builtins.int = ...,
+        saved_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_hit", b"cache_hit", "cost_usd", b"cost_usd", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "prompt_excerpt", b"prompt_excerpt", "prompt_version", b"prompt_version", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_hit", b"cache_hit", "cost_usd", b"cost_usd", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "prompt_excerpt", b"prompt_excerpt", "prompt_version", b"prompt_version", "provider", b"provider", "saved_usd", b"saved_usd"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -299,6 +299,7 @@ class GenerationInfo(_message.Message):
     CACHED_RESULTS_FIELD_NUMBER: _builtins.int
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    SAVED_COST_USD_FIELD_NUMBER: _builtins.int
     llm_model: _builtins.str
     generation_time_seconds: _builtins.int
     """so far, until the session is ready"""
@@ -308,6 +309,8 @@ class GenerationInfo(_message.Message):
     """curriculum and articles served from the content cache"""
     input_tokens: _builtins.int
     output_tokens: _builtins.int
+    saved_cost_usd: _builtins.float
+    """what the content served from the cache cost when generated"""
     def __init__(
         self,
         *,
@@ -318,10 +321,11 @@ class GenerationInfo(_message.Message):
         cached_results: _builtins.int = ...,
         input_tokens: _builtins.int = ...,
         output_tokens: _builtins.int = ...,
+        saved_cost_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_results", b"cached_results", "cost_usd", b"cost_usd", "generation_time_seconds", b"generation_time_seconds", "input_tokens", b"input_tokens", "llm_model", b"llm_model", "output_tokens", b"output_tokens", "total_tokens_used", b"total_tokens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_results", b"cached_results", "cost_usd", b"cost_usd", "generation_time_seconds", b"generation_time_seconds", "input_tokens", b"input_tokens", "llm_model", b"llm_model", "output_tokens", b"output_tokens", "saved_cost_usd", b"saved_cost_usd", "total_tokens_used", b"total_tokens_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
