@@ -112,7 +112,7 @@ async def test_a_cancelled_call_is_recorded_interrupted_at_its_estimate(
     assert row.cost_usd == row.input_tokens * Decimal(PRICES["openai"]["input_usd_per_token"])
     # The day's spend holds the estimate; nothing stays reserved.
     status = await router.budget.status()
-    assert (status.spent_usd, status.reserved_usd) == (row.cost_usd, 0)
+    assert (status.spent_usd, status.reserved_usd) == (row.cost_usd, Decimal(0))
 
 
 _WORKER = textwrap.dedent(
