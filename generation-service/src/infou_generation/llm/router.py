@@ -7,6 +7,13 @@ worker's reservation sees it; after the call, the settled hold and the call's le
 together (`_finish`), so that the day's spend is true while the job goes on and a call that was
 paid for is on the ledger even if the job later fails. Holding one transaction across a call
 instead would keep the budget day's row locked for the whole call and serialise every worker.
+The ledger row itself is written `started` (at the estimated input) just before the call and
+completed after it, so a call cut by a cancellation or a dead worker is on the ledger too.
+
+Shared through Redis by every worker: a circuit breaker and RPM/TPM buckets per provider and
+model, and each job's call allowance (`LLMRequest.job_id`). When every provider of the route is
+open, `ProvidersDownError`; when the job's allowance is spent, `CallsExhaustedError`: both mean
+that retrying the job now would call nobody.
 """
 
 from __future__ import annotations
