@@ -206,7 +206,7 @@ def usage(tokens: int = 500) -> events_pb2.GenerationUsage:
         provider="openai",
         input_tokens=tokens // 5,
         output_tokens=tokens - tokens // 5,
-        cost_usd=0.01,
+        cost_usd=0.012345,  # the ledger's precision: 6 decimals, kept end to end
         prompt_excerpt="[infou_article · prompt v]",
     )
 
@@ -527,7 +527,7 @@ async def test_status_curriculum_and_articles_follow_the_prd(
     assert session["progress"]["current_article_id"] == f"{sid}_001"
     assert session["generation_info"]["total_tokens_used"] == 2000
     assert session["generation_info"]["llm_model"] == "gpt-test"
-    assert session["generation_info"]["cost"] == pytest.approx(0.03)
+    assert session["generation_info"]["cost"] == 0.037035  # 3 × 0.012345, not rounded to 4
     assert session["generation_info"]["saved_cost"] == 0  # nothing came from the cache
 
     article = await api.get(

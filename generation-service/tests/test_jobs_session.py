@@ -80,6 +80,9 @@ def settings(
         llm_max_retries=0,
         llm_backoff_base_s=0.01,
         llm_request_timeout_s=10.0,
+        # The breaker has tests of its own (test_llm_breaker, test_llm_storm); here it never
+        # opens, so a failing job goes through all of its deliveries.
+        llm_breaker_failures=20,
         jobs_ack_wait_seconds=5,
         jobs_retry_backoff_seconds=[0.2, 0.2, 0.2],
     )

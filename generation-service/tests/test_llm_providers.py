@@ -177,7 +177,10 @@ async def test_rate_limits_past_the_retries_raise_rate_limited(
     await fake_llm.arm("rate_limit", times=-1, retry_after=0.01)
     announced = RateLimitLog()
     with pytest.raises(RateLimitedError):
-        await router_for("openai").generate(make_request(), on_rate_limited=announced)
+        # No breaker: it would open before the retries are spent (test_llm_breaker tests it).
+        await router_for("openai", llm_breaker_failures=0).generate(
+            make_request(), on_rate_limited=announced
+        )
     # One try and three retries, each wait announced.
     assert (await fake_llm.stats())["total"] == 4
     assert len(announced.calls) == 3
@@ -200,7 +203,8 @@ async def test_server_errors_exhaust_the_retries_then_the_next_provider_answers(
 ) -> None:
     await fake_llm.arm("server_error", times=-1, api="openai", status=503)
     request = make_request()
-    result = await router_for("openai", "anthropic").generate(request)
+    # No breaker: it would open before the retries are spent (test_llm_breaker tests it).
+    result = await router_for("openai", "anthropic", llm_breaker_failures=0).generate(request)
 
     assert result.provider == "anthropic"
     assert (await fake_llm.stats())["requests"] == {"openai": 4, "anthropic": 1}

@@ -1,4 +1,4 @@
-"""Token buckets with a hand-driven clock."""
+"""Token buckets with a hand-driven clock (in process; test_llm_shared_limits: in Redis)."""
 
 import pytest
 
@@ -30,22 +30,25 @@ def test_a_request_larger_than_the_bucket_waits_at_most_a_minute() -> None:
     assert bucket.take(500) == pytest.approx(30.0)
 
 
-def test_unused_tokens_are_given_back() -> None:
+async def test_unused_tokens_are_given_back() -> None:
     clock = Clock()
     limiter = ProviderLimiter(requests_per_minute=1000, tokens_per_minute=6000, clock=clock)
-    assert limiter.take(6000) == 0.0
-    limiter.settle(booked_tokens=6000, used_tokens=1000)
+    assert await limiter.take(6000) == 0.0
+    await limiter.settle(booked_tokens=6000, used_tokens=1000)
     assert limiter.tokens.level == pytest.approx(5000)
     # The request bucket still counts the request.
     assert limiter.requests.level == pytest.approx(999)
 
 
-def test_requests_per_minute_bound_even_small_calls() -> None:
+async def test_requests_per_minute_bound_even_small_calls() -> None:
     clock = Clock()
     limiter = ProviderLimiter(requests_per_minute=2, tokens_per_minute=10**6, clock=clock)
-    assert limiter.take(10) == 0.0
-    assert limiter.take(10) == 0.0
-    assert limiter.take(10) == pytest.approx(30.0)
+    assert await limiter.take(10) == 0.0
+    assert await limiter.take(10) == 0.0
+    assert await limiter.take(10) == pytest.approx(30.0)
+    # A caller that will not wait that long books nothing.
+    assert await limiter.take(10, max_wait_s=1.0) is None
+    assert await limiter.take(10) == pytest.approx(60.0)
 
 
 def test_refill_never_exceeds_the_capacity() -> None:

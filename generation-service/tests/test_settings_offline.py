@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -30,6 +33,28 @@ def test_production_without_a_provider_refuses_to_start_naming_the_offline_provi
     with pytest.raises(ValidationError, match="offline") as caught:
         GenerationSettings(**PRODUCTION)
     assert "INFOU_ALLOW_OFFLINE_PROVIDER" in str(caught.value)
+
+
+def test_the_production_process_refuses_to_start_naming_the_offline_provider() -> None:
+    """`python -m infou_generation` (what the image runs) stops before serving anything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFOU_")}
+    env |= {
+        "INFOU_ENVIRONMENT": "production",
+        "INFOU_SESSION_TOKEN_SECRET": PRODUCTION["session_token_secret"],
+        "INFOU_DATABASE_URL": PRODUCTION["database_url"],
+        "INFOU_DATA_KEYS": f"k1:{generate_key()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "infou_generation", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "`offline` provider" in done.stderr
+    assert "INFOU_ALLOW_OFFLINE_PROVIDER=true" in done.stderr
 
 
 def test_the_environment_variable_allows_it_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:

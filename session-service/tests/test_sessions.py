@@ -35,7 +35,7 @@ def usage(
         provider="openai",
         input_tokens=0 if cache_hit else tokens_in,
         output_tokens=0 if cache_hit else tokens_out,
-        cost_usd=0.0 if cache_hit else 0.0042,
+        cost_usd=0.0 if cache_hit else 0.004213,  # the ledger's 6 decimals
         cache_hit=cache_hit,
         prompt_version="test",
         prompt_excerpt="[infou_article · prompt test]",
@@ -397,7 +397,7 @@ async def test_curriculum_then_articles_then_ready(
     info = session.generation_info
     assert info.total_tokens_used == 3000 + 2 * 500
     assert info.input_tokens == 1000 + 2 * 100
-    assert info.cost_usd == pytest.approx(3 * 0.0042)
+    assert round(info.cost_usd, 9) == 0.012639  # 3 × 0.004213: no digit lost on the way
     assert info.cached_results == 1
     assert info.saved_cost_usd == pytest.approx(0.003125)  # what the cached article once cost
     assert info.llm_model == "fake-model"

@@ -72,6 +72,8 @@ async def stack(
             "INFOU_OPENAI_API_KEY": "sk-fake-e2e",
             "INFOU_OPENAI_BASE_URL": fake_llm.openai_base_url,
             "INFOU_LLM_MAX_RETRIES": "0",
+            # A failing session is retried at once: no breaker may still cool the provider down.
+            "INFOU_LLM_BREAKER_FAILURES": "20",
             "INFOU_JOBS_ACK_WAIT_SECONDS": str(ACK_WAIT_S),
             "INFOU_JOBS_RETRY_BACKOFF_SECONDS": "[0.5, 1, 1]",
             "INFOU_HEARTBEAT_SECONDS": "2",

@@ -178,6 +178,7 @@ class GenerationEngine:
         quality_options: dict[str, Any] | None = None,
         on_rate_limited: OnRateLimited | None = None,
         use_cache: bool = True,
+        job_id: str | None = None,
     ) -> Generated:
         """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
         rendered = prompts.render(task, reuse.without_ignored(context))
@@ -225,6 +226,7 @@ class GenerationEngine:
             temperature=TEMPERATURE,
             session_id=session_id,
             generation_id=generation_id,
+            job_id=job_id,
         )
         first = await self._attempt(task, request, gate, on_rate_limited)
         attempts = [first]

@@ -11,7 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infou_generation import repository
 from infou_generation.llm import metrics
 
-CallStatus = Literal["ok", "rate_limited", "error", "invalid_output", "budget_refused", "cache_hit"]
+CallStatus = Literal[
+    "ok",
+    "rate_limited",
+    "error",
+    "invalid_output",
+    "budget_refused",
+    "cache_hit",
+    # A call under way (its worker died if it stays so), and one cut by a cancellation.
+    "started",
+    "interrupted",
+]
 
 _ERROR_LIMIT = 2000
 
@@ -35,6 +45,8 @@ class LedgerEntry:
     generation_id: str | None = None
     # A cache hit: what the cached answer cost when it was generated.
     saved_usd: Decimal = Decimal(0)
+    # Tokens and cost are our estimate (the call was cut before the provider reported usage).
+    estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,27 +58,33 @@ class LedgerTotals:
     cost_usd: Decimal
 
 
-async def record(session: AsyncSession, entry: LedgerEntry) -> None:
-    """Adds the call to the ledger in the caller's transaction."""
-    await repository.add_llm_call(
-        session,
-        {
-            "provider": entry.provider,
-            "model": entry.model[:100],
-            "task": entry.task,
-            "attempt": entry.attempt,
-            "input_tokens": entry.input_tokens,
-            "output_tokens": entry.output_tokens,
-            "cached_tokens": entry.cached_tokens,
-            "cost_usd": entry.cost_usd,
-            "saved_usd": entry.saved_usd,
-            "latency_ms": entry.latency_ms,
-            "status": entry.status,
-            "error": entry.error[:_ERROR_LIMIT] if entry.error else None,
-            "session_id": entry.session_id,
-            "generation_id": entry.generation_id,
-        },
-    )
+async def record(session: AsyncSession, entry: LedgerEntry, *, row_id: int | None = None) -> int:
+    """Adds the call to the ledger in the caller's transaction (or completes its `started` row
+    `row_id`); the row's id."""
+    values = _values(entry)
+    if row_id is not None and await repository.update_llm_call(session, row_id, values):
+        return row_id
+    return await repository.add_llm_call(session, values)
+
+
+def _values(entry: LedgerEntry) -> dict[str, object]:
+    return {
+        "provider": entry.provider,
+        "model": entry.model[:100],
+        "task": entry.task,
+        "attempt": entry.attempt,
+        "input_tokens": entry.input_tokens,
+        "output_tokens": entry.output_tokens,
+        "cached_tokens": entry.cached_tokens,
+        "cost_usd": entry.cost_usd,
+        "saved_usd": entry.saved_usd,
+        "latency_ms": entry.latency_ms,
+        "status": entry.status,
+        "error": entry.error[:_ERROR_LIMIT] if entry.error else None,
+        "session_id": entry.session_id,
+        "generation_id": entry.generation_id,
+        "estimated": entry.estimated,
+    }
 
 
 def observe(entry: LedgerEntry) -> None:

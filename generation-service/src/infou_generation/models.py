@@ -76,13 +76,17 @@ LLM_CALL_STATUSES = (
 
 class LLMCall(Base):
     """The cost ledger: one row per provider call, per call refused for budget, and per answer
-    served from the content cache (no tokens, no cost; `saved_usd` is what it would have cost)."""
+    served from the content cache (no tokens, no cost; `saved_usd` is what it would have cost).
+
+    A provider call's row is written `started` (with the estimated input) before the call goes
+    out and completed with the provider's usage after it, so that a call cut by a crash or a
+    cancellation is on the ledger too."""
 
     __tablename__ = "llm_calls"
     __table_args__ = (
         CheckConstraint(
             "status IN ('ok', 'rate_limited', 'error', 'invalid_output', 'budget_refused', "
-            "'cache_hit')",
+            "'cache_hit', 'started', 'interrupted')",
             name="status",
         ),
         Index("ix_llm_calls_created_at", "created_at"),
@@ -102,6 +106,9 @@ class LLMCall(Base):
     saved_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
     latency_ms: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(20))
+    # The tokens and cost are our estimate, not the provider's report: a call cut short
+    # (`interrupted`, or still `started` after its worker died) before the usage came back.
+    estimated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     error: Mapped[str | None] = mapped_column(Text)
     session_id: Mapped[str | None] = mapped_column(String(64))
     generation_id: Mapped[str | None] = mapped_column(String(64))

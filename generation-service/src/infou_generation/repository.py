@@ -134,8 +134,21 @@ async def add_subtopic_feedback(
 # --- the LLM cost ledger -----------------------------------------------------------------------
 
 
-async def add_llm_call(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(LLMCall).values(**values))
+async def add_llm_call(session: AsyncSession, values: dict[str, Any]) -> int:
+    return int(
+        (await session.execute(insert(LLMCall).values(**values).returning(LLMCall.id))).scalar_one()
+    )
+
+
+async def update_llm_call(session: AsyncSession, row_id: int, values: dict[str, Any]) -> bool:
+    """Completes a `started` ledger row; False when there is none by that id."""
+    result = await session.execute(
+        update(LLMCall)
+        .where(LLMCall.id == row_id, LLMCall.status == "started")
+        .values(**values)
+        .returning(LLMCall.id)
+    )
+    return result.scalar_one_or_none() is not None
 
 
 async def llm_call_totals(

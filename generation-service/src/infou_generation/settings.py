@@ -167,9 +167,14 @@ class GenerationSettings(CommonSettings):
     moderation_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # Circuit breaker per provider and model: this many rate limits/outages within the window
     # open it for the cool-down (every worker then skips the provider); 0 switches it off.
-    llm_breaker_failures: int = Field(default=5, ge=0, le=1000)
+    llm_breaker_failures: int = Field(default=3, ge=0, le=1000)
     llm_breaker_window_s: float = Field(default=30.0, gt=0, le=3600)
     llm_breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    # Provider calls one job (a curriculum, an article, a conversion) may make in total, over
+    # every retry, provider, regeneration and redelivery (counted in Redis); 0 switches it off.
+    llm_max_calls_per_job: int = Field(default=8, ge=0, le=100)
+    # Our shared RPM/TPM budget: a call that would wait longer goes to the next provider.
+    llm_limiter_max_wait_s: float = Field(default=10.0, ge=0, le=120)
     # An in-cluster local model lives at a private address; production refuses one otherwise.
     llm_allow_private_urls: bool = False
     daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)

@@ -45,6 +45,8 @@ from infou_generation.jobs.runner import JobContext, durable_name, job_consumer
 from infou_generation.llm.notices import rate_limit_notice
 from infou_generation.llm.types import (
     BudgetExceededError,
+    CallsExhaustedError,
+    ProvidersDownError,
     QualityBelowThresholdError,
     RateLimitedError,
     TaskKind,
@@ -175,7 +177,9 @@ def failure_of(exc: BaseException, task: str) -> tuple[str, str]:
             f"[{CONTENT_FLAGGED}] 생성된 내용이 콘텐츠 안전 검사를 통과하지 못했습니다. "
             "다시 시도해 주세요.",
         )
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError) or (
+        isinstance(exc, ProvidersDownError | CallsExhaustedError) and exc.rate_limited
+    ):
         return LLM_RATE_LIMIT, "LLM API 요청 한도 초과로 생성하지 못했습니다. 다시 시도해 주세요."
     return GENERATION_FAILED, FAILURE_MESSAGES.get(task, FAILURE_MESSAGES["article"])
 
@@ -200,9 +204,11 @@ def rate_limit_announcer(ctx: JobContext, session_id: str) -> OnRateLimited:
 
 
 async def generate(
-    ctx: JobContext, task: TaskKind, session_id: str, context_json: str
+    ctx: JobContext, task: TaskKind, session_id: str, context_json: str, job_id: str = ""
 ) -> tuple[Generated, dict[str, Any], float]:
-    """Runs the engine for one session job: (its output, the job's context, when it started)."""
+    """Runs the engine for one session job: (its output, the job's context, when it started).
+
+    `job_id` (the job's event id) counts its provider calls over every delivery."""
     context = context_of(context_json)
     started = time.monotonic()
     try:
@@ -213,6 +219,7 @@ async def generate(
             context,
             session_id=session_id,
             on_rate_limited=rate_limit_announcer(ctx, session_id),
+            job_id=job_id or None,
         )
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc
@@ -222,6 +229,10 @@ async def generate(
         raise PermanentError(exc.message) from exc
     except FlaggedOutputError as exc:  # regenerated once already: moderation decided
         raise PermanentError(str(exc)) from exc
+    except ProvidersDownError as exc:  # every provider cools down: a retry now would call none
+        raise PermanentError(exc.message) from exc
+    except CallsExhaustedError as exc:  # the job's allowance is spent: a retry may not call
+        raise PermanentError(exc.message) from exc
     return generated, context, started
 
 
@@ -262,7 +273,7 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
         # The engine's work, outside the job's transaction and only for an unclaimed job.
         async def prepare(job: J) -> _Outcome:
             generated, context, started = await generate(
-                ctx, spec.task, job.session_id, job.context_json
+                ctx, spec.task, job.session_id, job.context_json, job_id
             )
             event, logged = spec.result(job, generated, context, usage_of(generated, started))
             return _Outcome(event, generated, logged)

@@ -41,11 +41,17 @@ LLM_BUDGET_REFUSALS = Counter(
 )
 LLM_RATE_LIMIT_WAITS = Counter(
     "infou_llm_rate_limit_waits_total",
-    "Waits for a rate limit, by source (provider: a 429; client: our own token bucket)",
+    "Waits for a rate limit, by source (provider: a 429; client: our own token bucket; "
+    "client_refused: our bucket's wait was too long, the call moved on)",
     ["provider", "source"],
 )
 LLM_RATE_LIMIT_WAIT_SECONDS = Counter(
     "infou_llm_rate_limit_wait_seconds_total",
     "Seconds spent waiting for rate limits",
     ["provider", "source"],
+)
+LLM_CALLS_EXHAUSTED = Counter(
+    "infou_llm_job_calls_exhausted_total",
+    "Jobs that made all the provider calls INFOU_LLM_MAX_CALLS_PER_JOB grants, by task",
+    ["task"],
 )

@@ -7,6 +7,13 @@ worker's reservation sees it; after the call, the settled hold and the call's le
 together (`_finish`), so that the day's spend is true while the job goes on and a call that was
 paid for is on the ledger even if the job later fails. Holding one transaction across a call
 instead would keep the budget day's row locked for the whole call and serialise every worker.
+The ledger row itself is written `started` (at the estimated input) just before the call and
+completed after it, so a call cut by a cancellation or a dead worker is on the ledger too.
+
+Shared through Redis by every worker: a circuit breaker and RPM/TPM buckets per provider and
+model, and each job's call allowance (`LLMRequest.job_id`). When every provider of the route is
+open, `ProvidersDownError`; when the job's allowance is spent, `CallsExhaustedError`: both mean
+that retrying the job now would call nobody.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from infou_generation import ledger
 from infou_generation.budget import DailyBudget, Reservation
 from infou_generation.ledger import CallStatus, LedgerEntry
 from infou_generation.llm import jsonschema, metrics
+from infou_generation.llm.allowance import CallAllowance
 from infou_generation.llm.breaker import CircuitBreaker
 from infou_generation.llm.providers.anthropic import AnthropicProvider
 from infou_generation.llm.providers.base import Provider, Repair
@@ -40,6 +48,7 @@ from infou_generation.llm.tokens import estimate_input_tokens, estimate_tokens
 from infou_generation.llm.types import (
     TASK_KINDS,
     BudgetExceededError,
+    CallsExhaustedError,
     Completion,
     InvalidOutputError,
     LLMError,
@@ -47,6 +56,7 @@ from infou_generation.llm.types import (
     LLMResult,
     NoProviderLeftError,
     ProviderName,
+    ProvidersDownError,
     ProviderUnavailableError,
     RateLimitedError,
     TaskKind,
@@ -123,6 +133,8 @@ class RetryPolicy:
     backoff_max_s: float = 30.0
     max_rate_limit_wait_s: float = 60.0
     request_timeout_s: float = 120.0
+    # Our own RPM/TPM limiter: a longer wait moves on to the next provider (None: always wait).
+    max_limiter_wait_s: float | None = None
 
     def backoff(self, retry: int) -> float:
         """Exponential with ±20% jitter, so that many callers do not come back together."""
@@ -144,6 +156,8 @@ class LLMRouter:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breaker: CircuitBreaker | None = None,
+        allowance: CallAllowance | None = None,
+        redis: Redis | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.configs = dict(configs)
@@ -154,11 +168,17 @@ class LLMRouter:
         self._sleep = sleep
         # No breaker given: none (failure_threshold 0 switches it off).
         self.breaker = breaker or CircuitBreaker(failure_threshold=0)
+        # No allowance given: a job's calls are not counted (0 switches the bound off).
+        self.allowance = allowance or CallAllowance(None, 0)
+        # With Redis, every worker books its calls in the same RPM/TPM buckets.
         self.limiters = {
             name: ProviderLimiter(
-                configs[name].requests_per_minute, configs[name].tokens_per_minute
+                configs[name].requests_per_minute,
+                configs[name].tokens_per_minute,
+                redis=redis,
+                key=f"{name}:{provider.model}",
             )
-            for name in self.providers
+            for name, provider in self.providers.items()
         }
 
     async def aclose(self) -> None:
@@ -185,6 +205,7 @@ class LLMRouter:
             )
         spend = _Spend()
         last_error: LLMError | None = None
+        rate_limited = False
         # After a budget refusal only providers whose call is estimated cheaper are tried.
         ceiling: Decimal | None = None
         for name in route:
@@ -197,8 +218,12 @@ class LLMRouter:
                 ceiling = estimate if ceiling is None else min(ceiling, estimate)
                 last_error = exc
                 continue
+            except CallsExhaustedError as exc:
+                exc.rate_limited = rate_limited
+                raise
             except LLMError as exc:
                 last_error = exc
+                rate_limited = rate_limited or isinstance(exc, RateLimitedError)
                 log.warning(
                     "llm_provider_failed",
                     llm_provider=name,
@@ -218,7 +243,21 @@ class LLMRouter:
                 latency_ms=_ms_since(started),
             )
         assert last_error is not None
+        if not isinstance(last_error, BudgetExceededError) and await self._all_down(request, route):
+            raise ProvidersDownError(
+                f"every provider for {request.task!r} is cooling down "
+                f"(circuit breaker open: {', '.join(route)}); last: {last_error.message}",
+                rate_limited=rate_limited,
+            ) from last_error
         raise last_error
+
+    async def _all_down(self, request: LLMRequest, route: Sequence[ProviderName]) -> bool:
+        """Whether every provider of the route has its circuit breaker open now."""
+        for name in route:
+            if await self.breaker.state(name, self.providers[name].model) != "open":
+                return False
+        log.warning("llm_all_providers_down", task=request.task, providers=list(route))
+        return True
 
     def _estimate(self, name: ProviderName, request: LLMRequest, repair: Repair | None) -> Decimal:
         """The most this call can cost: estimated input, and every allowed output token."""
@@ -257,20 +296,36 @@ class LLMRouter:
             estimate = price(config, predicted)
             reservation = await self._reserve(name, provider.model, request, estimate, attempt)
             booked = predicted.input_tokens + predicted.output_tokens
+            # Before the provider reports usage, the call costs what its prompt is estimated at.
+            in_flight = self._entry(
+                name,
+                provider.model,
+                request,
+                "started",
+                TokenUsage(predicted.input_tokens),
+                0,
+                attempt,
+                estimated=True,
+            )
+            row_id: int | None = None
+            started = time.monotonic()
             try:
                 await self._wait_for_limiter(name, booked, request, on_rate_limited)
+                await self._count_call(name, request)
+                row_id = await self._start(in_flight)
                 started = time.monotonic()
                 completion, error = await self._call(provider, request, repair)
-            except BaseException:
-                # Cancelled while waiting or mid-call: give the hold back now, not at expiry.
-                if reservation is not None:
-                    await asyncio.shield(self._release(reservation))
+            except BaseException as exc:
+                # Cancelled while waiting or mid-call: give the hold back now, not at expiry;
+                # a call that went out stays on the ledger, estimated and marked so.
+                await asyncio.shield(
+                    self._cut_short(reservation, in_flight, row_id, _ms_since(started), exc)
+                )
                 raise
             latency_ms = _ms_since(started)
 
             if error is not None:
                 usage = error.billed
-                self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
                 status: CallStatus = (
                     "rate_limited" if isinstance(error, RateLimitedError) else "error"
                 )
@@ -278,8 +333,10 @@ class LLMRouter:
                     reservation,
                     self._entry(name, provider.model, request, status, usage, latency_ms, attempt),
                     error=error.message,
+                    row_id=row_id,
                 )
                 spend.add(usage, price(config, usage))
+                await self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
                 opened = isinstance(
                     error, RateLimitedError | ProviderUnavailableError
                 ) and await self.breaker.record_failure(name, provider.model)
@@ -297,13 +354,14 @@ class LLMRouter:
             assert completion is not None
             await self.breaker.record_success(name, provider.model)
             usage = completion.usage
-            self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
+            await self.limiters[name].settle(booked, usage.input_tokens + usage.output_tokens)
             data, problem = parse_answer(completion.text, request.json_schema)
             status = "ok" if data is not None else "invalid_output"
             await self._finish(
                 reservation,
                 self._entry(name, completion.model, request, status, usage, latency_ms, attempt),
                 error=problem,
+                row_id=row_id,
             )
             spend.add(usage, price(config, usage))
             if data is not None:
@@ -380,7 +438,15 @@ class LLMRouter:
         request: LLMRequest,
         on_rate_limited: OnRateLimited | None,
     ) -> None:
-        wait = self.limiters[name].take(tokens)
+        wait = await self.limiters[name].take(tokens, max_wait_s=self.policy.max_limiter_wait_s)
+        if wait is None:
+            metrics.LLM_RATE_LIMIT_WAITS.labels(name, "client_refused").inc()
+            raise RateLimitedError(
+                f"{name}: our {self.limiters[name].requests_per_minute} RPM / "
+                f"{self.limiters[name].tokens_per_minute} TPM budget would make this call wait "
+                f"over {self.policy.max_limiter_wait_s}s",
+                provider=name,
+            )
         if wait <= 0:
             return
         metrics.LLM_RATE_LIMIT_WAITS.labels(name, "client").inc()
@@ -389,6 +455,23 @@ class LLMRouter:
         if wait >= _NOTIFY_AFTER_S:
             await _notify(on_rate_limited, name, wait)
         await self._sleep(wait)
+
+    async def _count_call(self, name: ProviderName, request: LLMRequest) -> None:
+        """Counts the call against its job's allowance; CallsExhaustedError when it is used up."""
+        if request.job_id is None or await self.allowance.take(request.job_id):
+            return
+        metrics.LLM_CALLS_EXHAUSTED.labels(request.task).inc()
+        log.warning(
+            "llm_job_calls_exhausted",
+            llm_provider=name,
+            task=request.task,
+            max_calls=self.allowance.max_calls,
+            session_id=request.session_id,
+        )
+        raise CallsExhaustedError(
+            f"the job made its {self.allowance.max_calls} provider calls "
+            "(INFOU_LLM_MAX_CALLS_PER_JOB) without an answer"
+        )
 
     def _entry(
         self,
@@ -399,6 +482,8 @@ class LLMRouter:
         usage: TokenUsage,
         latency_ms: int,
         attempt: int,
+        *,
+        estimated: bool = False,
     ) -> LedgerEntry:
         return LedgerEntry(
             provider=name,
@@ -413,10 +498,45 @@ class LLMRouter:
             attempt=attempt,
             session_id=request.session_id,
             generation_id=request.generation_id,
+            estimated=estimated,
         )
 
+    async def _start(self, entry: LedgerEntry) -> int | None:
+        """The call's `started` ledger row, committed before the call goes out: a worker that
+        dies mid-call leaves it, with the estimated input, on the ledger."""
+        try:
+            async with unit_of_work(self._sessions) as session:
+                return await ledger.record(session, entry)
+        except Exception as exc:
+            log.error("llm_ledger_write_failed", error=str(exc), llm_provider=entry.provider)
+            return None
+
+    async def _cut_short(
+        self,
+        reservation: Reservation | None,
+        in_flight: LedgerEntry,
+        row_id: int | None,
+        latency_ms: int,
+        exc: BaseException,
+    ) -> None:
+        """A call cancelled before it finished: not yet sent → the hold goes back; sent → its
+        row becomes `interrupted` at the estimate, and the hold is settled at that."""
+        if row_id is None:
+            if reservation is not None:
+                await self._release(reservation)
+            return
+        entry = LedgerEntry(
+            **{**in_flight.__dict__, "status": "interrupted", "latency_ms": latency_ms}
+        )
+        await self._finish(reservation, entry, error=type(exc).__name__, row_id=row_id)
+
     async def _finish(
-        self, reservation: Reservation | None, entry: LedgerEntry, *, error: str | None
+        self,
+        reservation: Reservation | None,
+        entry: LedgerEntry,
+        *,
+        error: str | None,
+        row_id: int | None = None,
     ) -> None:
         """Settles the hold and writes the ledger row together, in a unit of work of their own
         (see the module doc)."""
@@ -441,7 +561,7 @@ class LLMRouter:
             async with unit_of_work(self._sessions) as session:
                 if reservation is not None:
                     await self.budget.settle(session, reservation, entry.cost_usd)
-                await ledger.record(session, entry)
+                await ledger.record(session, entry, row_id=row_id)
         except Exception as exc:
             # The answer is worth more than its ledger row; an unsettled hold expires by itself.
             log.error("llm_ledger_write_failed", error=str(exc), llm_provider=entry.provider)
@@ -474,7 +594,8 @@ def build_router(
 ) -> LLMRouter:
     """The router for these settings: providers that are configured, routed per task.
 
-    With `redis`, provider health (the circuit breakers) is shared by every worker using it.
+    With `redis`, provider health (the circuit breakers), the RPM/TPM budgets and each job's
+    call allowance are shared by every worker using it.
     """
     routes = {task: settings.route(task) for task in TASK_KINDS}
     names = {name for names in routes.values() for name in names}
@@ -486,6 +607,7 @@ def build_router(
         backoff_max_s=settings.llm_backoff_max_s,
         max_rate_limit_wait_s=settings.llm_max_rate_limit_wait_s,
         request_timeout_s=settings.llm_request_timeout_s,
+        max_limiter_wait_s=settings.llm_limiter_max_wait_s,
     )
     budget = DailyBudget(
         sessions,
@@ -502,7 +624,18 @@ def build_router(
         cooldown_s=settings.llm_breaker_cooldown_s,
         probe_timeout_s=settings.llm_request_timeout_s + settings.llm_max_rate_limit_wait_s,
     )
-    return LLMRouter(providers, configs, routes, budget, sessions, policy, breaker=breaker)
+    allowance = CallAllowance(redis, settings.llm_max_calls_per_job)
+    return LLMRouter(
+        providers,
+        configs,
+        routes,
+        budget,
+        sessions,
+        policy,
+        breaker=breaker,
+        allowance=allowance,
+        redis=redis,
+    )
 
 
 def _provider(settings: GenerationSettings, name: ProviderName) -> Provider:

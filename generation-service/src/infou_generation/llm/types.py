@@ -29,6 +29,9 @@ class LLMRequest:
     temperature: float = 0.7
     session_id: str | None = None
     generation_id: str | None = None
+    # The job this call serves: its calls over every delivery count against one allowance
+    # (INFOU_LLM_MAX_CALLS_PER_JOB); None: not counted.
+    job_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,25 @@ class InvalidOutputError(LLMError):
 
 class NoProviderLeftError(LLMError):
     """The task's route names no provider (or none besides those excluded)."""
+
+
+class ProvidersDownError(LLMError):
+    """Every provider of the task's route is cooling down (its circuit breaker is open): no
+    call goes out, and retrying before the cool-down ends makes none either.
+    `rate_limited`: this generation met rate limits (code LLM_RATE_LIMIT)."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
+class CallsExhaustedError(LLMError):
+    """The job has made every provider call its allowance grants (INFOU_LLM_MAX_CALLS_PER_JOB,
+    counted over every attempt and delivery): it fails instead of calling again."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
 
 
 class QualityBelowThresholdError(LLMError):
