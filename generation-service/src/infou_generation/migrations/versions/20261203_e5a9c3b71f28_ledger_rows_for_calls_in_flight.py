@@ -1,7 +1,7 @@
 """ledger rows for calls in flight: 'started' before the call, 'interrupted' when it was cut
 
 Revision ID: e5a9c3b71f28
-Revises: d8fc7db4b5c3
+Revises: e5a7c3b9d1f2
 Create Date: 2026-12-03 10:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e5a9c3b71f28"
-down_revision: str | None = "d8fc7db4b5c3"
+down_revision: str | None = "e5a7c3b9d1f2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
