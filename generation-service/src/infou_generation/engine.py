@@ -289,9 +289,9 @@ class GenerationEngine:
 
     async def forget(self, task: TaskKind, context: dict[str, Any]) -> None:
         """Drops the cached answer for `task` and `context` (moderation refused it)."""
-        key = cache_key(task, prompts.render(task, context).context)
+        key = self.cache_key(task, prompts.render(task, reuse.without_ignored(context)).context)
         async with unit_of_work(self._sessions) as session:
-            await repository.forget_cached_content(session, key)
+            await repository.forget_cached_content(session, key.value)
 
     async def _next_providers(
         self,
