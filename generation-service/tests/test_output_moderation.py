@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.fakellm import FakeLLMControl
-from infou_generation.content import prompts
+from infou_generation.content import prompts, reuse
 from infou_generation.content.moderation import ContentModeration, build_moderation
-from infou_generation.engine import GenerationEngine, build_engine, cache_key
+from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.jobs.session_tasks import failure_of
 from infou_generation.models import ContentCache
 from infou_generation.output_moderation import (
@@ -58,9 +58,10 @@ def marked_article() -> tuple[dict[str, Any], str]:
 
 
 async def cached(
-    sessions: async_sessionmaker[AsyncSession], context: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession], engine: GenerationEngine, context: dict[str, Any]
 ) -> ContentCache | None:
-    key = cache_key("article", prompts.render("article", context).context)
+    rendered = prompts.render("article", reuse.without_ignored(context))
+    key = engine.cache_key("article", rendered.context).value
     async with sessions() as session:
         row: ContentCache | None = await session.scalar(
             select(ContentCache).where(ContentCache.key == key)
@@ -93,7 +94,7 @@ async def test_an_answer_flagged_once_is_regenerated_and_the_clean_one_is_served
     assert verdicts("output", "openai", "flagged") == flagged_before + 1
     # Both answers are paid for: the cost adds up the two calls.
     assert generated.output_tokens > 0
-    row = await cached(generation_sessions, context)
+    row = await cached(generation_sessions, engine, context)
     assert row is not None
     assert row.data == generated.data
 
@@ -117,7 +118,7 @@ async def test_an_answer_flagged_twice_fails_with_content_flagged_and_is_not_cac
     assert caught.value.categories == ["violence"]
     stats = await fake_llm.stats()
     assert stats["requests"] == {"openai": 2, "moderation": 2}
-    assert await cached(generation_sessions, context) is None
+    assert await cached(generation_sessions, engine, context) is None
     # What the client sees when the job gives up (the job wraps it as permanent).
     permanent = PermanentError(str(caught.value))
     permanent.__cause__ = caught.value
