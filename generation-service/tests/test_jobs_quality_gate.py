@@ -82,7 +82,10 @@ class Outcomes:
 
     async def first(self, article_id: str, timeout: float = 30.0) -> tuple[str, Any]:
         """The first result for `article_id`: (subject, decoded event)."""
-        kinds = {GENERATED: events_pb2.ArticleGenerated, FAILED: events_pb2.GenerationFailed}
+        kinds: dict[str, Any] = {
+            GENERATED: events_pb2.ArticleGenerated,
+            FAILED: events_pb2.GenerationFailed,
+        }
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
