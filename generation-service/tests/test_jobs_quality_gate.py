@@ -155,7 +155,9 @@ async def test_expert_text_for_an_absolute_beginner_goes_to_the_next_provider(
     assert "level_mismatch" not in report["warnings"]
     stats = await llm.stats()
     assert stats["scenarios"] == {"wrong_level": 2}
-    assert stats["requests"] == {"openai": 2, "anthropic": 1}
+    # LLM calls (the passing answer's moderation request is counted apart).
+    assert stats["requests"].get("openai") == 2
+    assert stats["requests"].get("anthropic") == 1
 
 
 @pytest.mark.parametrize("sub_topic", sorted(examples.SUB_TOPICS))
