@@ -296,6 +296,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 "INFOU_LOG_LEVEL": "INFO",
                 "INFOU_RATE_LIMIT_PER_MINUTE": "100000000",
                 "INFOU_SESSIONS_PER_CLIENT_PER_DAY": "100000000",
+                # Admission stays on (every create reserves its estimate), with room for the run.
+                "INFOU_DAILY_BUDGET_USD": "1000000",
+                "INFOU_CLIENT_BUDGET_SHARE": "1.0",
                 "INFOU_WS_MAX_PER_SESSION": str(max(5, args.watchers)),
                 "INFOU_WS_MAX_PER_CLIENT": str(max(50, args.watchers)),
                 # The production sampler (deploy/k8s/base/config.yaml); no exporter here.
