@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import time
 import uuid
@@ -150,7 +151,7 @@ def percentiles(values: array[float] | list[float]) -> tuple[float, float, float
     last = len(ordered) - 1
 
     def rank(p: float) -> float:
-        return ordered[min(last, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+        return ordered[min(last, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
     return rank(50), rank(95), rank(99)
 
