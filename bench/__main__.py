@@ -15,11 +15,10 @@ import contextlib
 import json
 import os
 import platform
-import statistics
+import resource
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +27,16 @@ from typing import Any
 import httpx
 import nats
 import psutil
-import websockets
 
+from bench.load import (
+    LoadPool,
+    Samples,
+    WatcherFleet,
+    encode_request,
+    now,
+    percentiles,
+    session_body,
+)
 from infou_devtools import engines
 from infou_devtools.stack import Stack
 from infou_libs import subjects
@@ -61,155 +68,78 @@ class Row:
     note: str = ""
 
 
-def _quantiles(timings: list[float]) -> tuple[float, float, float]:
-    if len(timings) < 2:
-        only = timings[0] if timings else float("nan")
-        return only, only, only
-    q = statistics.quantiles(timings, n=100, method="inclusive")
-    return q[49], q[94], q[98]
-
-
-async def closed_loop(
-    client: httpx.AsyncClient,
-    url: str,
-    headers: dict[str, str],
-    *,
-    concurrency: int,
-    seconds: float,
-    max_requests: int,
-) -> tuple[list[float], int, float]:
-    """`concurrency` clients each sending the next request when the last answered."""
-    timings: list[float] = []
-    errors = 0
-    sent = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors, sent
-        while sent < max_requests and time.perf_counter() < stop_at:
-            sent += 1
-            start = time.perf_counter()
-            try:
-                reply = await client.get(url, headers=headers)
-                ok = reply.status_code == 200
-                if not ok:
-                    FAILURES[f"GET {reply.status_code}"] += 1
-            except httpx.HTTPError as exc:
-                ok = False
-                FAILURES[f"GET {type(exc).__name__}"] += 1
-            timings.append((time.perf_counter() - start) * 1000)
-            errors += not ok
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return timings, errors, time.perf_counter() - began
+def _row(scenario: str, samples: Samples, rps: float, note: str = "") -> Row:
+    p50, p95, p99 = percentiles(samples.latencies_ms)
+    FAILURES.update(samples.failures)
+    return Row(scenario, len(samples.latencies_ms), samples.errors, rps, p50, p95, p99, note=note)
 
 
 async def measure_get(
+    pool: LoadPool,
     client: httpx.AsyncClient,
-    gateway: str,
-    bare: str,
+    gateway_port: int,
+    bare: Bare,
     path: str,
     headers: dict[str, str],
     args: argparse.Namespace,
 ) -> Row:
-    probe = await client.get(gateway + path, headers=headers)
+    probe = await client.get(f"http://{HOST}:{gateway_port}{path}", headers=headers)
     if probe.status_code != 200:
         raise RuntimeError(f"{path} answered {probe.status_code}: {probe.text[:200]}")
     size = len(probe.content)
-    bare_url = f"{bare}/static/{size}"
-    for url in (gateway + path, bare_url):  # warm-up
-        await closed_loop(client, url, headers, concurrency=4, seconds=0.5, max_requests=200)
+    ours = encode_request("GET", HOST, gateway_port, path, headers)
+    theirs = encode_request("GET", HOST, bare.port, f"/static/{size}")
+    for port, payload in ((gateway_port, ours), (bare.port, theirs)):  # warm-up
+        await pool.closed_loop(HOST, port, payload, connections=4, seconds=0.5, max_requests=2000)
     # Alternating one-second slices: the machine's other load weighs on both sides alike.
     rounds = max(1, round(args.seconds))
     loop = {
-        "concurrency": args.concurrency,
+        "connections": args.concurrency,
         "seconds": args.seconds / rounds,
         "max_requests": args.max_requests // rounds,
     }
-    timings, bare_timings = [], []
-    errors, elapsed, bare_elapsed = 0, 0.0, 0.0
+    samples, bare_samples = Samples(), Samples()
+    elapsed = bare_elapsed = bare_cpu = 0.0
     for _ in range(rounds):
-        got, failed, took = await closed_loop(client, gateway + path, headers, **loop)
-        timings += got
-        errors += failed
-        elapsed += took
-        got, _, took = await closed_loop(client, bare_url, {}, **loop)
-        bare_timings += got
-        bare_elapsed += took
-    rps, bare_rps = len(timings) / elapsed, len(bare_timings) / bare_elapsed
-    p50, p95, p99 = _quantiles(timings)
-    return Row(
+        got = await pool.closed_loop(HOST, gateway_port, ours, **loop)
+        samples.merge(got)
+        elapsed += got.elapsed_s
+        cpu = bare.cpu_seconds()
+        got = await pool.closed_loop(HOST, bare.port, theirs, **loop)
+        bare_cpu += bare.cpu_seconds() - cpu
+        bare_samples.merge(got)
+        bare_elapsed += got.elapsed_s
+    rps = len(samples.latencies_ms) / elapsed
+    bare_rps = len(bare_samples.latencies_ms) / bare_elapsed
+    row = _row(
         f"GET {path.split('?')[0]}",
-        len(timings),
-        errors,
+        samples,
         rps,
-        p50,
-        p95,
-        p99,
-        bare_rps,
-        rps / bare_rps,
-        f"{size} B, {args.concurrency} conns",
+        f"{size} B, {args.concurrency} conns; bare server at {bare_cpu / bare_elapsed:.0%} CPU",
     )
-
-
-def session_body(topic: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "main_topic_id": topic["id"],
-        "sub_topic_ids": [s["id"] for s in topic["sub_topics"][:2]],
-        "level": "intermediate",
-        "personalization": {
-            "learning_pace": "regular",
-            "preferred_article_length": "short",
-            "include_examples": True,
-            "interests": ["자동화"],
-            "learning_goals": f"벤치마크 {uuid.uuid4().hex[:8]}",
-        },
-        "options": {"max_articles_per_subtopic": 1, "include_practice_problems": False},
-    }
+    row.bare_rps, row.ratio = bare_rps, rps / bare_rps
+    return row
 
 
 async def open_loop_creates(
-    client: httpx.AsyncClient, gateway: str, topic: dict[str, Any], args: argparse.Namespace
+    pool: LoadPool, gateway_port: int, topic: dict[str, Any], args: argparse.Namespace
 ) -> Row:
     """POST /sessions at a fixed rate whatever the answers' pace (open loop)."""
-    timings: list[float] = []
-    errors = 0
-
-    async def one() -> None:
-        nonlocal errors
-        start = time.perf_counter()
-        try:
-            reply = await client.post(f"{gateway}/sessions", json=session_body(topic))
-            ok = reply.status_code == 201
-            if not ok:
-                FAILURES[f"POST {reply.status_code}"] += 1
-        except httpx.HTTPError as exc:
-            ok = False
-            FAILURES[f"POST {type(exc).__name__}"] += 1
-        timings.append((time.perf_counter() - start) * 1000)
-        errors += not ok
-
-    total = int(args.create_rate * args.create_seconds)
-    began = time.perf_counter()
-    tasks = []
-    for i in range(total):
-        delay = began + i / args.create_rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - began
-    p50, p95, p99 = _quantiles(timings)
-    return Row(
+    samples = await pool.open_loop(
+        HOST,
+        gateway_port,
+        "/sessions",
+        topic,
+        rate=args.create_rate,
+        seconds=args.create_seconds,
+        timeout=30.0,
+        expect=201,
+    )
+    return _row(
         "POST /sessions (open loop)",
-        total,
-        errors,
-        total / elapsed,
-        p50,
-        p95,
-        p99,
-        note=f"{args.create_rate}/s for {args.create_seconds}s",
+        samples,
+        len(samples.latencies_ms) / samples.elapsed_s,
+        f"{args.create_rate:g}/s for {args.create_seconds:g} s, latency from the scheduled send",
     )
 
 
@@ -226,60 +156,34 @@ async def watchers(
     assert gateway is not None
     assert realtime is not None
     sid, token = created["session_id"], created["access_token"]
-    url = f"ws://{HOST}:{stack.gateway_port}/sessions/{sid}/ws"
-    arrivals: dict[int, list[float]] = {}
-    everyone: dict[int, asyncio.Event] = {}
     before = _rss(gateway.pid), _rss(realtime.pid)
-    sockets: list[Any] = []
-    readers: list[asyncio.Task[None]] = []
-
-    async def read(ws: Any) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in ws:
-                message = json.loads(raw)
-                if message["type"] == "bench":
-                    k = message["data"]["k"]
-                    got = arrivals.setdefault(k, [])
-                    got.append(time.perf_counter())
-                    if len(got) == len(sockets):
-                        everyone.setdefault(k, asyncio.Event()).set()
-
-    headers = {"Authorization": f"Bearer {token}"}
+    fleet = WatcherFleet(args.watcher_processes)
+    latencies: list[float] = []
     try:
-        for _ in range(args.watchers):
-            ws = await websockets.connect(url, additional_headers=headers, open_timeout=30)
-            sockets.append(ws)
-            readers.append(asyncio.create_task(read(ws)))
-        await asyncio.sleep(2)  # every Watch stream open, snapshots sent
+        n = await fleet.open(HOST, stack.gateway_port, f"/sessions/{sid}/ws", token, args.watchers)
+        FAILURES.update({f"WS {k}": v for k, v in fleet.failures.items()})
+        await asyncio.sleep(2)  # every watcher registered, snapshots sent
         after = _rss(gateway.pid), _rss(realtime.pid)
         assert stack.nats_url is not None
         nc = await nats.connect(stack.nats_url)
-        latencies: list[float] = []
         try:
             for k in range(args.events):
-                sent = time.perf_counter()
                 payload = events_pb2.SessionProgress(
                     session_id=sid, type="bench", data_json=json.dumps({"k": k}), sequence=0
                 )
+                sent = now()
                 await nc.publish(subjects.progress_subject(sid), payload.SerializeToString())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(everyone.setdefault(k, asyncio.Event()).wait(), 10)
-                got = arrivals.get(k, [])
-                if len(got) == len(sockets):
-                    latencies.append((max(got) - sent) * 1000)
+                last = await fleet.arrival(k, timeout=10)
+                if last is not None:
+                    latencies.append((last - sent) * 1000)
                 await asyncio.sleep(0.2)
         finally:
             await nc.close()
     finally:
-        for ws in sockets:
-            with contextlib.suppress(Exception):
-                await ws.close()
-        for task in readers:
-            task.cancel()
-    n = len(sockets)
-    per_gateway = (after[0] - before[0]) / n / 1024
-    per_realtime = (after[1] - before[1]) / n / 1024
-    p50, p95, p99 = _quantiles(latencies)
+        await fleet.close()
+    per_gateway = (after[0] - before[0]) / max(1, n) / 1024
+    per_realtime = (after[1] - before[1]) / max(1, n) / 1024
+    p50, p95, p99 = percentiles(latencies)
     fanout = Row(
         f"WS event → all {n} watchers",
         args.events,
@@ -291,14 +195,14 @@ async def watchers(
         note="errors: events not seen by every watcher within 10 s",
     )
     memory = Row(
-        f"WS memory per watcher ({n})",
+        f"WS memory per watcher ({n} of {args.watchers} open)",
         n,
-        0,
+        args.watchers - n,
         float("nan"),
         float("nan"),
         float("nan"),
         float("nan"),
-        note=f"gateway {per_gateway:.1f} KB, realtime {per_realtime:.1f} KB",
+        note=f"RSS growth: gateway {per_gateway:.1f} KB, realtime {per_realtime:.1f} KB",
     )
     return fanout, memory
 
@@ -316,90 +220,144 @@ async def wait_for_article(
     return None
 
 
-async def serve_bare(port: int) -> asyncio.subprocess.Process:
+@dataclass
+class Bare:
+    """A process of ours on 127.0.0.1 (the bare endpoint, the fake LLM server)."""
+
+    port: int
+    process: asyncio.subprocess.Process
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.process.wait(), 10)
+
+
+async def serve(args: list[str], port: int, probe: str) -> Bare:
+    """Starts `python <args>` and waits until GET `probe` answers 200."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.bare:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
+        *args,
         cwd=Path(__file__).parent.parent,
         start_new_session=True,
     )
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        for _ in range(300):
             with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"http://{HOST}:{port}/static/10")).status_code == 200:
-                    return process
+                if (await client.get(f"http://{HOST}:{port}{probe}")).status_code == 200:
+                    return Bare(port, process)
             await asyncio.sleep(0.1)
     process.kill()
-    raise RuntimeError("the bare endpoint did not start")
+    raise RuntimeError(f"{args} did not start")
+
+
+async def serve_bare() -> Bare:
+    """The bare endpoint, served the way the gateway is (uvicorn, uvloop, httptools)."""
+    port = engines.free_port()
+    uvicorn = ["-m", "uvicorn", "bench.bare:app", "--host", HOST, "--port", str(port)]
+    return await serve([*uvicorn, "--log-level", "warning", "--no-access-log"], port, "/static/10")
+
+
+async def serve_fake_llm() -> Bare:
+    """The fake LLM server as its own process (generation calls it as it would OpenAI)."""
+    port = engines.free_port()
+    return await serve(["-m", "infou_devtools.fakellm", "--port", str(port)], port, "/v1/models")
+
+
+def raise_fd_limit() -> int:
+    """Open files up to the hard limit, inherited by the stack (10,000 WebSockets = 10,000 fds)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 async def run(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
+    raise_fd_limit()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    (args.out.parent / "stack.log").unlink(missing_ok=True)
+    fake_llm = await serve_fake_llm()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(
             data_dir=Path(tmp),
             gateway_port=engines.free_port(),
             fast_engines=True,
             echo=False,
-            log_file=Path(tmp) / "stack.log",
+            log_file=args.out.parent / "stack.log",  # kept for reading after the run
             extra_env={
                 # Production middleware, limits no run reaches.
                 "INFOU_LOG_JSON": "true",
                 "INFOU_LOG_LEVEL": "INFO",
                 "INFOU_RATE_LIMIT_PER_MINUTE": "100000000",
                 "INFOU_SESSIONS_PER_CLIENT_PER_DAY": "100000000",
+                # Admission stays on (every create reserves its estimate), with room for the run.
+                "INFOU_DAILY_BUDGET_USD": "1000000",
+                "INFOU_CLIENT_BUDGET_SHARE": "1.0",
                 "INFOU_WS_MAX_PER_SESSION": str(max(5, args.watchers)),
                 "INFOU_WS_MAX_PER_CLIENT": str(max(50, args.watchers)),
+                # The production sampler (deploy/k8s/base/config.yaml); no exporter here.
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                # Generation runs in the background against the fake LLM server.
+                "INFOU_OPENAI_API_KEY": "sk-fake-bench",
+                "INFOU_OPENAI_BASE_URL": f"http://{HOST}:{fake_llm.port}/v1",
             },
         )
-        bare_port = engines.free_port()
-        await stack.start()
-        bare = await serve_bare(bare_port)
+        pool = LoadPool(args.clients)
+        bare: Bare | None = None
         try:
-            limits = httpx.Limits(max_connections=args.concurrency + 8)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-                gateway, bare_url = stack.gateway_url, f"http://{HOST}:{bare_port}"
-                for path in CATALOG:
-                    rows.append(await measure_get(client, gateway, bare_url, path, {}, args))
+            await stack.start()
+            bare = await serve_bare()
+            port = stack.gateway_port
+            async with httpx.AsyncClient(timeout=30) as client:
+                gateway = stack.gateway_url
+                for path in CATALOG if args.seconds > 0 else ():
+                    rows.append(await measure_get(pool, client, port, bare, path, {}, args))
                     print(_format(rows[-1]), flush=True)
                 topic = (await client.get(f"{gateway}/main-topics/ai-ml")).json()
-                created = (
-                    await client.post(f"{gateway}/sessions", json=session_body(topic))
-                ).json()
+                reply = await client.post(
+                    f"{gateway}/sessions",
+                    content=session_body(topic),
+                    headers={"Content-Type": "application/json"},
+                )
+                if reply.status_code != 201:
+                    raise RuntimeError(f"POST /sessions answered {reply.status_code}: {reply.text}")
+                created = reply.json()
                 headers = {"Authorization": f"Bearer {created['access_token']}"}
                 sid = created["session_id"]
-                article = await wait_for_article(client, gateway, created, headers)
-                token_paths = [f"/sessions/{sid}", f"/sessions/{sid}/curriculum"]
+                article = None
+                token_paths = []
+                if args.seconds > 0:
+                    article = await wait_for_article(client, gateway, created, headers)
+                    token_paths = [f"/sessions/{sid}", f"/sessions/{sid}/curriculum"]
                 if article:
                     token_paths.append(f"/articles/{article}")
                 for path in token_paths:
-                    row = await measure_get(client, gateway, bare_url, path, headers, args)
+                    row = await measure_get(pool, client, port, bare, path, headers, args)
                     row.scenario = "GET " + path.replace(sid, "{id}").replace(
                         article or "\0", "{id}"
                     )
                     rows.append(row)
                     print(_format(rows[-1]), flush=True)
                 if args.create_seconds > 0:
-                    rows.append(await open_loop_creates(client, gateway, topic, args))
+                    rows.append(await open_loop_creates(pool, port, topic, args))
                     print(_format(rows[-1]), flush=True)
             if args.watchers > 0:
                 for row in await watchers(stack, created, args):
                     rows.append(row)
                     print(_format(row), flush=True)
         finally:
-            bare.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(bare.wait(), 10)
+            pool.close()
+            if bare is not None:
+                await bare.stop()
             await stack.stop()
+            await fake_llm.stop()
     return rows
 
 
@@ -431,13 +389,19 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per GET scenario (and bare)")
+    parser.add_argument(
+        "--seconds", type=float, default=6.0, help="per GET scenario (and bare); 0 skips them"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="connections per GET")
     parser.add_argument("--max-requests", type=int, default=50_000, help="cap per GET run")
     parser.add_argument("--create-rate", type=float, default=50.0, help="POST /sessions per s")
     parser.add_argument("--create-seconds", type=float, default=10.0, help="0 skips creates")
     parser.add_argument("--watchers", type=int, default=200, help="WebSockets (up to 10000)")
     parser.add_argument("--events", type=int, default=10, help="events sent to the watchers")
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes (HTTP)")
+    parser.add_argument(
+        "--watcher-processes", type=int, default=2, help="processes holding the WebSockets"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     if not 0 <= args.watchers <= 10_000:

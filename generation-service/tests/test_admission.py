@@ -211,18 +211,23 @@ async def test_an_admission_never_released_stops_holding_once_it_expires(
     gate = admissions(client_budget_share=1.0)
     work = Workload(curricula=1, articles=9)
     estimate = await gate.estimate(work)
-    stale = ref()
-    await gate.reserve(kind="session", reference_id=stale, work=work, client_id="c")
+    stale = [ref() for _ in range(int(Decimal("1.00") // estimate))]
+    for reference in stale:
+        await gate.reserve(kind="session", reference_id=reference, work=work, client_id="c")
+    with pytest.raises(BudgetExhausted):  # the day is held in full
+        await gate.reserve(kind="session", reference_id=ref(), work=work, client_id="c")
     async with unit_of_work(generation_sessions) as session:
         await session.execute(
             update(BudgetAdmission)
-            .where(BudgetAdmission.reference_id == stale)
+            .where(BudgetAdmission.reference_id.in_(stale))
             .values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
         )
     await gate.reserve(kind="session", reference_id=ref(), work=work, client_id="c")
     assert (await day_row(generation_sessions, budget_day()))[2] == estimate
     async with generation_sessions() as session:
-        status = await session.scalar(
-            select(BudgetAdmission.status).where(BudgetAdmission.reference_id == stale)
+        statuses = set(
+            await session.scalars(
+                select(BudgetAdmission.status).where(BudgetAdmission.reference_id.in_(stale))
+            )
         )
-    assert status == "closed"
+    assert statuses == {"closed"}

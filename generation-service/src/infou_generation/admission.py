@@ -12,7 +12,7 @@ against the daily budget and its client's share before anything is queued.
 - As its calls complete, what they cost is charged to the admission (`charge`, from
   `DailyBudget.settle`), so the outstanding hold shrinks as real spend grows. When the session
   or generation ends, what it did not spend is released; one never released (its process died)
-  stops holding after `admission_hold_seconds`.
+  stops holding after `admission_hold_seconds` (closed when a request would not fit otherwise).
 - The per-call reservation (budget.py) stays as the last guard: the day's real spend never
   passes the limit, whatever the estimates said.
 - Before any of that, the learner's text travelling with the request is moderated
@@ -230,41 +230,34 @@ class Admissions:
         share = Decimal(str(client_share or self._settings.client_budget_share))
         allowance = client_allowance(self._limit, min(share, Decimal(1)))
         day = self.today()
+        granted = Granted(str(uuid.uuid4()), estimate)
+        admission = BudgetAdmission(
+            id=granted.admission_id,
+            reference_id=reference_id,
+            kind=kind,
+            day=day,
+            client_id=client,
+            estimated_usd=estimate,
+            spent_usd=Decimal(0),
+            status="open",
+            expires_at=dt.datetime.now(dt.UTC)
+            + dt.timedelta(seconds=self._settings.admission_hold_seconds),
+        )
+        # The day row's lock serialises every admission, charge and release of the day: it is
+        # held for two statements (lock, then check-and-write) and the commit, nothing more.
+        # Expired admissions are closed only when one does not fit (then it is asked once more).
         async with unit_of_work(self._sessions) as session:
             earlier = await repository.admission_of(session, reference_id)
             if earlier is not None:
                 return Granted(earlier.id, earlier.estimated_usd)
-            row = await repository.lock_budget_day(session, day, self._limit)
-            await self._close_expired(session)
-            await session.refresh(row)
-            used = await repository.client_admission_usage(session, day, client)
-            if used + estimate > allowance:
-                self._refuse(kind, "client_share", client, estimate, used, allowance)
-            if not fits(
-                spent=row.spent_usd,
-                reserved=row.reserved_usd,
-                admitted=row.admitted_usd,
-                limit=self._limit,
-                amount=estimate,
-            ):
-                self._refuse(kind, "daily_budget", client, estimate, row.spent_usd, self._limit)
-            row.admitted_usd = row.admitted_usd + estimate
-            granted = Granted(str(uuid.uuid4()), estimate)
-            repository.add_admission(
-                session,
-                BudgetAdmission(
-                    id=granted.admission_id,
-                    reference_id=reference_id,
-                    kind=kind,
-                    day=day,
-                    client_id=client,
-                    estimated_usd=estimate,
-                    spent_usd=Decimal(0),
-                    status="open",
-                    expires_at=dt.datetime.now(dt.UTC)
-                    + dt.timedelta(seconds=self._settings.admission_hold_seconds),
-                ),
-            )
+            await repository.lock_budget_day(session, day, self._limit)
+            fit = await repository.admit(session, admission, limit=self._limit, allowance=allowance)
+            if not fit and await self._close_expired(session):
+                fit = await repository.admit(
+                    session, admission, limit=self._limit, allowance=allowance
+                )
+            if not fit:
+                await self._refuse_why(session, kind, client, estimate, allowance)
         ADMISSIONS.labels(kind, "admitted").inc()
         log.info(
             "budget_admitted",
@@ -273,6 +266,21 @@ class Admissions:
             estimated_usd=str(estimate),
         )
         return granted
+
+    async def _refuse_why(
+        self,
+        session: AsyncSession,
+        kind: str,
+        client: str,
+        estimate: Decimal,
+        allowance: Decimal,
+    ) -> None:
+        """Raises BudgetExhausted naming what is short: the client's share or the day."""
+        used = await repository.client_admission_usage(session, self.today(), client)
+        if used + estimate > allowance:
+            self._refuse(kind, "client_share", client, estimate, used, allowance)
+        row = await repository.lock_budget_day(session, self.today(), self._limit)
+        self._refuse(kind, "daily_budget", client, estimate, row.spent_usd, self._limit)
 
     def _refuse(
         self,
@@ -315,8 +323,9 @@ class Admissions:
         log.info("budget_admission_released", reference_id=reference_id, released_usd=str(freed))
         return freed
 
-    async def _close_expired(self, session: AsyncSession) -> None:
-        """Admissions past their hold stop holding (their session stalled or was lost)."""
+    async def _close_expired(self, session: AsyncSession) -> bool:
+        """Admissions past their hold stop holding (their session stalled or was lost); whether
+        any did."""
         rows = await repository.close_expired_admissions(session)
         freed: dict[dt.date, Decimal] = {}
         for day, estimated, spent in rows:
@@ -325,8 +334,9 @@ class Admissions:
             )
         for day, amount in freed.items():
             await repository.lower_admitted(session, day, amount)
-        if freed:
+        if rows:
             log.warning("budget_admissions_expired", count=len(rows))
+        return bool(rows)
 
 
 async def charge(session: AsyncSession, reference_id: str, actual_usd: Decimal) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, case, delete, func, or_, select, text, update
+from sqlalchemy import Row, Table, case, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -346,12 +346,12 @@ async def admission_of(session: AsyncSession, reference_id: str) -> BudgetAdmiss
     )
 
 
-def add_admission(session: AsyncSession, admission: BudgetAdmission) -> None:
-    session.add(admission)
-
-
 async def lock_budget_day(session: AsyncSession, day: dt.date, limit: Decimal) -> LLMBudgetDay:
     """The day's budget row (made if missing), locked for the rest of the transaction."""
+    # The row exists on every request but the day's first: one round trip, not two.
+    row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
+    if row is not None:
+        return row
     await session.execute(
         insert(LLMBudgetDay)
         .values(day=day, limit_usd=limit)
@@ -360,6 +360,66 @@ async def lock_budget_day(session: AsyncSession, day: dt.date, limit: Decimal) -
     row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
     assert row is not None
     return row
+
+
+def _client_usage(day: dt.date, client: str) -> Any:
+    held = case(
+        (
+            BudgetAdmission.status == "open",
+            func.greatest(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd),
+        ),
+        else_=BudgetAdmission.spent_usd,
+    )
+    return select(func.coalesce(func.sum(held), 0)).where(
+        BudgetAdmission.day == day, BudgetAdmission.client_id == client
+    )
+
+
+async def admit(
+    session: AsyncSession,
+    admission: BudgetAdmission,
+    *,
+    limit: Decimal,
+    allowance: Decimal,
+) -> bool:
+    """Writes `admission` and adds its estimate to the day's admitted total when both fit (the
+    day's limit beside spend, holds and admissions; the client's allowance beside its other
+    admissions of the day); whether it did. One statement: run it with the day row locked
+    (lock_budget_day), so that its snapshot, taken after the lock, sees every earlier admission.
+    """
+    amount = admission.estimated_usd
+    days = LLMBudgetDay
+    raised = (
+        update(days)
+        .where(
+            days.day == admission.day,
+            days.spent_usd + days.reserved_usd + days.admitted_usd + amount <= limit,
+            _client_usage(admission.day, admission.client_id).scalar_subquery() + amount
+            <= allowance,
+        )
+        .values(admitted_usd=days.admitted_usd + amount)
+        .returning(days.day)
+        .cte("raised")
+    )
+    values = {
+        "id": admission.id,
+        "reference_id": admission.reference_id,
+        "kind": admission.kind,
+        "client_id": admission.client_id,
+        "estimated_usd": amount,
+        "spent_usd": Decimal(0),
+        "status": "open",
+        "expires_at": admission.expires_at,
+    }
+    columns = BudgetAdmission.__table__.c
+    rows = select(*(literal(v, columns[k].type).label(k) for k, v in values.items()), raised.c.day)
+    written = await session.execute(
+        insert(BudgetAdmission)
+        .from_select([*values, "day"], rows)
+        .add_cte(raised)
+        .returning(BudgetAdmission.id)
+    )
+    return written.first() is not None
 
 
 async def close_expired_admissions(session: AsyncSession) -> list[tuple[Any, ...]]:
@@ -375,18 +435,7 @@ async def close_expired_admissions(session: AsyncSession) -> list[tuple[Any, ...
 
 async def client_admission_usage(session: AsyncSession, day: dt.date, client: str) -> Decimal:
     """What the client's admissions of the day hold (open) or spent (closed)."""
-    held = case(
-        (
-            BudgetAdmission.status == "open",
-            func.greatest(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd),
-        ),
-        else_=BudgetAdmission.spent_usd,
-    )
-    total = await session.scalar(
-        select(func.coalesce(func.sum(held), 0)).where(
-            BudgetAdmission.day == day, BudgetAdmission.client_id == client
-        )
-    )
+    total = await session.scalar(_client_usage(day, client))
     return Decimal(total or 0)
 
 

@@ -177,7 +177,8 @@ class GenerationSettings(CommonSettings):
     llm_limiter_max_wait_s: float = Field(default=10.0, ge=0, le=120)
     # An in-cluster local model lives at a private address; production refuses one otherwise.
     llm_allow_private_urls: bool = False
-    daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0)
+    # At most what llm_budget_days.limit_usd (NUMERIC(14, 6)) stores.
+    daily_budget_usd: Decimal = Field(default=Decimal("100"), ge=0, lt=Decimal("100000000"))
     llm_budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     llm_budget_timezone: str = "UTC"
     # Admission (admission.py): the estimate is the observed cost per call times this margin.

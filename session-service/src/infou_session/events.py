@@ -17,6 +17,9 @@ one at a time (its row is locked):
 - events.generation.task_failed (GenerationFailed)
 
 After each commit the progress messages of the change go out on `progress.session.<id>`.
+
+Listens (plain subscription, every replica) to events.catalog.changed, to drop the main topics
+it keeps for creates (topics.py).
 """
 
 from __future__ import annotations
@@ -24,16 +27,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs import subjects
 from infou_libs.consume import Route, Routes, event_consumer
+from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
 from infou_protos.events.v1 import events_pb2
 from infou_session import results
 from infou_session.models import processed_events
 from infou_session.progress import ProgressMessage, ProgressPublisher
+from infou_session.topics import TopicDirectory
+
+log = get_logger(__name__)
 
 CONSUMER = "session-generation-results"
 
@@ -74,3 +84,22 @@ def result_consumer(
 ) -> DurableConsumer:
     routes = progress_routes(publisher, HANDLERS)
     return event_consumer(js, CONSUMER, routes, sessions, processed_events, concurrency=concurrency)
+
+
+async def watch_catalog(nc: NatsClient, directory: TopicDirectory) -> None:
+    """Each replica drops its kept topics on `events.catalog.changed` (topics.py).
+
+    A plain subscription, not a durable consumer: every replica must see every change, and one
+    missed while this replica was down is covered by the topics' expiry.
+    """
+
+    async def on_message(msg: Msg) -> None:
+        try:
+            event = events_pb2.CatalogChanged.FromString(msg.data)
+        except DecodeError:
+            log.warning("catalog_change_undecodable")
+            directory.forget()
+            return
+        directory.on_catalog_changed(event)
+
+    await nc.subscribe(subjects.CATALOG_CHANGED, cb=on_message)

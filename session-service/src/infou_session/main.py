@@ -11,7 +11,7 @@ from infou_libs.runtime import Runtime, ServiceSpec, main
 from infou_protos.session.v1 import session_pb2, session_pb2_grpc
 from infou_session import retention
 from infou_session.admission import AdmissionClient, ReleasingPublisher
-from infou_session.events import result_consumer
+from infou_session.events import result_consumer, watch_catalog
 from infou_session.feedback_events import feedback_consumer
 from infou_session.grpc_api import SessionServicer
 from infou_session.models import SCHEMA, outbox
@@ -31,9 +31,13 @@ def _settings(rt: Runtime) -> SessionSettings:
 async def build(rt: Runtime) -> Sequence[Registration]:
     settings = _settings(rt)
     directory = TopicDirectory(
-        settings.catalog_addr, settings.generation_addr, settings.grpc_deadline_seconds
+        settings.catalog_addr,
+        settings.generation_addr,
+        settings.grpc_deadline_seconds,
+        cache_seconds=settings.topic_cache_seconds,
     )
     rt.closers.append(directory.close)
+    await watch_catalog(rt.nc, directory)
     servicer = SessionServicer(
         rt.sessions, settings, directory, ProgressPublisher(rt.nc), _admission(rt)
     )

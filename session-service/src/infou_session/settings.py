@@ -26,6 +26,9 @@ class SessionSettings(CommonSettings):
     # The estimate returned when a session is created (the real cost comes from the ledger).
     estimated_cost_per_article_usd: Decimal = Field(default=Decimal("0.03"), ge=0)
     estimated_cost_per_curriculum_usd: Decimal = Field(default=Decimal("0.02"), ge=0)
+    # Main topics kept in process for creates (topics.py); dropped at once by a content change
+    # announced on events.catalog.changed. 0 asks catalog-service on every create.
+    topic_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Generation results handled at once (each takes its session's row lock).
     result_consumer_concurrency: int = Field(default=4, ge=1, le=64)
     # Keys the hashes of session access tokens; only this service makes and checks tokens.

@@ -559,9 +559,11 @@ class LLMRouter:
         )
         try:
             async with unit_of_work(self._sessions) as session:
+                await ledger.record(session, entry, row_id=row_id)
+                # Last before the commit: settling locks the day's budget row, which every
+                # admission and hold of the day waits for.
                 if reservation is not None:
                     await self.budget.settle(session, reservation, entry.cost_usd)
-                await ledger.record(session, entry, row_id=row_id)
         except Exception as exc:
             # The answer is worth more than its ledger row; an unsettled hold expires by itself.
             log.error("llm_ledger_write_failed", error=str(exc), llm_provider=entry.provider)
