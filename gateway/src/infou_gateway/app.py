@@ -153,4 +153,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health,live,ready")
+    ws.install(app)  # last: around everything, tracing included
     return app

@@ -67,5 +67,6 @@ def run() -> None:
         forwarded_allow_ips=",".join(settings.trusted_proxies),
         ws=settings.ws_protocol,  # type: ignore[arg-type]  # checked by the setting's pattern
         ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
     DrainingServer(config, app).run()

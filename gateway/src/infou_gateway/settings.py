@@ -53,6 +53,9 @@ class GatewaySettings(CommonSettings):
     ws_protocol: str = Field(
         default="websockets-sansio", pattern="^(websockets-sansio|websockets|wsproto|auto)$"
     )
+    # permessage-deflate costs ~40 KB of zlib state per connection and a compression per
+    # watcher per message (the frame is no longer encoded once): off unless turned on.
+    ws_per_message_deflate: bool = False
     # The largest message a client may send (it sends pings only).
     ws_max_message_bytes: int = Field(default=4096, ge=125, le=16 * 1024 * 1024)
     # A request body larger than this is refused (413) while it is read, before it is parsed.

@@ -22,9 +22,9 @@ import socket
 import uuid
 
 import grpc
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infou_gateway import wslimits
 from infou_gateway.auth import websocket_token
@@ -34,7 +34,6 @@ from infou_gateway.path_params import is_plain
 from infou_gateway.quotas import RATE_LIMITED
 from infou_gateway.state import GatewayState
 from infou_gateway.wshub import DROPPED, Ended, SessionFeed, Watcher
-from infou_gateway.wsrecords import ConnectionRecords
 from infou_libs.errors import InvalidArgument, RateLimited
 from infou_libs.logging import get_logger
 from infou_protos.realtime.v1 import realtime_pb2
@@ -46,6 +45,8 @@ router = APIRouter(tags=["realtime"])
 
 GATEWAY_ID = f"{socket.gethostname()}-{os.getpid()}"
 MAX_SESSION_ID = 64
+# Where WatchHandoff leaves room, in the scope, for the route to hand it the accepted connection.
+HANDOFF = "infou.ws_handoff"
 CLOSE_CODES = {"slow_client": 1008, "realtime_unavailable": 1011, "going_away": 1001}
 
 
@@ -92,116 +93,176 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
         )
         await _refuse(websocket, error_response(too_many))
         return
+    keys = list(slots)
     try:
-        await _serve(websocket, state, session_id, connection_id, client, subprotocol)
-    finally:
-        await state.ws_slots.release(connection_id, list(slots))
-
-
-async def _serve(
-    websocket: WebSocket,
-    state: GatewayState,
-    session_id: str,
-    connection_id: str,
-    client: Client,
-    subprotocol: str | None,
-) -> None:
-    hub = state.ws
-    hub.records.opened(
-        realtime_pb2.RegisterConnectionRequest(
-            connection_id=connection_id,
-            session_id=session_id,
-            client_ip=client.ip,
-            user_agent=websocket.headers.get("user-agent", "")[:500],
-            gateway_id=GATEWAY_ID,
+        state.ws.records.opened(
+            realtime_pb2.RegisterConnectionRequest(
+                connection_id=connection_id,
+                session_id=session_id,
+                client_ip=client.ip,
+                user_agent=websocket.headers.get("user-agent", "")[:500],
+                gateway_id=GATEWAY_ID,
+            )
         )
-    )
-    await websocket.accept(subprotocol=subprotocol)
+        await websocket.accept(subprotocol=subprotocol)
+    except BaseException:
+        await state.ws_slots.release(connection_id, keys)
+        raise
     log.info("websocket_opened", session_id=session_id, connection_id=connection_id)
-    watcher = Watcher(connection_id)
-    feed = hub.join(session_id, watcher)
-    try:
-        reason = await _watch(websocket, feed, watcher, hub.records)
-    finally:
-        hub.leave(feed, watcher)
-    if reason in ("slow_client", "realtime_unavailable"):
-        DROPPED.labels(reason).inc()
-    if reason != "client_closed":
-        code = CLOSE_CODES.get(reason, 1000)
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await websocket.close(code=code, reason=reason)
-    hub.records.closed(connection_id, reason)
-    log.info("websocket_closed", session_id=session_id, connection_id=connection_id, reason=reason)
+    connection = Connection(state, session_id, connection_id, keys)
+    handoff: list[Connection] | None = websocket.scope.get(HANDOFF)
+    if handoff is not None:
+        # The handshake is done: the middleware stack unwinds, and the connection goes on at
+        # the outermost layer with nothing of it held (see WatchHandoff).
+        handoff.append(connection)
+        return
+    await connection.run(websocket.receive, websocket.send)
 
 
-async def _watch(
-    websocket: WebSocket, feed: SessionFeed, watcher: Watcher, records: ConnectionRecords
-) -> str:
-    """Sends the snapshot, then the feed's frames as they come; answers pings; until one side
-    ends. Runs in the connection's own (ASGI) task, with one pending receive beside it."""
-    loop = asyncio.get_running_loop()
-    receiving: asyncio.Future[Message] | None = None
-    try:
-        snapshot = await feed.start(watcher)
-        await _send(websocket, watcher, loop, snapshot.send)
-        receiving = asyncio.ensure_future(websocket.receive())
-        receiving.add_done_callback(watcher.wake_up)
-        while True:
-            while watcher.cursor < feed.end:
-                if watcher.cursor < feed.first:
-                    raise Ended("slow_client")  # the buffer moved on without it
-                frame = feed.frame_at(watcher.cursor)
-                watcher.cursor += 1
-                if frame.sequence and frame.sequence <= watcher.after:
-                    continue  # already in its snapshot
-                await _send(websocket, watcher, loop, frame.send)
-                if frame.kind == "heartbeat":
-                    records.touched(watcher.connection_id)
-            if feed.ended is not None:
-                raise Ended(feed.ended)
-            if receiving.done():
-                message = receiving.result()
-                if message["type"] == "websocket.disconnect":
-                    raise Ended("client_closed")
-                if _is_ping(message):
-                    pong = {"type": "pong", "data": {"session_id": feed.session_id}}
-                    text = json.dumps(pong, ensure_ascii=False)
-                    await _send(websocket, watcher, loop, {"type": "websocket.send", "text": text})
-                    records.touched(watcher.connection_id)
-                receiving = asyncio.ensure_future(websocket.receive())
-                receiving.add_done_callback(watcher.wake_up)
-                continue
-            watcher.wake = loop.create_future()
+class WatchHandoff:
+    """The outermost ASGI layer: a WebSocket watcher, once accepted, is served here, on the raw
+    ASGI receive/send, after the route and every middleware have returned (their frames, exit
+    stacks, the handshake's span and request objects are freed, ~15 KB a connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        handoff: list[Connection] = []
+        scope[HANDOFF] = handoff
+        await self.app(scope, receive, send)
+        if handoff:
+            connection = handoff.pop()
+            # What the route and middlewares left in the scope is no longer needed.
+            for key in [k for k in scope if k not in _SCOPE_KEPT]:
+                del scope[key]
+            await connection.run(receive, send)
+
+
+_SCOPE_KEPT = frozenset({"type", "asgi", "http_version", "scheme", "server", "client", "path"})
+
+
+def install(app: FastAPI) -> None:
+    """Puts WatchHandoff around the app's whole middleware stack (tracing included)."""
+    build = app.build_middleware_stack
+
+    def build_with_handoff() -> ASGIApp:
+        return WatchHandoff(build())
+
+    app.build_middleware_stack = build_with_handoff  # type: ignore[method-assign]
+
+
+class Connection:
+    """One accepted WebSocket watcher: the feed's frames out, pings in, until one side ends.
+    Runs in the connection's own (ASGI) task, with one pending receive beside it."""
+
+    __slots__ = ("hub", "keys", "session_id", "slots", "watcher")
+
+    def __init__(
+        self, state: GatewayState, session_id: str, connection_id: str, keys: list[str]
+    ) -> None:
+        self.hub = state.ws
+        self.slots = state.ws_slots
+        self.session_id = session_id
+        self.keys = keys
+        self.watcher = Watcher(connection_id)
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        hub, watcher = self.hub, self.watcher
+        watcher.task = asyncio.current_task()
+        try:
+            feed = hub.join(self.session_id, watcher)
             try:
-                await watcher.wake
+                reason = await self._watch(feed, receive, send)
             finally:
-                watcher.wake = None
-    except Ended as ended:
-        return ended.reason
-    except asyncio.CancelledError:
-        if not watcher.slow:
-            raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        return "slow_client"
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        return "client_closed"
-    finally:
-        if receiving is not None and not receiving.done():
-            receiving.cancel()
+                hub.leave(feed, watcher)
+            if reason in ("slow_client", "realtime_unavailable"):
+                DROPPED.labels(reason).inc()
+            if reason != "client_closed":
+                close = {"type": "websocket.close", "code": CLOSE_CODES.get(reason, 1000)}
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await send(close | {"reason": reason})
+            hub.records.closed(watcher.connection_id, reason)
+            log.info(
+                "websocket_closed",
+                session_id=self.session_id,
+                connection_id=watcher.connection_id,
+                reason=reason,
+            )
+        finally:
+            await self.slots.release(watcher.connection_id, self.keys)
+
+    async def _watch(self, feed: SessionFeed, receive: Receive, send: Send) -> str:
+        watcher, records = self.watcher, self.hub.records
+        loop = asyncio.get_running_loop()
+        receiving: asyncio.Future[Message] | None = None
+        try:
+            snapshot = await feed.start(watcher)
+            await _send(send, watcher, loop, snapshot.send)
+            receiving = asyncio.ensure_future(receive())
+            receiving.add_done_callback(watcher.wake_up)
+            while True:
+                while watcher.cursor < feed.end:
+                    if watcher.cursor < feed.first:
+                        raise Ended("slow_client")  # the buffer moved on without it
+                    frame = feed.frame_at(watcher.cursor)
+                    watcher.cursor += 1
+                    if frame.sequence and frame.sequence <= watcher.after:
+                        continue  # already in its snapshot
+                    await _send(send, watcher, loop, frame.send)
+                    if frame.kind == "heartbeat":
+                        records.touched(watcher.connection_id)
+                if feed.ended is not None:
+                    raise Ended(feed.ended)
+                if receiving.done():
+                    message = receiving.result()
+                    if message["type"] == "websocket.disconnect":
+                        raise Ended("client_closed")
+                    if _is_ping(message):
+                        await _send(send, watcher, loop, _pong(feed.session_id))
+                        records.touched(watcher.connection_id)
+                    receiving = asyncio.ensure_future(receive())
+                    receiving.add_done_callback(watcher.wake_up)
+                    continue
+                watcher.wake = loop.create_future()
+                try:
+                    await watcher.wake
+                finally:
+                    watcher.wake = None
+        except Ended as ended:
+            return ended.reason
+        except asyncio.CancelledError:
+            if not watcher.slow:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return "slow_client"
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return "client_closed"
+        finally:
+            if receiving is not None and not receiving.done():
+                receiving.cancel()
 
 
 async def _send(
-    websocket: WebSocket, watcher: Watcher, loop: asyncio.AbstractEventLoop, message: Message
+    send: Send, watcher: Watcher, loop: asyncio.AbstractEventLoop, message: Message
 ) -> None:
     """One frame out; the hub's sweep cancels a send that outlasts the send timeout."""
     watcher.sending_since = loop.time()
     try:
-        await websocket.send(message)
+        await send(message)
     finally:
         watcher.sending_since = 0.0
+
+
+def _pong(session_id: str) -> Message:
+    pong = {"type": "pong", "data": {"session_id": session_id}}
+    return {"type": "websocket.send", "text": json.dumps(pong, ensure_ascii=False)}
 
 
 def _is_ping(message: Message) -> bool:
