@@ -23,6 +23,7 @@ import contextlib
 import json
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,9 +278,13 @@ class WatcherHub:
         if not feed.watchers and self.feeds.get(feed.session_id) is feed:
             del self.feeds[feed.session_id]
             FEEDS.dec()
-            closing = asyncio.create_task(feed.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            self.background(feed.close())
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` in a task the hub holds until it is done."""
+        task = asyncio.create_task(work)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _until_draining(self) -> None:
         # SIGTERM: 1001 tells every watcher to reconnect (to another replica).

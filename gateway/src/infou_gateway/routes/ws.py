@@ -106,6 +106,7 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
         )
         await websocket.accept(subprotocol=subprotocol)
     except BaseException:
+        state.ws.records.closed(connection_id, "client_closed")
         await state.ws_slots.release(connection_id, keys)
         raise
     log.info("websocket_opened", session_id=session_id, connection_id=connection_id)
@@ -133,7 +134,12 @@ class WatchHandoff:
             return
         handoff: list[Connection] = []
         scope[HANDOFF] = handoff
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            while handoff:  # accepted, then the stack failed on its way out
+                handoff.pop().abandon()
+            raise
         if handoff:
             connection = handoff.pop()
             # What the route and middlewares left in the scope is no longer needed.
@@ -169,6 +175,11 @@ class Connection:
         self.session_id = session_id
         self.keys = keys
         self.watcher = Watcher(connection_id)
+
+    def abandon(self) -> None:
+        """Never served: its record is closed and its slots are freed (in the background)."""
+        self.hub.records.closed(self.watcher.connection_id, "server_error")
+        self.hub.background(self.slots.release(self.watcher.connection_id, self.keys))
 
     async def run(self, receive: Receive, send: Send) -> None:
         hub, watcher = self.hub, self.watcher
