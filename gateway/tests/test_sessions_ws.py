@@ -676,3 +676,33 @@ async def test_a_watcher_joining_an_open_stream_starts_from_the_current_state(
             assert await watch_streams(realtime, sid) == 1
             await late.send(json.dumps({"type": "ping"}))
             assert (await receive(late, "pong"))[-1]["data"] == {"session_id": sid}
+
+
+async def test_a_session_already_watched_still_refuses_wrong_tokens(
+    gateway: str, api: httpx.AsyncClient, nc: NatsClient
+) -> None:
+    """The shared stream is no way in: every handshake is checked on its own."""
+    mine, theirs = await new_session(api), await new_session(api)
+    sid = mine["session_id"]
+    url = ws_url(gateway, sid)
+    headers = {"Authorization": f"Bearer {mine['access_token']}"}
+    async with websockets.connect(url, additional_headers=headers) as watching:
+        snapshot = json.loads(await watching.recv())
+        for kwargs, status in (
+            ({}, 401),
+            ({"additional_headers": {"Authorization": "Bearer st_" + "y" * 43}}, 401),
+            ({"additional_headers": {"Authorization": f"Bearer {theirs['access_token']}"}}, 404),
+        ):
+            with pytest.raises(InvalidStatus) as caught:
+                async with websockets.connect(url, **kwargs):
+                    pass
+            assert caught.value.response.status_code == status, kwargs
+        event = events_pb2.SessionProgress(
+            session_id=sid,
+            type="article_ready",
+            data_json=json.dumps({"article_id": "a1"}),
+            sequence=snapshot["sequence"] + 1,
+        )
+        await nc.publish(f"progress.session.{sid}", event.SerializeToString())
+        seen = await receive(watching, "article_ready")
+        assert seen[-1]["data"] == {"article_id": "a1"}
