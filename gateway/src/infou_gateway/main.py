@@ -65,7 +65,7 @@ def run() -> None:
         # Forwarded headers count only from INFOU_TRUSTED_PROXIES (never an implicit 127.0.0.1).
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=",".join(settings.trusted_proxies),
-        ws=settings.ws_protocol,  # type: ignore[arg-type]  # checked by the setting's pattern
+        ws=settings.ws_protocol,
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
     )
