@@ -686,17 +686,18 @@ async def test_a_session_already_watched_still_refuses_wrong_tokens(
     sid = mine["session_id"]
     url = ws_url(gateway, sid)
     headers = {"Authorization": f"Bearer {mine['access_token']}"}
+    wrong: list[tuple[dict[str, str], int]] = [
+        ({}, 401),
+        ({"Authorization": "Bearer st_" + "y" * 43}, 401),
+        ({"Authorization": f"Bearer {theirs['access_token']}"}, 404),
+    ]
     async with websockets.connect(url, additional_headers=headers) as watching:
         snapshot = json.loads(await watching.recv())
-        for kwargs, status in (
-            ({}, 401),
-            ({"additional_headers": {"Authorization": "Bearer st_" + "y" * 43}}, 401),
-            ({"additional_headers": {"Authorization": f"Bearer {theirs['access_token']}"}}, 404),
-        ):
+        for wrong_headers, status in wrong:
             with pytest.raises(InvalidStatus) as caught:
-                async with websockets.connect(url, **kwargs):
+                async with websockets.connect(url, additional_headers=wrong_headers):
                     pass
-            assert caught.value.response.status_code == status, kwargs
+            assert caught.value.response.status_code == status, wrong_headers
         event = events_pb2.SessionProgress(
             session_id=sid,
             type="article_ready",
