@@ -48,8 +48,9 @@ class GatewaySettings(CommonSettings):
     ws_feed_buffer: int = Field(default=256, ge=8, le=100_000)
     # Connection records (open, heartbeat, close) go to realtime-service in one batch this often.
     ws_record_flush_seconds: float = Field(default=0.25, gt=0, le=60)
-    # uvicorn's WebSocket implementation: "websockets-sansio" holds no task or queue of its own
-    # per connection ("websockets" runs three tasks and a frame queue per connection).
+    # uvicorn's WebSocket implementation: "websockets-sansio" runs no task of its own per
+    # connection, only a small queue of received events ("websockets" runs three tasks and a
+    # frame queue per connection).
     ws_protocol: str = Field(
         default="websockets-sansio", pattern="^(websockets-sansio|websockets|wsproto|auto)$"
     )
