@@ -1,6 +1,7 @@
 """WebSocket /sessions/{id}/ws through a real gateway (uvicorn) in front of real catalog-,
 session- and realtime-service: the snapshot first, then every event; token checks at the
-handshake; the connection registry; a stuck client dropped while another gets everything.
+handshake; the connection registry; a stuck client dropped while another gets everything; many
+watchers of one session on one Watch stream.
 The test plays the generation worker (jobs from JetStream, results back as events)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import grpc
 import httpx
 import pytest
 import uvicorn
@@ -41,6 +43,7 @@ from infou_libs.crypto import keyring
 from infou_libs.db import asyncpg_url
 from infou_libs.messaging import JOBS_STREAM, connect, ensure_streams, publish
 from infou_protos.events.v1 import events_pb2
+from infou_protos.realtime.v1 import realtime_pb2, realtime_pb2_grpc
 from infou_realtime.main import SPEC as REALTIME_SPEC
 from infou_realtime.settings import RealtimeSettings
 from infou_session.main import SPEC as SESSION_SPEC
@@ -548,3 +551,159 @@ async def test_a_sixth_websocket_on_one_token_is_refused_with_429(
     else:
         raise AssertionError("the slots were never given back")
     assert set(codes) <= {429}
+
+
+@pytest.fixture(scope="module")
+async def roomy_gateway(
+    services: dict[str, int], module_database_url: str, module_nats_url: str, redis_url: str
+) -> AsyncIterator[str]:
+    """A second gateway replica whose limits let many WebSockets watch one session."""
+    port = engines.free_port()
+    settings = GatewaySettings(
+        environment="test",
+        database_url=module_database_url,
+        nats_url=module_nats_url,
+        redis_url=urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")),
+        catalog_addr=f"127.0.0.1:{services['catalog']}",
+        session_addr=f"127.0.0.1:{services['session']}",
+        realtime_addr=f"127.0.0.1:{services['realtime']}",
+        rate_limit_per_minute=0,
+        ws_max_per_session=100,
+        ws_max_per_client=200,
+    )
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture(scope="module")
+async def realtime(
+    services: dict[str, int],
+) -> AsyncIterator[realtime_pb2_grpc.RealtimeServiceAsyncStub]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{services['realtime']}")
+    yield realtime_pb2_grpc.RealtimeServiceStub(channel)
+    await channel.close(grace=None)
+
+
+async def watch_streams(realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, sid: str) -> int:
+    stats = await realtime.GetConnectionStats(
+        realtime_pb2.GetConnectionStatsRequest(session_id=sid)
+    )
+    return stats.watch_streams
+
+
+async def test_many_watchers_share_one_watch_stream_and_get_every_event_once_in_order(
+    roomy_gateway: str,
+    api: httpx.AsyncClient,
+    nc: NatsClient,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+) -> None:
+    created = await new_session(api)
+    sid = created["session_id"]
+    headers = {"Authorization": f"Bearer {created['access_token']}"}
+    watchers = 25
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(
+                websockets.connect(ws_url(roomy_gateway, sid), additional_headers=headers)
+            )
+            for _ in range(watchers)
+        ]
+        snapshots = [json.loads(await ws.recv()) for ws in sockets]
+        assert {s["type"] for s in snapshots} == {"snapshot"}
+        # One Watch stream for this session on this gateway, whatever the number of watchers.
+        assert await watch_streams(realtime, sid) == 1
+
+        base = max(s["sequence"] for s in snapshots)
+        events = 12
+        for n in range(events):
+            event = events_pb2.SessionProgress(
+                session_id=sid,
+                type="article_ready",
+                data_json=json.dumps({"article_id": f"a{n}"}),
+                sequence=base + 1 + n,
+            )
+            await nc.publish(f"progress.session.{sid}", event.SerializeToString())
+        notice = events_pb2.SessionProgress(
+            session_id=sid, type="error", data_json=json.dumps({"error_code": "X"}), sequence=0
+        )
+        await nc.publish(f"progress.session.{sid}", notice.SerializeToString())
+        await nc.flush()
+        for ws in sockets:
+            seen = await receive(ws, "error")
+            assert [m["data"]["article_id"] for m in seen[:-1]] == [f"a{n}" for n in range(events)]
+            assert [m["sequence"] for m in seen[:-1]] == [base + 1 + n for n in range(events)]
+            assert seen[-1]["data"] == {"error_code": "X"}
+        assert await watch_streams(realtime, sid) == 1
+    # The last watcher leaving closes the stream.
+    for _ in range(100):
+        if await watch_streams(realtime, sid) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await watch_streams(realtime, sid) == 0
+
+
+async def test_a_watcher_joining_an_open_stream_starts_from_the_current_state(
+    roomy_gateway: str,
+    api: httpx.AsyncClient,
+    nc: NatsClient,
+    jobs: Any,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+) -> None:
+    created = await new_session(api)
+    sid = created["session_id"]
+    headers = {"Authorization": f"Bearer {created['access_token']}"}
+    url = ws_url(roomy_gateway, sid)
+    async with websockets.connect(url, additional_headers=headers) as first:
+        assert json.loads(await first.recv())["data"]["status"] == "initializing"
+        await generate(nc, jobs, created)
+        await receive(first, "generation_complete")
+        # The stream stays open for `first`; the newcomer still gets today's state first.
+        async with websockets.connect(url, additional_headers=headers) as late:
+            snapshot = json.loads(await late.recv())
+            assert snapshot["type"] == "snapshot"
+            assert snapshot["data"]["status"] == "ready"
+            assert [a["status"] for a in snapshot["data"]["articles"]] == ["ready", "ready"]
+            assert await watch_streams(realtime, sid) == 1
+            await late.send(json.dumps({"type": "ping"}))
+            assert (await receive(late, "pong"))[-1]["data"] == {"session_id": sid}
+
+
+async def test_a_session_already_watched_still_refuses_wrong_tokens(
+    gateway: str, api: httpx.AsyncClient, nc: NatsClient
+) -> None:
+    """The shared stream is no way in: every handshake is checked on its own."""
+    mine, theirs = await new_session(api), await new_session(api)
+    sid = mine["session_id"]
+    url = ws_url(gateway, sid)
+    headers = {"Authorization": f"Bearer {mine['access_token']}"}
+    wrong: list[tuple[dict[str, str], int]] = [
+        ({}, 401),
+        ({"Authorization": "Bearer st_" + "y" * 43}, 401),
+        ({"Authorization": f"Bearer {theirs['access_token']}"}, 404),
+    ]
+    async with websockets.connect(url, additional_headers=headers) as watching:
+        snapshot = json.loads(await watching.recv())
+        for wrong_headers, status in wrong:
+            with pytest.raises(InvalidStatus) as caught:
+                async with websockets.connect(url, additional_headers=wrong_headers):
+                    pass
+            assert caught.value.response.status_code == status, wrong_headers
+        event = events_pb2.SessionProgress(
+            session_id=sid,
+            type="article_ready",
+            data_json=json.dumps({"article_id": "a1"}),
+            sequence=snapshot["sequence"] + 1,
+        )
+        await nc.publish(f"progress.session.{sid}", event.SerializeToString())
+        seen = await receive(watching, "article_ready")
+        assert seen[-1]["data"] == {"article_id": "a1"}

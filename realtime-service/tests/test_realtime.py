@@ -312,3 +312,171 @@ async def test_bad_connection_ids_name_the_field(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await realtime.TouchConnection(realtime_pb2.TouchConnectionRequest(connection_id="x" * 101))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _connection_rows(db: AsyncEngine, ids: list[str]) -> dict[str, Any]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT connection_id, session_id, client_ip, gateway_id, is_active,"
+                " disconnect_reason, connected_at, last_ping_at"
+                " FROM realtime.websocket_connections WHERE connection_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        return {row.connection_id: row for row in rows}
+
+
+def _opened(connection_id: str, ip: str = "198.51.100.4") -> realtime_pb2.RegisterConnectionRequest:
+    return realtime_pb2.RegisterConnectionRequest(
+        connection_id=connection_id,
+        session_id="sess_batch",
+        client_ip=ip,
+        user_agent="pytest-ws/1.0",
+        gateway_id="gw-batch",
+    )
+
+
+async def test_a_gateways_batch_of_records_opens_then_touches_then_closes(
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, db: AsyncEngine
+) -> None:
+    a, b, c = (f"ws_{uuid.uuid4().hex}" for _ in range(3))
+    before = await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
+    await realtime.RecordConnections(
+        realtime_pb2.RecordConnectionsRequest(opened=[_opened(a), _opened(b)])
+    )
+    rows = await _connection_rows(db, [a, b])
+    assert {row.is_active for row in rows.values()} == {True}
+    assert {row.gateway_id for row in rows.values()} == {"gw-batch"}
+    # Personal data stays encrypted when it comes in a batch too.
+    assert "198.51.100.4" not in rows[a].client_ip
+    assert keyring().decrypt(rows[a].client_ip) == b"198.51.100.4"
+    during = await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
+    assert during.active_connections == before.active_connections + 2
+
+    # One call may carry a connection's open, heartbeat and close: applied in that order.
+    await realtime.RecordConnections(
+        realtime_pb2.RecordConnectionsRequest(
+            opened=[_opened(c)],
+            touched=[a, c],
+            closed=[
+                realtime_pb2.CloseConnectionRequest(
+                    connection_id=b, disconnect_reason="slow_client"
+                ),
+                realtime_pb2.CloseConnectionRequest(connection_id=c, disconnect_reason=""),
+            ],
+        )
+    )
+    rows = await _connection_rows(db, [a, b, c])
+    assert (rows[a].is_active, rows[a].disconnect_reason) == (True, None)
+    assert rows[a].last_ping_at > rows[a].connected_at
+    assert (rows[b].is_active, rows[b].disconnect_reason) == (False, "slow_client")
+    assert (rows[c].is_active, rows[c].disconnect_reason) == (False, "closed")
+    assert rows[c].last_ping_at > rows[c].connected_at
+    after = await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
+    assert after.active_connections == before.active_connections + 1
+    assert after.total_connections == before.total_connections + 3
+
+    # A batch sent again (a retried flush) changes nothing: no duplicate, no reopened row.
+    await realtime.RecordConnections(
+        realtime_pb2.RecordConnectionsRequest(opened=[_opened(b)], closed=[])
+    )
+    rows = await _connection_rows(db, [b])
+    assert (rows[b].is_active, rows[b].disconnect_reason) == (False, "slow_client")
+
+
+async def test_a_bad_batch_is_refused_naming_the_field_and_writes_nothing(
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, db: AsyncEngine
+) -> None:
+    good = f"ws_{uuid.uuid4().hex}"
+    bad_batches = [
+        realtime_pb2.RecordConnectionsRequest(opened=[_opened(good), _opened("")]),
+        realtime_pb2.RecordConnectionsRequest(opened=[_opened(good)], touched=["x" * 101]),
+        realtime_pb2.RecordConnectionsRequest(
+            opened=[_opened(good)],
+            touched=[f"ws_{n}" for n in range(5001)],  # more than one call may carry
+        ),
+    ]
+    for batch in bad_batches:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await realtime.RecordConnections(batch)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert domain_error_from(caught.value).field in {"connection_id", "opened"}
+    assert await _connection_rows(db, [good]) == {}
+
+
+async def test_watch_streams_are_counted_per_session_and_gone_once_cancelled(
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+    sessions: session_pb2_grpc.SessionServiceAsyncStub,
+    curated: tuple[int, int],
+) -> None:
+    one = (await new_session(sessions, curated)).session_id
+    other = (await new_session(sessions, curated)).session_id
+
+    async def streams(session_id: str) -> int:
+        request = realtime_pb2.GetConnectionStatsRequest(session_id=session_id)
+        return (await realtime.GetConnectionStats(request)).watch_streams
+
+    watching = [watch(realtime, one), watch(realtime, one), watch(realtime, other)]
+    for stream in watching:
+        assert (await next_message(stream)).type == "snapshot"  # the stream is open
+    assert await streams(one) == 2
+    assert await streams(other) == 1
+    everywhere = (
+        await realtime.GetConnectionStats(realtime_pb2.GetConnectionStatsRequest())
+    ).watch_streams
+    assert everywhere >= 3
+    for stream in watching:
+        stream.cancel()
+    for _ in range(200):  # the server sees the cancellations shortly after
+        if await streams(one) == 0 and await streams(other) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await streams(one), await streams(other)) == (0, 0)
+
+
+async def test_a_batch_of_records_opens_touches_and_closes_in_one_call(
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, db: AsyncEngine
+) -> None:
+    staying, leaving = f"ws_{uuid.uuid4().hex}", f"ws_{uuid.uuid4().hex}"
+    opened = [
+        realtime_pb2.RegisterConnectionRequest(
+            connection_id=cid,
+            session_id="sess_batch",
+            client_ip="198.51.100.9",
+            user_agent="batch/1.0",
+            gateway_id="gw-2",
+        )
+        for cid in (staying, leaving)
+    ]
+    await realtime.RecordConnections(
+        realtime_pb2.RecordConnectionsRequest(
+            opened=opened,
+            touched=[staying],
+            closed=[
+                realtime_pb2.CloseConnectionRequest(
+                    connection_id=leaving, disconnect_reason="client_closed"
+                )
+            ],
+        )
+    )
+    async with db.connect() as conn:
+        rows = {
+            row.connection_id: row
+            for row in await conn.execute(
+                text(
+                    "SELECT connection_id, client_ip, is_active, disconnect_reason, connected_at,"
+                    " last_ping_at FROM realtime.websocket_connections"
+                    " WHERE connection_id IN (:a, :b)"
+                ),
+                {"a": staying, "b": leaving},
+            )
+        }
+    assert rows[staying].is_active is True
+    assert rows[staying].last_ping_at > rows[staying].connected_at
+    assert keyring().decrypt(rows[staying].client_ip) == b"198.51.100.9"
+    assert (rows[leaving].is_active, rows[leaving].disconnect_reason) == (False, "client_closed")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await realtime.RecordConnections(realtime_pb2.RecordConnectionsRequest(touched=["x" * 101]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -87,6 +87,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ws_slots=ConnectionSlots(cache.redis),
         )
         app.state.gateway = state
+        state.ws.start()
         consumers: list[DurableConsumer] = []
         # Metrics are for the cluster, not the public: their own port, like the services'.
         metrics_server, _thread = start_http_server(settings.metrics_port, addr=settings.host)
@@ -100,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             attach.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await attach
+            await state.ws.stop()
             for consumer in consumers:
                 await consumer.stop()
             if state.nc is not None:
@@ -151,4 +153,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health,live,ready")
+    ws.install(app)  # last: around everything, tracing included
     return app

@@ -65,5 +65,8 @@ def run() -> None:
         # Forwarded headers count only from INFOU_TRUSTED_PROXIES (never an implicit 127.0.0.1).
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=",".join(settings.trusted_proxies),
+        ws=settings.ws_protocol,
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
     DrainingServer(config, app).run()

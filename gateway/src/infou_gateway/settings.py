@@ -43,6 +43,22 @@ class GatewaySettings(CommonSettings):
     api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # A WebSocket client that does not take a message within this long is dropped.
     ws_send_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # Messages of a session kept for its watchers (one shared buffer per session); a watcher
+    # further behind than this is dropped as slow (1008) and reconnects from a snapshot.
+    ws_feed_buffer: int = Field(default=256, ge=8, le=100_000)
+    # Connection records (open, heartbeat, close) go to realtime-service in one batch this often.
+    ws_record_flush_seconds: float = Field(default=0.25, gt=0, le=60)
+    # uvicorn's WebSocket implementation: "websockets-sansio" runs no task of its own per
+    # connection, only a small queue of received events ("websockets" runs three tasks and a
+    # frame queue per connection).
+    ws_protocol: str = Field(
+        default="websockets-sansio", pattern="^(websockets-sansio|websockets|wsproto|auto)$"
+    )
+    # permessage-deflate costs ~40 KB of zlib state per connection and a compression per
+    # watcher per message (the frame is no longer encoded once): off unless turned on.
+    ws_per_message_deflate: bool = False
+    # The largest message a client may send (it sends pings only).
+    ws_max_message_bytes: int = Field(default=4096, ge=125, le=16 * 1024 * 1024)
     # A request body larger than this is refused (413) while it is read, before it is parsed.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # The public address clients use; https turns HSTS on.

@@ -14,6 +14,7 @@ from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.quotas import Quotas
 from infou_gateway.settings import GatewaySettings
+from infou_gateway.wshub import WatcherHub
 from infou_gateway.wslimits import ConnectionSlots
 
 
@@ -28,6 +29,11 @@ class GatewayState:
     ws_slots: ConnectionSlots
     # Set on SIGTERM: /ready answers 503 and WebSockets close with 1001 (going away).
     draining: asyncio.Event = field(default_factory=asyncio.Event)
+    # WebSocket fan-out: one Watch stream per watched session, batched connection records.
+    ws: WatcherHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ws = WatcherHub(self.settings, self.clients, self.ws_slots, self.draining)
 
 
 def _state(request: Request) -> GatewayState:

@@ -2,13 +2,15 @@
 (INFOU_WS_MAX_PER_CLIENT), across every gateway replica.
 
 Each open connection is a member of a Redis sorted set per token and per client, scored by
-when its lease ends; a live connection renews its lease, so a replica that died frees its
-slots once their leases lapse. When Redis fails, the slots are counted in this process only
+when its lease ends; one loop per replica renews the leases of all its live connections in
+pipelined batches (no task per connection), so a replica that died frees its slots once their
+leases lapse. When Redis fails, the slots are counted in this process only
 (degraded, like the request limits): never unlimited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import defaultdict
@@ -22,6 +24,8 @@ log = get_logger(__name__)
 LEASE_SECONDS = 90.0
 # Renew well before the lease ends.
 RENEW_SECONDS = 30.0
+# Leases renewed in one pipeline.
+RENEW_BATCH = 1000
 
 # Adds the member when every set has room; returns 1 when it did (atomic across the sets).
 _ACQUIRE = """
@@ -55,19 +59,25 @@ class ConnectionSlots:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
         self._local: dict[str, dict[str, float]] = defaultdict(dict)
+        # member → its keys, for every connection of this replica holding slots
+        self._held: dict[str, list[str]] = {}
 
     async def acquire(self, member: str, limits: dict[str, int]) -> bool:
         """Takes a slot in every set (key → its maximum), or none of them."""
         now = time.time()
         try:
-            taken = await self._acquire(
-                keys=list(limits),
-                args=[now, now + LEASE_SECONDS, member, *limits.values()],
+            taken = bool(
+                await self._acquire(
+                    keys=list(limits),
+                    args=[now, now + LEASE_SECONDS, member, *limits.values()],
+                )
             )
-            return bool(taken)
         except Exception as exc:
             log.error("ws_slots_unavailable", error=str(exc) or type(exc).__name__)
-            return self._acquire_locally(member, limits, now)
+            taken = self._acquire_locally(member, limits, now)
+        if taken:
+            self._held[member] = list(limits)
+        return taken
 
     def _acquire_locally(self, member: str, limits: dict[str, int], now: float) -> bool:
         for key, maximum in limits.items():
@@ -79,20 +89,31 @@ class ConnectionSlots:
             self._local[key][member] = now + LEASE_SECONDS
         return True
 
-    async def renew(self, member: str, keys: list[str]) -> None:
+    async def keep_renewed(self) -> None:
+        """Renews every held lease, every RENEW_SECONDS, while the replica runs."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            await self.renew_all()
+
+    async def renew_all(self) -> None:
         lease_end = time.time() + LEASE_SECONDS
-        for key in keys:
-            if member in self._local.get(key, {}):
-                self._local[key][member] = lease_end
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.zadd(key, {member: lease_end}, xx=True)
-                await pipe.execute()
-        except Exception as exc:
-            log.warning("ws_slots_renew_failed", error=str(exc) or type(exc).__name__)
+        held = list(self._held.items())
+        for member, keys in held:
+            for key in keys:
+                if member in self._local.get(key, {}):
+                    self._local[key][member] = lease_end
+        for start in range(0, len(held), RENEW_BATCH):
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for member, keys in held[start : start + RENEW_BATCH]:
+                        for key in keys:
+                            pipe.zadd(key, {member: lease_end}, xx=True)
+                    await pipe.execute()
+            except Exception as exc:
+                log.warning("ws_slots_renew_failed", error=str(exc) or type(exc).__name__)
 
     async def release(self, member: str, keys: list[str]) -> None:
+        self._held.pop(member, None)
         for key in keys:
             self._local.get(key, {}).pop(member, None)
         try:

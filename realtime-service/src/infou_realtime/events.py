@@ -1,9 +1,11 @@
 """What realtime-service consumes (it publishes nothing): the progress of every session, from
 core NATS (`progress.session.*`), fanned out to that session's Watch streams.
 
-Every realtime replica subscribes to all of `progress.session.*` (no queue group), so each one
-can serve any watcher, and every gateway replica has its own Watch streams: a watcher sees every
-event wherever it connected and whichever worker caused it. Delivery to a watcher never waits: a
+Every realtime replica subscribes once to all of `progress.session.*` (no queue group), so each
+one can serve any watcher, and replicas scale out side by side. A gateway replica holds one Watch
+stream per session it has WebSocket watchers for and fans it out itself, so a stream here is a
+(gateway, session) pair, not a browser: a watcher sees every event wherever it connected and
+whichever worker caused it. Delivery to a watcher never waits: a
 watcher whose bounded queue is full is dropped (told so once) instead of stalling the others.
 """
 
@@ -72,7 +74,10 @@ class ProgressHub:
             if not watchers:
                 del self._watchers[watcher.session_id]
 
-    def watching(self, session_id: str) -> int:
+    def watching(self, session_id: str | None = None) -> int:
+        """Watch streams open on this replica: for one session, or all of them."""
+        if session_id is None:
+            return sum(len(watchers) for watchers in self._watchers.values())
         return len(self._watchers.get(session_id, ()))
 
     async def _on_message(self, msg: Msg) -> None:

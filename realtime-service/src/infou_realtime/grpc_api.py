@@ -33,7 +33,23 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):
     ) -> realtime_pb2.ConnectionStats:
         async with self._sessions() as session:
             active, total = await service.connection_stats(session)
-        return realtime_pb2.ConnectionStats(active_connections=active, total_connections=total)
+        return realtime_pb2.ConnectionStats(
+            active_connections=active,
+            total_connections=total,
+            watch_streams=self._hub.watching(request.session_id or None),
+        )
+
+    async def RecordConnections(
+        self, request: realtime_pb2.RecordConnectionsRequest, context: Context
+    ) -> realtime_pb2.RecordConnectionsResponse:
+        opened = [
+            service.Opened(o.connection_id, o.session_id, o.client_ip, o.user_agent, o.gateway_id)
+            for o in request.opened
+        ]
+        closed = [(c.connection_id, c.disconnect_reason) for c in request.closed]
+        async with unit_of_work(self._sessions) as session:
+            await service.record_connections(session, opened, list(request.touched), closed)
+        return realtime_pb2.RecordConnectionsResponse()
 
     async def Watch(
         self, request: realtime_pb2.WatchRequest, context: Context

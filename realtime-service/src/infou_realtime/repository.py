@@ -60,3 +60,37 @@ async def touch(session: AsyncSession, connection_id: str) -> None:
         .where(WebsocketConnection.connection_id == connection_id)
         .values(last_ping_at=func.now())
     )
+
+
+async def register_many(session: AsyncSession, rows: list[dict[str, str | None]]) -> None:
+    """Inserts many connection rows in one statement (each dict: connection_id, session_id,
+    client_ip, user_agent, gateway_id)."""
+    if rows:
+        await session.execute(
+            insert(WebsocketConnection)
+            .values([{**row, "is_active": True} for row in rows])
+            .on_conflict_do_nothing(index_elements=[WebsocketConnection.connection_id])
+        )
+
+
+async def touch_many(session: AsyncSession, connection_ids: list[str]) -> None:
+    # clock_timestamp(): later than connected_at even when the row was inserted in this transaction.
+    if connection_ids:
+        await session.execute(
+            update(WebsocketConnection)
+            .where(WebsocketConnection.connection_id.in_(connection_ids))
+            .values(last_ping_at=func.clock_timestamp())
+        )
+
+
+async def close_many(session: AsyncSession, reasons: dict[str, list[str]]) -> None:
+    """Closes connections, grouped by reason (reason → connection ids)."""
+    for reason, connection_ids in reasons.items():
+        await session.execute(
+            update(WebsocketConnection)
+            .where(
+                WebsocketConnection.connection_id.in_(connection_ids),
+                WebsocketConnection.is_active.is_(True),
+            )
+            .values(is_active=False, disconnect_reason=reason)
+        )

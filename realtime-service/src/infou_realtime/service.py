@@ -19,6 +19,8 @@ from infou_realtime.events import ProgressHub
 MAX_ID = 100
 MAX_USER_AGENT = 500
 MAX_REASON = 50
+# Records in one RecordConnections call (a gateway sends at most this many at once).
+MAX_BATCH = 5000
 
 
 async def connection_stats(session: AsyncSession) -> tuple[int, int]:
@@ -62,6 +64,48 @@ async def close_connection(session: AsyncSession, connection_id: str, reason: st
 async def touch_connection(session: AsyncSession, connection_id: str) -> None:
     _check_ids(connection_id)
     await repository.touch(session, connection_id)
+
+
+@dataclass(frozen=True)
+class Opened:
+    connection_id: str
+    session_id: str
+    client_ip: str
+    user_agent: str
+    gateway_id: str
+
+
+async def record_connections(
+    session: AsyncSession,
+    opened: list[Opened],
+    touched: list[str],
+    closed: list[tuple[str, str]],
+) -> None:
+    """A gateway's batch of connection records: inserts, then touches, then closes."""
+    for one in opened:
+        _check_ids(one.connection_id, one.session_id)
+    for connection_id in [*touched, *(c for c, _ in closed)]:
+        _check_ids(connection_id)
+    if len(opened) + len(touched) + len(closed) > MAX_BATCH:
+        raise InvalidArgument(f"at most {MAX_BATCH} records in one batch", field="opened")
+    await repository.register_many(
+        session,
+        [
+            {
+                "connection_id": one.connection_id,
+                "session_id": one.session_id,
+                "client_ip": one.client_ip[:64] or None,
+                "user_agent": one.user_agent[:MAX_USER_AGENT] or None,
+                "gateway_id": one.gateway_id[:100] or None,
+            }
+            for one in opened
+        ],
+    )
+    await repository.touch_many(session, touched)
+    reasons: dict[str, list[str]] = {}
+    for connection_id, reason in closed:
+        reasons.setdefault((reason or "closed")[:MAX_REASON], []).append(connection_id)
+    await repository.close_many(session, reasons)
 
 
 @dataclass(frozen=True)

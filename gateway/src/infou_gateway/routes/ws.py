@@ -5,10 +5,11 @@ the URL. A refused handshake answers with the HTTP status and error body of any 
 (401, 404, 410). Then every message is `{"type", "data", "sequence"}`: first a `snapshot` of
 the current state (so a late or reconnecting client misses nothing), then
 `generation_progress`, `article_ready`, `generation_complete`, `conversion_complete`, `error`
-and `heartbeat`, from realtime-service's Watch stream (this replica's own, so every replica
-sees every event). A client that does not take a message within the send timeout is dropped
-without holding up anyone else; the client may send `{"type": "ping"}` and gets a `pong`.
-Each connection is recorded in realtime's websocket_connections.
+and `heartbeat`, from realtime-service's Watch stream: one per session on this replica,
+shared by all its watchers here (wshub). A client that does not take a message within the send
+timeout, or falls a whole buffer behind, is dropped (1008) without holding up anyone else; the
+client may send `{"type": "ping"}` and gets a `pong`. Each connection is recorded in realtime's
+websocket_connections, in batches (wsrecords).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import json
 import os
 import socket
 import uuid
-from typing import Any
 
 import grpc
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infou_gateway import wslimits
 from infou_gateway.auth import websocket_token
@@ -32,6 +33,7 @@ from infou_gateway.identity import Client
 from infou_gateway.path_params import is_plain
 from infou_gateway.quotas import RATE_LIMITED
 from infou_gateway.state import GatewayState
+from infou_gateway.wshub import DROPPED, Ended, SessionFeed, Watcher
 from infou_libs.errors import InvalidArgument, RateLimited
 from infou_libs.logging import get_logger
 from infou_protos.realtime.v1 import realtime_pb2
@@ -42,17 +44,10 @@ log = get_logger(__name__)
 router = APIRouter(tags=["realtime"])
 
 GATEWAY_ID = f"{socket.gethostname()}-{os.getpid()}"
-# Watch streams that end on their own (realtime restarting) are opened again this many times.
-WATCH_RESUMES = 5
 MAX_SESSION_ID = 64
-
-
-class _Closed(Exception):
-    """The connection is over; `reason` goes to websocket_connections.disconnect_reason."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# Where WatchHandoff leaves room, in the scope, for the route to hand it the accepted connection.
+HANDOFF = "infou.ws_handoff"
+CLOSE_CODES = {"slow_client": 1008, "realtime_unavailable": 1011, "going_away": 1001}
 
 
 async def _refuse(websocket: WebSocket, response: JSONResponse) -> None:
@@ -98,183 +93,194 @@ async def session_progress(websocket: WebSocket, session_id: str) -> None:
         )
         await _refuse(websocket, error_response(too_many))
         return
-    renewal = asyncio.create_task(_keep_slots(state, connection_id, list(slots)))
+    keys = list(slots)
     try:
-        await _serve(websocket, state, session_id, connection_id, client, subprotocol)
-    finally:
-        renewal.cancel()
-        await state.ws_slots.release(connection_id, list(slots))
-
-
-async def _keep_slots(state: GatewayState, connection_id: str, keys: list[str]) -> None:
-    """Renews the connection's slots while it lives (a dead replica's slots lapse)."""
-    while True:
-        await asyncio.sleep(wslimits.RENEW_SECONDS)
-        await state.ws_slots.renew(connection_id, keys)
-
-
-async def _serve(
-    websocket: WebSocket,
-    state: GatewayState,
-    session_id: str,
-    connection_id: str,
-    client: Client,
-    subprotocol: str | None,
-) -> None:
-    clients = state.clients
-    try:
-        await clients.realtime.RegisterConnection(
+        state.ws.records.opened(
             realtime_pb2.RegisterConnectionRequest(
                 connection_id=connection_id,
                 session_id=session_id,
                 client_ip=client.ip,
                 user_agent=websocket.headers.get("user-agent", "")[:500],
                 gateway_id=GATEWAY_ID,
-            ),
-            timeout=clients.deadline,
+            )
         )
-    except grpc.aio.AioRpcError as exc:
-        await _refuse(websocket, grpc_error_response(exc))
-        return
-    await websocket.accept(subprotocol=subprotocol)
+        await websocket.accept(subprotocol=subprotocol)
+    except BaseException:
+        state.ws.records.closed(connection_id, "client_closed")
+        await state.ws_slots.release(connection_id, keys)
+        raise
     log.info("websocket_opened", session_id=session_id, connection_id=connection_id)
-    connection = _Connection(websocket, state, session_id, connection_id)
-    reason = await connection.run()
-    with contextlib.suppress(Exception):
-        await clients.realtime.CloseConnection(
-            realtime_pb2.CloseConnectionRequest(
-                connection_id=connection_id, disconnect_reason=reason
-            ),
-            timeout=clients.deadline,
-        )
-    log.info("websocket_closed", session_id=session_id, connection_id=connection_id, reason=reason)
+    connection = Connection(state, session_id, connection_id, keys)
+    handoff: list[Connection] | None = websocket.scope.get(HANDOFF)
+    if handoff is not None:
+        # The handshake is done: the middleware stack unwinds, and the connection goes on at
+        # the outermost layer with nothing of it held (see WatchHandoff).
+        handoff.append(connection)
+        return
+    await connection.run(websocket.receive, websocket.send)
 
 
-class _Connection:
-    """One accepted WebSocket: Watch → client, client → pings, until one side ends."""
+class WatchHandoff:
+    """The outermost ASGI layer: a WebSocket watcher, once accepted, is served here, on the raw
+    ASGI receive/send, after the route and every middleware have returned (their frames, exit
+    stacks, the handshake's span and request objects are freed, ~15 KB a connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        handoff: list[Connection] = []
+        scope[HANDOFF] = handoff
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            while handoff:  # accepted, then the stack failed on its way out
+                handoff.pop().abandon()
+            raise
+        if handoff:
+            connection = handoff.pop()
+            # What the route and middlewares left in the scope is no longer needed.
+            for key in [k for k in scope if k not in _SCOPE_KEPT]:
+                del scope[key]
+            await connection.run(receive, send)
+
+
+_SCOPE_KEPT = frozenset({"type", "asgi", "http_version", "scheme", "server", "client", "path"})
+
+
+def install(app: FastAPI) -> None:
+    """Puts WatchHandoff around the app's whole middleware stack (tracing included)."""
+    build = app.build_middleware_stack
+
+    def build_with_handoff() -> ASGIApp:
+        return WatchHandoff(build())
+
+    app.build_middleware_stack = build_with_handoff  # type: ignore[method-assign]
+
+
+class Connection:
+    """One accepted WebSocket watcher: the feed's frames out, pings in, until one side ends.
+    Runs in the connection's own (ASGI) task, with one pending receive beside it."""
+
+    __slots__ = ("hub", "keys", "session_id", "slots", "watcher")
 
     def __init__(
-        self, websocket: WebSocket, state: GatewayState, session_id: str, connection_id: str
+        self, state: GatewayState, session_id: str, connection_id: str, keys: list[str]
     ) -> None:
-        self.websocket = websocket
-        self.state = state
+        self.hub = state.ws
+        self.slots = state.ws_slots
         self.session_id = session_id
-        self.connection_id = connection_id
-        self.send_timeout = state.settings.ws_send_timeout_seconds
-        self._send_lock = asyncio.Lock()
-        self._touches: set[asyncio.Task[None]] = set()
+        self.keys = keys
+        self.watcher = Watcher(connection_id)
 
-    async def run(self) -> str:
-        forward = asyncio.create_task(self._forward(), name=f"ws-forward-{self.connection_id}")
-        listen = asyncio.create_task(self._listen(), name=f"ws-listen-{self.connection_id}")
-        drain = asyncio.create_task(self._until_draining(), name=f"ws-drain-{self.connection_id}")
-        done, pending = await asyncio.wait(
-            {forward, listen, drain}, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        reason = "closed"
-        for task in done:
-            exc = task.exception()
-            if isinstance(exc, _Closed):
-                reason = exc.reason
-            elif exc is not None:
-                log.warning("websocket_failed", connection_id=self.connection_id, error=str(exc))
-                reason = "error"
-        close_code = {"slow_client": 1008, "realtime_unavailable": 1011, "going_away": 1001}.get(
-            reason, 1000
-        )
-        if reason not in ("client_closed",):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.websocket.close(code=close_code, reason=reason), 2)
-        for touch in list(self._touches):
-            touch.cancel()
-        return reason
+    def abandon(self) -> None:
+        """Never served: its record is closed and its slots are freed (in the background)."""
+        self.hub.records.closed(self.watcher.connection_id, "server_error")
+        self.hub.background(self.slots.release(self.watcher.connection_id, self.keys))
 
-    async def _until_draining(self) -> None:
-        # The gateway is shutting down: 1001 tells the client to reconnect (to another replica).
-        await self.state.draining.wait()
-        raise _Closed("going_away")
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, ensure_ascii=False)
-        async with self._send_lock:
+    async def run(self, receive: Receive, send: Send) -> None:
+        hub, watcher = self.hub, self.watcher
+        watcher.task = asyncio.current_task()
+        try:
+            feed = hub.join(self.session_id, watcher)
             try:
-                await asyncio.wait_for(self.websocket.send_text(text), self.send_timeout)
-            except TimeoutError as exc:
-                raise _Closed("slow_client") from exc
-            except (WebSocketDisconnect, RuntimeError) as exc:
-                raise _Closed("client_closed") from exc
-
-    async def _forward(self) -> None:
-        clients = self.state.clients
-        resumes = 0
-        while True:
-            call = clients.realtime.Watch(
-                realtime_pb2.WatchRequest(
-                    session_id=self.session_id, connection_id=self.connection_id
-                )
-            )
-            try:
-                async for message in call:
-                    resumes = 0
-                    await self._send(
-                        {
-                            "type": message.type,
-                            "data": json.loads(message.data_json or "{}"),
-                            "sequence": message.sequence,
-                        }
-                    )
-                    if message.type == "heartbeat":
-                        self._touch()
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    raise _Closed("slow_client") from exc
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise _Closed("session_gone") from exc
-                log.warning(
-                    "watch_interrupted",
-                    connection_id=self.connection_id,
-                    grpc_code=exc.code().name,
-                    resumes=resumes,
-                )
+                reason = await self._watch(feed, receive, send)
             finally:
-                call.cancel()
-            resumes += 1
-            if resumes > WATCH_RESUMES:
-                raise _Closed("realtime_unavailable")
-            # A new Watch starts with a fresh snapshot: nothing is lost across the gap.
-            await asyncio.sleep(min(2.0, 0.2 * 2**resumes))
+                hub.leave(feed, watcher)
+            if reason in ("slow_client", "realtime_unavailable"):
+                DROPPED.labels(reason).inc()
+            if reason != "client_closed":
+                close = {"type": "websocket.close", "code": CLOSE_CODES.get(reason, 1000)}
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await send(close | {"reason": reason})
+            hub.records.closed(watcher.connection_id, reason)
+            log.info(
+                "websocket_closed",
+                session_id=self.session_id,
+                connection_id=watcher.connection_id,
+                reason=reason,
+            )
+        finally:
+            await self.slots.release(watcher.connection_id, self.keys)
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                raw = await self.websocket.receive_text()
-            except WebSocketDisconnect as exc:
-                raise _Closed("client_closed") from exc
-            except RuntimeError as exc:
-                raise _Closed("client_closed") from exc
-            try:
-                kind = json.loads(raw).get("type")
-            except (ValueError, AttributeError):
-                kind = None
-            if kind == "ping":
-                await self._send({"type": "pong", "data": {"session_id": self.session_id}})
-                self._touch()
+    async def _watch(self, feed: SessionFeed, receive: Receive, send: Send) -> str:
+        watcher, records = self.watcher, self.hub.records
+        loop = asyncio.get_running_loop()
+        receiving: asyncio.Future[Message] | None = None
+        try:
+            snapshot = await feed.start(watcher)
+            await _send(send, watcher, loop, snapshot.send)
+            receiving = asyncio.ensure_future(receive())
+            receiving.add_done_callback(watcher.wake_up)
+            while True:
+                while watcher.cursor < feed.end:
+                    if watcher.cursor < feed.first:
+                        raise Ended("slow_client")  # the buffer moved on without it
+                    frame = feed.frame_at(watcher.cursor)
+                    watcher.cursor += 1
+                    if frame.sequence and frame.sequence <= watcher.after:
+                        continue  # already in its snapshot
+                    await _send(send, watcher, loop, frame.send)
+                    if frame.kind == "heartbeat":
+                        records.touched(watcher.connection_id)
+                if feed.ended is not None:
+                    raise Ended(feed.ended)
+                if receiving.done():
+                    message = receiving.result()
+                    if message["type"] == "websocket.disconnect":
+                        raise Ended("client_closed")
+                    if _is_ping(message):
+                        await _send(send, watcher, loop, _pong(feed.session_id))
+                        records.touched(watcher.connection_id)
+                    receiving = asyncio.ensure_future(receive())
+                    receiving.add_done_callback(watcher.wake_up)
+                    continue
+                watcher.wake = loop.create_future()
+                try:
+                    await watcher.wake
+                finally:
+                    watcher.wake = None
+        except Ended as ended:
+            return ended.reason
+        except asyncio.CancelledError:
+            if not watcher.slow:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return "slow_client"
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return "client_closed"
+        finally:
+            if receiving is not None and not receiving.done():
+                receiving.cancel()
 
-    def _touch(self) -> None:
-        """Records that the client is alive (last_ping_at), without waiting for it."""
 
-        async def touch() -> None:
-            with contextlib.suppress(Exception):
-                await self.state.clients.realtime.TouchConnection(
-                    realtime_pb2.TouchConnectionRequest(connection_id=self.connection_id),
-                    timeout=self.state.clients.deadline,
-                )
+async def _send(
+    send: Send, watcher: Watcher, loop: asyncio.AbstractEventLoop, message: Message
+) -> None:
+    """One frame out; the hub's sweep cancels a send that outlasts the send timeout."""
+    watcher.sending_since = loop.time()
+    try:
+        await send(message)
+    finally:
+        watcher.sending_since = 0.0
 
-        task = asyncio.create_task(touch())
-        self._touches.add(task)
-        task.add_done_callback(self._touches.discard)
+
+def _pong(session_id: str) -> Message:
+    pong = {"type": "pong", "data": {"session_id": session_id}}
+    return {"type": "websocket.send", "text": json.dumps(pong, ensure_ascii=False)}
+
+
+def _is_ping(message: Message) -> bool:
+    raw = message.get("text")
+    if raw is None:
+        return False
+    try:
+        return bool(json.loads(raw).get("type") == "ping")
+    except (ValueError, AttributeError):
+        return False

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'infou_protos/realtime/v1/realtime.proto\x12\x11infou.realtime.v1\"9\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"A\n\x0cWatchMessage\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tdata_json\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"\x81\x01\n\x19RegisterConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\x12\x12\n\ngateway_id\x18\x05 \x01(\t\"\x1c\n\x1aRegisterConnectionResponse\"J\n\x16\x43loseConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x19\n\x11\x64isconnect_reason\x18\x02 \x01(\t\"\x19\n\x17\x43loseConnectionResponse\"/\n\x16TouchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"\x19\n\x17TouchConnectionResponse\"\x1b\n\x19GetConnectionStatsRequest\"H\n\x0f\x43onnectionStats\x12\x1a\n\x12\x61\x63tive_connections\x18\x01 \x01(\x03\x12\x19\n\x11total_connections\x18\x02 \x01(\x03\x32\x8d\x04\n\x0fRealtimeService\x12K\n\x05Watch\x12\x1f.infou.realtime.v1.WatchRequest\x1a\x1f.infou.realtime.v1.WatchMessage0\x01\x12q\n\x12RegisterConnection\x12,.infou.realtime.v1.RegisterConnectionRequest\x1a-.infou.realtime.v1.RegisterConnectionResponse\x12h\n\x0f\x43loseConnection\x12).infou.realtime.v1.CloseConnectionRequest\x1a*.infou.realtime.v1.CloseConnectionResponse\x12h\n\x0fTouchConnection\x12).infou.realtime.v1.TouchConnectionRequest\x1a*.infou.realtime.v1.TouchConnectionResponse\x12\x66\n\x12GetConnectionStats\x12,.infou.realtime.v1.GetConnectionStatsRequest\x1a\".infou.realtime.v1.ConnectionStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'infou_protos/realtime/v1/realtime.proto\x12\x11infou.realtime.v1\"9\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"A\n\x0cWatchMessage\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tdata_json\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\"\x81\x01\n\x19RegisterConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x11\n\tclient_ip\x18\x03 \x01(\t\x12\x12\n\nuser_agent\x18\x04 \x01(\t\x12\x12\n\ngateway_id\x18\x05 \x01(\t\"\x1c\n\x1aRegisterConnectionResponse\"J\n\x16\x43loseConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12\x19\n\x11\x64isconnect_reason\x18\x02 \x01(\t\"\x19\n\x17\x43loseConnectionResponse\"/\n\x16TouchConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"\x19\n\x17TouchConnectionResponse\"\xa4\x01\n\x18RecordConnectionsRequest\x12<\n\x06opened\x18\x01 \x03(\x0b\x32,.infou.realtime.v1.RegisterConnectionRequest\x12\x0f\n\x07touched\x18\x02 \x03(\t\x12\x39\n\x06\x63losed\x18\x03 \x03(\x0b\x32).infou.realtime.v1.CloseConnectionRequest\"\x1b\n\x19RecordConnectionsResponse\"/\n\x19GetConnectionStatsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"_\n\x0f\x43onnectionStats\x12\x1a\n\x12\x61\x63tive_connections\x18\x01 \x01(\x03\x12\x19\n\x11total_connections\x18\x02 \x01(\x03\x12\x15\n\rwatch_streams\x18\x03 \x01(\x03\x32\xfd\x04\n\x0fRealtimeService\x12K\n\x05Watch\x12\x1f.infou.realtime.v1.WatchRequest\x1a\x1f.infou.realtime.v1.WatchMessage0\x01\x12q\n\x12RegisterConnection\x12,.infou.realtime.v1.RegisterConnectionRequest\x1a-.infou.realtime.v1.RegisterConnectionResponse\x12h\n\x0f\x43loseConnection\x12).infou.realtime.v1.CloseConnectionRequest\x1a*.infou.realtime.v1.CloseConnectionResponse\x12h\n\x0fTouchConnection\x12).infou.realtime.v1.TouchConnectionRequest\x1a*.infou.realtime.v1.TouchConnectionResponse\x12\x66\n\x12GetConnectionStats\x12,.infou.realtime.v1.GetConnectionStatsRequest\x1a\".infou.realtime.v1.ConnectionStats\x12n\n\x11RecordConnections\x12+.infou.realtime.v1.RecordConnectionsRequest\x1a,.infou.realtime.v1.RecordConnectionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,10 +47,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOUCHCONNECTIONREQUEST']._serialized_end=500
   _globals['_TOUCHCONNECTIONRESPONSE']._serialized_start=502
   _globals['_TOUCHCONNECTIONRESPONSE']._serialized_end=527
-  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_start=529
-  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_end=556
-  _globals['_CONNECTIONSTATS']._serialized_start=558
-  _globals['_CONNECTIONSTATS']._serialized_end=630
-  _globals['_REALTIMESERVICE']._serialized_start=633
-  _globals['_REALTIMESERVICE']._serialized_end=1158
+  _globals['_RECORDCONNECTIONSREQUEST']._serialized_start=530
+  _globals['_RECORDCONNECTIONSREQUEST']._serialized_end=694
+  _globals['_RECORDCONNECTIONSRESPONSE']._serialized_start=696
+  _globals['_RECORDCONNECTIONSRESPONSE']._serialized_end=723
+  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_start=725
+  _globals['_GETCONNECTIONSTATSREQUEST']._serialized_end=772
+  _globals['_CONNECTIONSTATS']._serialized_start=774
+  _globals['_CONNECTIONSTATS']._serialized_end=869
+  _globals['_REALTIMESERVICE']._serialized_start=872
+  _globals['_REALTIMESERVICE']._serialized_end=1509
 # @@protoc_insertion_point(module_scope)

@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -184,7 +186,37 @@ class TouchConnectionResponse(_message.Message):
 Global___TouchConnectionResponse: _TypeAlias = TouchConnectionResponse  # noqa: Y015
 
 @_typing.final
-class GetConnectionStatsRequest(_message.Message):
+class RecordConnectionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPENED_FIELD_NUMBER: _builtins.int
+    TOUCHED_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def opened(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegisterConnectionRequest]: ...
+    @_builtins.property
+    def touched(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """connection ids"""
+
+    @_builtins.property
+    def closed(self) -> _containers.RepeatedCompositeFieldContainer[Global___CloseConnectionRequest]: ...
+    def __init__(
+        self,
+        *,
+        opened: _abc.Iterable[Global___RegisterConnectionRequest] | None = ...,
+        touched: _abc.Iterable[_builtins.str] | None = ...,
+        closed: _abc.Iterable[Global___CloseConnectionRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "opened", b"opened", "touched", b"touched"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordConnectionsRequest: _TypeAlias = RecordConnectionsRequest  # noqa: Y015
+
+@_typing.final
+class RecordConnectionsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -196,6 +228,26 @@ class GetConnectionStatsRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+Global___RecordConnectionsResponse: _TypeAlias = RecordConnectionsResponse  # noqa: Y015
+
+@_typing.final
+class GetConnectionStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """optional: watch_streams counts this session's only"""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
 Global___GetConnectionStatsRequest: _TypeAlias = GetConnectionStatsRequest  # noqa: Y015
 
 @_typing.final
@@ -204,17 +256,21 @@ class ConnectionStats(_message.Message):
 
     ACTIVE_CONNECTIONS_FIELD_NUMBER: _builtins.int
     TOTAL_CONNECTIONS_FIELD_NUMBER: _builtins.int
+    WATCH_STREAMS_FIELD_NUMBER: _builtins.int
     active_connections: _builtins.int
     total_connections: _builtins.int
+    watch_streams: _builtins.int
+    """Watch streams open on this replica (for session_id, if given)"""
     def __init__(
         self,
         *,
         active_connections: _builtins.int = ...,
         total_connections: _builtins.int = ...,
+        watch_streams: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "total_connections", b"total_connections"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "total_connections", b"total_connections", "watch_streams", b"watch_streams"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

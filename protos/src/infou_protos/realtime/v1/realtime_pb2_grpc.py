@@ -60,6 +60,11 @@ class RealtimeServiceStub:
                 request_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.GetConnectionStatsRequest.SerializeToString,
                 response_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.ConnectionStats.FromString,
                 _registered_method=True)
+        self.RecordConnections = channel.unary_unary(
+                '/infou.realtime.v1.RealtimeService/RecordConnections',
+                request_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsRequest.SerializeToString,
+                response_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsResponse.FromString,
+                _registered_method=True)
 
 
 class RealtimeServiceServicer:
@@ -98,6 +103,14 @@ class RealtimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordConnections(self, request, context):
+        """Many connection records at once (a gateway batches its opens, heartbeats and closes):
+        the opened are inserted, then the touched get last_ping_at, then the closed are closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RealtimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +138,11 @@ def add_RealtimeServiceServicer_to_server(servicer, server):
                     servicer.GetConnectionStats,
                     request_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.GetConnectionStatsRequest.FromString,
                     response_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.ConnectionStats.SerializeToString,
+            ),
+            'RecordConnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordConnections,
+                    request_deserializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsRequest.FromString,
+                    response_serializer=infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +281,33 @@ class RealtimeService:
             '/infou.realtime.v1.RealtimeService/GetConnectionStats',
             infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.GetConnectionStatsRequest.SerializeToString,
             infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.ConnectionStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordConnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/infou.realtime.v1.RealtimeService/RecordConnections',
+            infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsRequest.SerializeToString,
+            infou__protos_dot_realtime_dot_v1_dot_realtime__pb2.RecordConnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class RealtimeServiceStub:
     TouchConnection: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.TouchConnectionRequest, _realtime_pb2.TouchConnectionResponse]
     """The watcher is alive: a heartbeat reached it (sets last_ping_at)."""
     GetConnectionStats: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.GetConnectionStatsRequest, _realtime_pb2.ConnectionStats]
+    RecordConnections: _grpc.UnaryUnaryMultiCallable[_realtime_pb2.RecordConnectionsRequest, _realtime_pb2.RecordConnectionsResponse]
+    """Many connection records at once (a gateway batches its opens, heartbeats and closes):
+    the opened are inserted, then the touched get last_ping_at, then the closed are closed.
+    """
 
 @_typing.type_check_only
 class RealtimeServiceAsyncStub(RealtimeServiceStub):
@@ -53,6 +57,10 @@ class RealtimeServiceAsyncStub(RealtimeServiceStub):
     TouchConnection: _aio.UnaryUnaryMultiCallable[_realtime_pb2.TouchConnectionRequest, _realtime_pb2.TouchConnectionResponse]  # type: ignore[assignment]
     """The watcher is alive: a heartbeat reached it (sets last_ping_at)."""
     GetConnectionStats: _aio.UnaryUnaryMultiCallable[_realtime_pb2.GetConnectionStatsRequest, _realtime_pb2.ConnectionStats]  # type: ignore[assignment]
+    RecordConnections: _aio.UnaryUnaryMultiCallable[_realtime_pb2.RecordConnectionsRequest, _realtime_pb2.RecordConnectionsResponse]  # type: ignore[assignment]
+    """Many connection records at once (a gateway batches its opens, heartbeats and closes):
+    the opened are inserted, then the touched get last_ping_at, then the closed are closed.
+    """
 
 class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Progress fan-out to WebSocket watchers (PRD §3.6, §4.4 websocket_connections)."""
@@ -93,5 +101,15 @@ class RealtimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _realtime_pb2.GetConnectionStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_realtime_pb2.ConnectionStats, _abc.Awaitable[_realtime_pb2.ConnectionStats]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordConnections(
+        self,
+        request: _realtime_pb2.RecordConnectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_realtime_pb2.RecordConnectionsResponse, _abc.Awaitable[_realtime_pb2.RecordConnectionsResponse]]:
+        """Many connection records at once (a gateway batches its opens, heartbeats and closes):
+        the opened are inserted, then the touched get last_ping_at, then the closed are closed.
+        """
 
 def add_RealtimeServiceServicer_to_server(servicer: RealtimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
