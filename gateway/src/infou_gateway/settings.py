@@ -27,6 +27,8 @@ class GatewaySettings(CommonSettings):
     # Catalog responses kept encoded in each process's memory this long in front of Redis; a
     # replica that did not consume a CatalogChanged event serves its copy at most this long.
     local_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Successful requests written to the access log (refusals and errors always are).
+    access_log_sample_ratio: float = Field(default=0.01, ge=0, le=1)
     rate_limit_per_minute: int = Field(default=100, ge=0)  # per client; 0 turns it off
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default, so
     # the client is the socket's peer (uvicorn's own forwarded-header trust follows this too).
