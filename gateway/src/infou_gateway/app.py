@@ -97,7 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             clients,
             cache,
             None,
-            quotas=Quotas(cache.redis),
+            quotas=Quotas(cache.redis, settings.rate_limit_sync_seconds),
             api_keys=ApiKeys(cache.redis, settings.api_key_cache_seconds),
             ws_slots=ConnectionSlots(cache.redis),
         )
@@ -118,6 +118,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             if state.nc is not None:
                 await close_nats(state.nc)
             await clients.close()
+            await state.quotas.close()
             await cache.redis.aclose()
             metrics_server.shutdown()
             metrics_server.server_close()

@@ -30,6 +30,9 @@ class GatewaySettings(CommonSettings):
     # Successful requests written to the access log (refusals and errors always are).
     access_log_sample_ratio: float = Field(default=0.01, ge=0, le=1)
     rate_limit_per_minute: int = Field(default=100, ge=0)  # per client; 0 turns it off
+    # How often each replica shares its request counts through Redis: a client can pass its
+    # limit by what it sends to the other replicas within this (ratelimit.py).
+    rate_limit_sync_seconds: float = Field(default=0.2, gt=0, le=10)
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default, so
     # the client is the socket's peer (uvicorn's own forwarded-header trust follows this too).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
