@@ -17,7 +17,7 @@ from infou_gateway import errors
 from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
-from infou_gateway.events import cache_invalidation_consumer
+from infou_gateway.events import cache_invalidation_consumer, watch_session_progress
 from infou_gateway.hardening import InputHardening, document_text_rule
 from infou_gateway.observability import RequestRecorder
 from infou_gateway.quotas import ClientGate, Quotas
@@ -33,6 +33,7 @@ from infou_gateway.routes import (
 )
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.security_headers import SecurityHeaders
+from infou_gateway.session_cache import SessionReads
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
 from infou_gateway.wslimits import ConnectionSlots
@@ -55,6 +56,7 @@ async def _attach_nats(state: GatewayState, consumers: list[DurableConsumer]) ->
             await ensure_streams(js)
             consumer = cache_invalidation_consumer(js, state.cache)
             await consumer.start()
+            await watch_session_progress(nc, state.session_reads)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -100,6 +102,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             quotas=Quotas(cache.redis, settings.rate_limit_sync_seconds),
             api_keys=ApiKeys(cache.redis, settings.api_key_cache_seconds),
             ws_slots=ConnectionSlots(cache.redis),
+            session_reads=SessionReads(
+                cache.redis,
+                enabled=settings.cache_enabled,
+                max_entries=settings.session_cache_max_entries,
+            ),
         )
         app.state.gateway = state
         consumers: list[DurableConsumer] = []

@@ -2,10 +2,12 @@
 
 Each replica counts a client's requests in one-second buckets over a moving minute: the totals
 every replica had reported at the last sync, plus this replica's hits since. A decision is a
-dictionary lookup, no network call. A background task sends the new hits of every client that
-had some (one pipelined call, a Lua script per client that adds them and returns the minute's
-totals) every `INFOU_RATE_LIMIT_SYNC_SECONDS`; a client this replica has not seen for a minute
-is synced before its first request is decided, so a fresh replica starts from the shared count.
+dictionary lookup, no network call. A background task sends the new hits of every client
+(one pipelined call, a Lua script per client that adds them and returns the minute's totals)
+every `INFOU_RATE_LIMIT_SYNC_SECONDS`, and brings back the totals of every client active here in
+the last max(2 s, 3 intervals) even without new hits; a client new to this replica, or idle here
+longer, is refreshed (one round trip) before its request is decided, so a replica never decides
+on an old view.
 
 Exactness: within one replica the limit is exact. Across replicas a client can get past it by
 what it sends to the other replicas within one sync interval (plus that call's round trip):
@@ -70,8 +72,9 @@ class _Ledger:
     shared: dict[int, int] = field(default_factory=dict)  # every replica's, at the last sync
     pending: dict[int, int] = field(default_factory=dict)  # this replica's hits since
     inflight: dict[int, int] = field(default_factory=dict)  # sent, the reply not back yet
-    last_hit: float = 0.0
-    synced: asyncio.Future[None] | None = None  # the first sync, awaited by the first request
+    last_hit: float = 0.0  # time.time() of its last request here
+    refreshed: float = 0.0  # time.time() when `shared` came back from Redis
+    refreshing: asyncio.Future[None] | None = None  # a refresh its requests wait for
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class RequestRate:
         self._redis = redis
         self._script = redis.register_script(_SYNC)
         self._sync_seconds = sync_seconds
+        # A client with a request within this is refreshed by every sync, even with no new hits
+        # here (its requests to other replicas count); one idle longer is refreshed on its next.
+        self._active_seconds = max(2.0, 3 * sync_seconds)
         self._ledgers: dict[str, _Ledger] = {}
         self._store = store
         self._flusher: asyncio.Task[None] | None = None
@@ -108,10 +114,12 @@ class RequestRate:
         if ledger is None or now - ledger.last_hit > WINDOW:
             ledger = self._ledgers[client_id] = _Ledger()
         ledger.last_hit = now
-        if ledger.synced is None:
-            ledger.synced = asyncio.ensure_future(self._sync({client_id: ledger}))
-        if not ledger.synced.done():
-            await asyncio.shield(ledger.synced)
+        if now - ledger.refreshed > self._active_seconds and not self._store.degraded:
+            # Not refreshed by the flusher lately (new here, or idle): one round trip first,
+            # shared by the client's concurrent requests.
+            if ledger.refreshing is None or ledger.refreshing.done():
+                ledger.refreshing = asyncio.ensure_future(self._sync({client_id: ledger}))
+            await asyncio.shield(ledger.refreshing)
         self._start_flusher()
         if self._store.degraded:
             QUOTA_DEGRADED_CHECKS.inc()
@@ -133,7 +141,11 @@ class RequestRate:
         now = time.time()
         for client_id in [c for c, led in self._ledgers.items() if now - led.last_hit > WINDOW]:
             del self._ledgers[client_id]
-        due = {c: led for c, led in self._ledgers.items() if led.pending}
+        due = {
+            c: led
+            for c, led in self._ledgers.items()
+            if led.pending or now - led.last_hit <= self._active_seconds
+        }
         if due:
             await self._sync(due)
 
@@ -169,6 +181,7 @@ class RequestRate:
             flat = [int(v) for v in reply]
             ledger = ledgers[client_id]
             ledger.shared = dict(zip(flat[::2], flat[1::2], strict=True))
+            ledger.refreshed = time.time()
             for at, count in sent[client_id].items():
                 _take(ledger.inflight, at, count)
 
