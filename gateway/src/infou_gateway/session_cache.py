@@ -189,7 +189,7 @@ class SessionReads:
             keys = [
                 k.decode() if isinstance(k, bytes) else str(k)
                 for k in await self.redis.smembers(index)
-            ]  # type: ignore[misc]
+            ]
             await self.redis.delete(
                 index, session_key(session_id), curriculum_key(session_id), *keys
             )
