@@ -105,6 +105,7 @@ class RequestRate:
         self._ledgers: dict[str, _Ledger] = {}
         self._store = store
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def hit(self, client_id: str, limit: int) -> RateVerdict:
         """Counts one request if it fits the client's minute; refused ones are not counted."""
@@ -186,13 +187,15 @@ class RequestRate:
                 _take(ledger.inflight, at, count)
 
     def _start_flusher(self) -> None:
-        if self._flusher is None or self._flusher.done():
+        if not self._closed and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush_forever(), name="rate-limit-sync"
             )
 
     async def _flush_forever(self) -> None:
-        while True:
+        # Ends on `_closed` too: a cancel landing inside the Redis client can be lost (it
+        # surfaces as a connection error, caught below), which once held shutdown for ever.
+        while not self._closed:
             await asyncio.sleep(self._sync_seconds)
             try:
                 await self.sync()
@@ -201,10 +204,14 @@ class RequestRate:
 
     async def close(self) -> None:
         """Stops the flusher after sending what is pending."""
-        if self._flusher is not None:
-            self._flusher.cancel()
+        self._closed = True
+        flusher = self._flusher
+        while flusher is not None and not flusher.done():
+            flusher.cancel()
+            await asyncio.wait({flusher}, timeout=self._sync_seconds + 1)
+        if flusher is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+                await flusher
         with contextlib.suppress(Exception):
             await self.sync()
 
