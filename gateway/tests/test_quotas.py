@@ -175,3 +175,21 @@ async def test_a_malformed_idempotency_key_is_a_422_naming_the_header(
             )
     assert reply.status_code == 422
     assert reply.json()["error"]["field"] == "Idempotency-Key"
+
+
+async def test_replicas_share_a_clients_minute_through_redis(redis_url: str) -> None:
+    """Two gateways on one Redis: what one admitted counts on the other once it synced."""
+    peer = _fresh_ip()
+    first, second = _app(redis_url, limit=3), _app(redis_url, limit=3)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        on_first = await _codes(first, peer, 2)
+        await first.state.gateway.quotas.requests.sync()  # what the flusher does every interval
+        on_second = await _codes(second, peer, 2)
+        await second.state.gateway.quotas.requests.sync()
+        # No new hits on the first: a client active there is still refreshed by its sync.
+        await first.state.gateway.quotas.requests.sync()
+        back_on_first = await _codes(first, peer, 1)
+    assert [r.status_code for r in on_first] == [404, 404]
+    assert [r.status_code for r in on_second] == [404, 429]
+    assert on_second[0].headers["X-RateLimit-Remaining"] == "0"
+    assert back_on_first[0].status_code == 429

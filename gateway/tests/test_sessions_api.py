@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -700,6 +701,92 @@ async def test_tokens_guard_every_endpoint(
     # Another session's token never reveals whether an id exists.
     ghost = await api.get("/sessions/sess_does_not_exist", headers=auth(theirs["access_token"]))
     assert ghost.status_code == 404
+
+
+async def test_cached_reads_keep_every_token_rule_and_hold_no_plaintext(
+    api: httpx.AsyncClient,
+    js: JetStreamContext,
+    jobs: Any,
+    topic: dict[str, Any],
+    redis_url: str,
+) -> None:
+    mine = await ready_session(api, js, jobs, topic)
+    theirs = await new_session(api, topic)
+    sid, token = mine["session_id"], mine["access_token"]
+    paths = [f"/sessions/{sid}", f"/sessions/{sid}/curriculum", f"/articles/{sid}_001"]
+    first = {path: await api.get(path, headers=auth(token)) for path in paths}
+    # Read again (now from the cache), then with every token that must not open it.
+    for path in paths:
+        again = await api.get(path, headers=auth(token))
+        assert again.status_code == 200
+        assert again.json() == first[path].json()
+        for headers, expected in (
+            ({}, 401),
+            ({"Authorization": "Bearer st_" + "A" * 43}, 401),
+            ({"Authorization": f"Bearer {token}x"}, 401),
+            (auth(theirs["access_token"]), 404),
+        ):
+            reply = await api.get(path, headers=headers)
+            assert reply.status_code == expected, (path, headers, reply.text)
+    redis = Redis.from_url(urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")))
+    try:
+        keys = {
+            k.decode(): await redis.get(k)
+            for k in [*await redis.keys(f"sess:{sid}:*"), *await redis.keys(f"art:{sid}_*")]
+            if not k.endswith(b":keys:v1")
+        }
+    finally:
+        await redis.aclose()
+    assert set(keys) == {
+        f"sess:{sid}:status:v1",
+        f"sess:{sid}:curriculum:v1",
+        f"art:{sid}_001:default:v1",
+    }
+    title = first[paths[2]].json()["title"].encode()
+    for raw in keys.values():
+        assert raw is not None
+        assert token.encode() not in raw  # only a hash of the token
+        assert title not in raw  # the body is ciphertext
+        assert b"session_id" not in raw
+
+
+async def test_a_progress_message_drops_the_cached_session_read(
+    api: httpx.AsyncClient, topic: dict[str, Any], module_database_url: str, module_nats_url: str
+) -> None:
+    created = await new_session(api, topic)
+    sid, token = created["session_id"], created["access_token"]
+    assert (await api.get(f"/sessions/{sid}", headers=auth(token))).json()["failure_reason"] is None
+    engine = create_async_engine(asyncpg_url(module_database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE session.learning_sessions SET failure_reason = 'moved' WHERE id = :id"
+                ),
+                {"id": sid},
+            )
+    finally:
+        await engine.dispose()
+    # No message announced the change: the read is still the cached one.
+    cached = (await api.get(f"/sessions/{sid}", headers=auth(token))).json()
+    assert cached["failure_reason"] is None
+    nc = await connect(module_nats_url, "gateway-progress-test")
+    try:
+        await nc.publish(
+            f"progress.session.{sid}",
+            events_pb2.SessionProgress(
+                session_id=sid, type="generation_progress"
+            ).SerializeToString(),
+        )
+        await nc.flush()
+        for _ in range(200):
+            body = (await api.get(f"/sessions/{sid}", headers=auth(token))).json()
+            if body["failure_reason"] == "moved":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+    assert body["failure_reason"] == "moved"
 
 
 async def test_an_expired_session_answers_410(

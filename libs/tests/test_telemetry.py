@@ -112,3 +112,24 @@ async def test_the_standard_otel_variables_configure_the_export(tmp_path: Path) 
     assert [name for _, name in spans] == ["otel-env-span"]
     attributes = {a.key: a.value.string_value for a in spans[0][0].attributes}
     assert attributes["service.name"] == "infou-from-env"
+
+
+def test_ratio_sampling_follows_a_sampled_caller() -> None:
+    """INFOU_TRACE_SAMPLE_RATIO 0: no new trace is recorded, a sampled caller's always is."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from infou_libs.telemetry import trace_sampler
+
+    sampler = trace_sampler(0.0)
+    assert sampler is not None
+    provider = TracerProvider(sampler=sampler)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root") as root:
+        assert not root.is_recording()
+    caller = SpanContext(
+        trace_id=0x1234, span_id=0x99, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+    )
+    parent = trace.set_span_in_context(NonRecordingSpan(caller))
+    with tracer.start_as_current_span("child", context=parent) as child:
+        assert child.is_recording()
+    assert trace_sampler(None) is None  # the SDK's own choice (OTEL_TRACES_SAMPLER)

@@ -17,9 +17,9 @@ from infou_gateway import errors
 from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
-from infou_gateway.events import cache_invalidation_consumer
+from infou_gateway.events import cache_invalidation_consumer, watch_session_progress
 from infou_gateway.hardening import InputHardening, document_text_rule
-from infou_gateway.observability import record_request
+from infou_gateway.observability import RequestRecorder
 from infou_gateway.quotas import ClientGate, Quotas
 from infou_gateway.routes import (
     articles,
@@ -33,6 +33,7 @@ from infou_gateway.routes import (
 )
 from infou_gateway.routes.feedback import router as feedback_router
 from infou_gateway.security_headers import SecurityHeaders
+from infou_gateway.session_cache import SessionReads
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.state import GatewayState
 from infou_gateway.wslimits import ConnectionSlots
@@ -48,11 +49,14 @@ async def _attach_nats(state: GatewayState, consumers: list[DurableConsumer]) ->
     delay = 1.0
     while True:
         try:
-            nc = await asyncio.wait_for(connect(state.settings.nats_url, "infou-gateway"), 5.0)
+            # Inline, not in wait_for's own task: shutdown's cancel must reach nats-py's loop.
+            async with asyncio.timeout(5.0):
+                nc = await connect(state.settings.nats_url, "infou-gateway")
             js = nc.jetstream()
             await ensure_streams(js)
             consumer = cache_invalidation_consumer(js, state.cache)
             await consumer.start()
+            await watch_session_progress(nc, state.session_reads)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -64,6 +68,19 @@ async def _attach_nats(state: GatewayState, consumers: list[DurableConsumer]) ->
         state.nc = nc
         log.info("nats_attached")
         return
+
+
+async def _cancel_until_done(task: asyncio.Task[None]) -> None:
+    """Cancels a task and waits for it to end, cancelling again if a cancellation is lost.
+
+    nats-py's connect loop can lose one: a cancel landing as a refused connection completes is
+    swallowed by the asyncio.wait_for inside it (Python 3.11), and the loop then retries for
+    ever, holding shutdown (seen as the hardening tests hanging in teardown)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -82,9 +99,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             clients,
             cache,
             None,
-            quotas=Quotas(cache.redis),
+            quotas=Quotas(cache.redis, settings.rate_limit_sync_seconds),
             api_keys=ApiKeys(cache.redis, settings.api_key_cache_seconds),
             ws_slots=ConnectionSlots(cache.redis),
+            session_reads=SessionReads(
+                cache.redis,
+                enabled=settings.cache_enabled,
+                max_entries=settings.session_cache_max_entries,
+            ),
         )
         app.state.gateway = state
         state.ws.start()
@@ -98,15 +120,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            attach.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await attach
+            await _cancel_until_done(attach)
             await state.ws.stop()
             for consumer in consumers:
                 await consumer.stop()
             if state.nc is not None:
                 await close_nats(state.nc)
             await clients.close()
+            await state.quotas.close()
             await cache.redis.aclose()
             metrics_server.shutdown()
             metrics_server.server_close()
@@ -130,7 +151,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     # Registered first, so it runs inside the request recorder: refusals are timed and counted.
     app.add_middleware(ClientGate, settings=settings)
-    app.middleware("http")(record_request)
+    app.add_middleware(RequestRecorder, sample_ratio=settings.access_log_sample_ratio)
     # Outermost: every response, refusals included, carries the security headers.
     app.add_middleware(SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     errors.install(app)

@@ -1,8 +1,11 @@
 """What the gateway consumes: catalog changes invalidate the cached responses at once (no
-database, so no claim: dropping a cache key twice is harmless)."""
+database, so no claim: dropping a cache key twice is harmless), and every replica hears each
+session's progress (core NATS), which drops that session's cached reads."""
 
 from __future__ import annotations
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infou_gateway.cache import (
@@ -12,6 +15,7 @@ from infou_gateway.cache import (
     curated_pattern,
     main_topic_key,
 )
+from infou_gateway.session_cache import SessionReads
 from infou_libs import subjects
 from infou_libs.consume import decoding_handler
 from infou_libs.logging import get_logger
@@ -46,3 +50,13 @@ def cache_invalidation_consumer(js: JetStreamContext, cache: ResponseCache) -> D
         subjects=[subjects.CATALOG_CHANGED],
         handler=decoding_handler(events_pb2.CatalogChanged, on_catalog_changed),
     )
+
+
+async def watch_session_progress(nc: NatsClient, reads: SessionReads) -> None:
+    """Subscribes this replica to every session's progress; each message drops its cached reads
+    (the subject names the session: the payload need not be decoded)."""
+
+    async def on_progress(msg: Msg) -> None:
+        await reads.invalidate(msg.subject.removeprefix(subjects.PROGRESS_PREFIX))
+
+    await nc.subscribe(subjects.PROGRESS_WILDCARD, cb=on_progress)

@@ -53,7 +53,7 @@ def run() -> None:
         print(f"infou-gateway: invalid settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     configure_logging("gateway", settings.log_level, settings.log_json)
-    configure_tracing("gateway", settings.otel_exporter_otlp_endpoint)
+    configure_tracing("gateway", settings.otel_exporter_otlp_endpoint, settings.trace_sample_ratio)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -1,4 +1,5 @@
-"""Per-client fair shares, counted in Redis with the `limits` library (moving windows).
+"""Per-client fair shares: the request rate (ratelimit.py, decided in memory and shared through
+Redis in batches) and the daily creations, counted in Redis with the `limits` library.
 
 Every request and WebSocket handshake is one hit of the client's requests-a-minute limit
 (PRD §5.4: 100); creations also count against the client's sessions or generations a day.
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +35,7 @@ from infou_gateway.apikeys import API_KEY_HEADER_NAME, KeyStoreUnavailable
 from infou_gateway.errors import error_response
 from infou_gateway.idempotency import gave_up
 from infou_gateway.identity import Client, anonymous_client, keyed_client, parse_networks
+from infou_gateway.ratelimit import QUOTA_DEGRADED_CHECKS, RequestRate, StoreHealth
 from infou_gateway.settings import GatewaySettings
 from infou_libs.errors import RateLimited, Unauthenticated, Unavailable
 from infou_libs.logging import get_logger
@@ -43,17 +45,11 @@ log = get_logger(__name__)
 RATE_LIMITED = Counter(
     "infou_rate_limited_total", "Requests refused by a per-client limit", ["limit"]
 )
-QUOTA_DEGRADED_CHECKS = Counter(
-    "infou_quota_degraded_checks_total", "Limit checks counted in process memory (Redis failed)"
-)
-QUOTA_DEGRADED = Gauge("infou_quota_degraded", "1 while limits are counted in process memory")
 # Probes, metrics and docs are never limited.
 # Probes and documentation: no key, no rate (a kubelet probing /live must never be refused).
 EXEMPT_PATHS = frozenset(
     {"/health", "/live", "/ready", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 )
-# After a Redis failure, limits stay in memory this long before Redis is tried again.
-DEGRADED_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,10 @@ class Verdict:
 class Quotas:
     """Moving-window limits in Redis, with per-process memory as the fallback."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, rate_sync_seconds: float = 0.2) -> None:
+        self.store = StoreHealth()
+        # Every request is one hit of this: decided in memory, shared in batches (ratelimit.py).
+        self.requests = RequestRate(redis, rate_sync_seconds, self.store)
         # The gateway's one Redis connection pool (its timeouts too) serves the limits.
         storage = RedisStorage(
             "async+redis://",
@@ -83,22 +82,22 @@ class Quotas:
         )
         self._redis = MovingWindowRateLimiter(storage)
         self._memory = MovingWindowRateLimiter(MemoryStorage())
-        self._redis_down_until = 0.0
 
     @property
     def degraded(self) -> bool:
-        return time.monotonic() < self._redis_down_until
+        return self.store.degraded
+
+    async def close(self) -> None:
+        await self.requests.close()
 
     async def _use(self, check: Callable[[MovingWindowRateLimiter], Awaitable[Any]]) -> Any:
         if not self.degraded:
             try:
                 result = await check(self._redis)
             except Exception as exc:
-                self._redis_down_until = time.monotonic() + DEGRADED_SECONDS
-                QUOTA_DEGRADED.set(1)
-                log.error("quota_store_unavailable", error=str(exc) or type(exc).__name__)
+                self.store.failed(exc)
             else:
-                QUOTA_DEGRADED.set(0)
+                self.store.recovered()
                 return result
         QUOTA_DEGRADED_CHECKS.inc()
         return await check(self._memory)
@@ -194,7 +193,7 @@ class ClientGate:
         if exempt or self.settings.rate_limit_per_minute <= 0:
             await self.app(scope, receive, send)
             return
-        verdict = await state.quotas.hit(per_minute(rate), "requests", client.id)
+        verdict = await state.quotas.requests.hit(client.id, rate)
         if not verdict.allowed:
             RATE_LIMITED.labels("requests_per_minute").inc()
             log.warning("rate_limited", endpoint=scope["path"], client=client.hashed_id)

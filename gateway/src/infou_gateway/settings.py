@@ -27,7 +27,18 @@ class GatewaySettings(CommonSettings):
     # Catalog responses kept encoded in each process's memory this long in front of Redis; a
     # replica that did not consume a CatalogChanged event serves its copy at most this long.
     local_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Successful requests written to the access log (refusals and errors always are).
+    access_log_sample_ratio: float = Field(default=0.01, ge=0, le=1)
+    # Token-checked reads (session_cache.py): a session's status and curriculum show what no
+    # progress message announced within this; a ready article is kept this long (never past
+    # its session's expiry); entries each process keeps in memory.
+    session_cache_seconds: float = Field(default=30.0, ge=0, le=300)
+    article_cache_seconds: float = Field(default=86_400.0, ge=0, le=7 * 86_400)
+    session_cache_max_entries: int = Field(default=5_000, ge=1, le=1_000_000)
     rate_limit_per_minute: int = Field(default=100, ge=0)  # per client; 0 turns it off
+    # How often each replica shares its request counts through Redis: a client can pass its
+    # limit by what it sends to the other replicas within this (ratelimit.py).
+    rate_limit_sync_seconds: float = Field(default=0.2, gt=0, le=10)
     # Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default, so
     # the client is the socket's peer (uvicorn's own forwarded-header trust follows this too).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -13,6 +13,7 @@ from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
 from infou_gateway.quotas import Quotas
+from infou_gateway.session_cache import SessionReads
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.wshub import WatcherHub
 from infou_gateway.wslimits import ConnectionSlots
@@ -27,6 +28,7 @@ class GatewayState:
     quotas: Quotas
     api_keys: ApiKeys
     ws_slots: ConnectionSlots
+    session_reads: SessionReads
     # Set on SIGTERM: /ready answers 503 and WebSockets close with 1001 (going away).
     draining: asyncio.Event = field(default_factory=asyncio.Event)
     # WebSocket fan-out: one Watch stream per watched session, batched connection records.

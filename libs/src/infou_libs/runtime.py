@@ -183,7 +183,7 @@ def main(
         raise SystemExit(2) from exc
     configure_logging(settings.service_name or spec.name, settings.log_level, settings.log_json)
     crypto.configure(settings.data_keys.get_secret_value())
-    configure_tracing(spec.name, settings.otel_exporter_otlp_endpoint)
+    configure_tracing(spec.name, settings.otel_exporter_otlp_endpoint, settings.trace_sample_ratio)
     if command == "migrate":
         asyncio.run(migrate(spec, settings))
     elif command == "serve":

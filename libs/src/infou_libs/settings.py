@@ -28,6 +28,8 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     otel_exporter_otlp_endpoint: str = ""
+    # Share of new traces recorded (parent-based: a sampled caller's trace is always continued).
+    trace_sample_ratio: float = Field(default=0.05, ge=0, le=1)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)

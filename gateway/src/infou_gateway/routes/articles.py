@@ -10,17 +10,19 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.cache import encode
 from infou_gateway.path_params import PATH_PARAM_PATTERN
-from infou_gateway.routes.sessions import ERRORS, iso
+from infou_gateway.routes.sessions import ERRORS, cache_seconds, iso
 from infou_gateway.schemas import (
     ArticlePending,
     ArticleResponse,
     ConversionAccepted,
     ErrorResponse,
 )
+from infou_gateway.session_cache import Loaded, article_key
 from infou_gateway.state import State
 from infou_libs.errors import FailedPrecondition
 from infou_libs.levels import LevelCode
@@ -110,13 +112,34 @@ async def get_article(
     level: Annotated[LevelCode | None, Query()] = None,
 ) -> Any:
     """The article at `level` (default: the session's); 404 `level` if not converted yet."""
-    reply = await state.clients.session.GetArticle(
-        session_pb2.GetArticleRequest(article_id=article_id, level=level or "", access_token=token),
-        timeout=state.clients.deadline,
+    # Article ids are `<session id>_<order>`; a reply naming another session is not kept.
+    session_id = article_id.rpartition("_")[0]
+
+    async def load() -> Loaded:
+        reply = await state.clients.session.GetArticle(
+            session_pb2.GetArticleRequest(
+                article_id=article_id, level=level or "", access_token=token
+            ),
+            timeout=state.clients.deadline,
+        )
+        if reply.status != "ready":
+            pending = _not_ready(reply)
+            return Loaded(pending.status_code, bytes(pending.body))
+        ttl = 0.0
+        if reply.session_id == session_id and state.settings.article_cache_seconds > 0:
+            # A written article does not change (a conversion is another level, announced),
+            # but it must not outlive its session: the session's expiry bounds it.
+            owner = await state.clients.session.GetSession(
+                session_pb2.GetSessionRequest(session_id=session_id, access_token=token),
+                timeout=state.clients.deadline,
+            )
+            ttl = cache_seconds(state.settings.article_cache_seconds, owner.expires_at)
+        return Loaded(200, encode(article_json(reply)), ttl)
+
+    read = await state.session_reads.served(
+        "article", article_key(article_id, level or ""), session_id, token, load
     )
-    if reply.status != "ready":
-        return _not_ready(reply)
-    return article_json(reply)
+    return Response(read.body, status_code=read.status, media_type="application/json")
 
 
 @router.get(

@@ -8,10 +8,11 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
+from infou_gateway.cache import encode
 from infou_gateway.idempotency import IdempotencyKey
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
@@ -23,6 +24,7 @@ from infou_gateway.schemas import (
     SessionCreateRequest,
     SessionStatus,
 )
+from infou_gateway.session_cache import Loaded, curriculum_key, session_key
 from infou_gateway.state import GatewayState, State
 from infou_libs.durations import korean_duration, korean_minutes
 from infou_libs.errors import InvalidArgument
@@ -194,14 +196,32 @@ async def _create(
     return reply
 
 
+def cache_seconds(limit: float, expires_at: Timestamp) -> float:
+    """How long a read may be kept: `limit`, never past the session's expiry (then it is 410)."""
+    if not expires_at.seconds:
+        return 0.0
+    left = expires_at.seconds - dt.datetime.now(dt.UTC).timestamp()
+    return max(0.0, min(limit, left - 1))
+
+
 @router.get("/sessions/{session_id}", response_model=SessionStatus, responses=ERRORS)
 async def get_session(state: State, session_id: SessionId, token: SessionToken) -> Any:
     """The session's status, curriculum summary, progress and what generating it cost."""
-    reply = await state.clients.session.GetSession(
-        session_pb2.GetSessionRequest(session_id=session_id, access_token=token),
-        timeout=state.clients.deadline,
+
+    async def load() -> Loaded:
+        reply = await state.clients.session.GetSession(
+            session_pb2.GetSessionRequest(session_id=session_id, access_token=token),
+            timeout=state.clients.deadline,
+        )
+        ttl = cache_seconds(state.settings.session_cache_seconds, reply.expires_at)
+        return Loaded(
+            200, encode(session_json(reply)), ttl if reply.session_id == session_id else 0
+        )
+
+    read = await state.session_reads.served(
+        "session", session_key(session_id), session_id, token, load
     )
-    return session_json(reply)
+    return Response(read.body, status_code=read.status, media_type="application/json")
 
 
 @router.get(
@@ -211,6 +231,17 @@ async def get_session(state: State, session_id: SessionId, token: SessionToken) 
 )
 async def get_curriculum(state: State, session_id: SessionId, token: SessionToken) -> Any:
     """The curriculum in reading order; HTTP 202 (no items yet) while it is being planned."""
+
+    async def load() -> Loaded:
+        return await _load_curriculum(state, session_id, token)
+
+    read = await state.session_reads.served(
+        "curriculum", curriculum_key(session_id), session_id, token, load
+    )
+    return Response(read.body, status_code=read.status, media_type="application/json")
+
+
+async def _load_curriculum(state: GatewayState, session_id: str, token: str) -> Loaded:
     reply = await state.clients.session.GetCurriculum(
         session_pb2.GetSessionRequest(session_id=session_id, access_token=token),
         timeout=state.clients.deadline,
@@ -241,8 +272,9 @@ async def get_curriculum(state: State, session_id: SessionId, token: SessionToke
         ],
     }
     if not reply.ready:
-        return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
-    return body
+        return Loaded(status.HTTP_202_ACCEPTED, encode(body))
+    # The curriculum message does not carry the expiry: kept no longer than the session's read.
+    return Loaded(200, encode(body), state.settings.session_cache_seconds)
 
 
 @router.post(
@@ -257,4 +289,6 @@ async def retry_session(state: State, session_id: SessionId, token: SessionToken
         session_pb2.GetSessionRequest(session_id=session_id, access_token=token),
         timeout=state.clients.deadline,
     )
+    # Its progress messages drop the cached reads too; this replica need not wait for them.
+    await state.session_reads.invalidate(session_id)
     return session_json(reply)
