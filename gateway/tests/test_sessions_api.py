@@ -730,11 +730,9 @@ async def test_cached_reads_keep_every_token_rule_and_hold_no_plaintext(
             assert reply.status_code == expected, (path, headers, reply.text)
     redis = Redis.from_url(urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")))
     try:
-        keys = {
-            k.decode(): await redis.get(k)
-            for k in [*await redis.keys(f"sess:{sid}:*"), *await redis.keys(f"art:{sid}_*")]
-            if not k.endswith(b":keys:v1")
-        }
+        found = [*await redis.keys(f"sess:{sid}:*"), *await redis.keys(f"art:{sid}_*")]
+        names = [k if isinstance(k, bytes) else k.encode() for k in found]
+        keys = {k.decode(): await redis.get(k) for k in names if not k.endswith(b":keys:v1")}
     finally:
         await redis.aclose()
     assert set(keys) == {
