@@ -12,6 +12,13 @@ each further provider on the task's route gets one attempt, told the gate's find
 passes; when none does, `QualityBelowThresholdError` (code QUALITY_BELOW_THRESHOLD) is raised:
 an article under the threshold is never returned. Only answers that pass are cached.
 
+With the LLM judge on (INFOU_QUALITY_LLM_JUDGE, `content.judge`), an answer the heuristic gate
+passes is judged by one more call (task quality_judge, the cheapest configured model, through
+the router: on the ledger and the budget like any call); a verdict that refuses it fails the
+gate just like a heuristic finding. A judge call that fails leaves the answer passed, with
+`judge.status` "unavailable" in its report; without a real provider the judge is skipped
+("skipped": judged by heuristics only). Cache hits are not judged again.
+
 Job handlers build the context from ids (see `content.prompts` for each task's keys) and call
 `generate`; what it raises: `content.prompts.ContextError` (a `ValueError`: a bad context, not
 worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED),
@@ -21,9 +28,10 @@ worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED),
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -32,7 +40,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger, repository
-from infou_generation.content import prompts, reuse
+from infou_generation.content import judge, prompts, reuse
 from infou_generation.content.quality import QualityReport, evaluate, expects_code
 from infou_generation.content.schemas import OutputError, validate_output
 from infou_generation.ledger import LedgerEntry
@@ -60,6 +68,13 @@ CONTENT_CACHE_LOOKUPS = Counter(
     ["task", "result"],
 )
 
+JUDGE_VERDICTS = Counter(
+    "infou_quality_judge_total",
+    "LLM judge outcomes on answers the heuristic gate passed, by task and result "
+    "(passed, failed, unavailable, skipped)",
+    ["task", "result"],
+)
+
 OnRateLimited = Callable[[str, float], Awaitable[None]]
 
 # Tasks whose answers pass the quality gate before they are used.
@@ -70,6 +85,7 @@ MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "curriculum": 4000,
     "article": 8000,
     "level_conversion": 8000,
+    "quality_judge": 1000,
 }
 TEMPERATURE: Final = 0.7
 EXCERPT_CHARS: Final = 500
@@ -138,6 +154,12 @@ class _Attempt:
     data: dict[str, Any] | None
     problem: str | None
     quality: QualityReport | None
+    # The LLM judge's call on this answer (its tokens and cost count with the answer's).
+    judged_by: LLMResult | None = None
+
+    @property
+    def results(self) -> list[LLMResult]:
+        return [self.result] if self.judged_by is None else [self.result, self.judged_by]
 
     @property
     def score(self) -> float:
@@ -153,9 +175,16 @@ class _Attempt:
 class GenerationEngine:
     """Content for a task and context, from the cache or the LLM router (see the module doc)."""
 
-    def __init__(self, router: LLMRouter, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        router: LLMRouter,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        llm_judge: bool = False,
+    ) -> None:
         self.router = router
         self._sessions = sessions
+        self.llm_judge = llm_judge
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -245,7 +274,7 @@ class GenerationEngine:
         if not any(a.good for a in attempts) and any(a.quality is not None for a in attempts):
             # The gate refused both answers: the next providers on the route get their turn.
             attempts += await self._next_providers(task, request, attempts, gate, on_rate_limited)
-        best = max(attempts, key=lambda a: a.score)
+        best = max(attempts, key=lambda a: (a.good, a.score))
         if best.data is None:
             raise InvalidOutputError(
                 f"{task}: no answer met the schema after {len(attempts)} attempts: {best.problem}",
@@ -269,9 +298,10 @@ class GenerationEngine:
                 report=best.quality,
                 provider=best.result.provider,
             )
-        input_tokens = sum(a.result.input_tokens for a in attempts)
-        output_tokens = sum(a.result.output_tokens for a in attempts)
-        cost = sum((a.result.cost_usd for a in attempts), Decimal(0))
+        results = [r for a in attempts for r in a.results]
+        input_tokens = sum(r.input_tokens for r in results)
+        output_tokens = sum(r.output_tokens for r in results)
+        cost = sum((r.cost_usd for r in results), Decimal(0))
         await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
         return Generated(
             data=best.data,
@@ -319,7 +349,9 @@ class GenerationEngine:
                 log.warning("generation_next_provider_failed", task=task, error=exc.message)
                 return more
             tried.add(result.provider)
-            attempt = self._checked(task, request, result, gate)
+            attempt = await self._judged(
+                task, request, self._checked(task, request, result, gate), gate, on_rate_limited
+            )
             more.append(attempt)
             log.info(
                 "generation_next_provider",
@@ -338,7 +370,81 @@ class GenerationEngine:
         on_rate_limited: OnRateLimited | None,
     ) -> _Attempt:
         result = await self.router.generate(request, on_rate_limited=on_rate_limited)
-        return self._checked(task, request, result, gate)
+        attempt = self._checked(task, request, result, gate)
+        return await self._judged(task, request, attempt, gate, on_rate_limited)
+
+    async def _judged(
+        self,
+        task: str,
+        request: LLMRequest,
+        attempt: _Attempt,
+        gate: dict[str, Any] | None,
+        on_rate_limited: OnRateLimited | None,
+    ) -> _Attempt:
+        """The attempt with the LLM judge's verdict, when the judge is on and the heuristic
+        gate passed it (see the module doc)."""
+        if not self.llm_judge or gate is None or not attempt.good:
+            return attempt
+        assert attempt.quality is not None
+        assert attempt.data is not None
+        if not self.router.routes.get("quality_judge"):
+            JUDGE_VERDICTS.labels(task, "skipped").inc()
+            skipped = {"status": "skipped", "reason": "no real LLM provider: heuristics only"}
+            return replace(attempt, quality=replace(attempt.quality, judge=skipped))
+        prompt = judge.render(gate["level"], attempt.data)
+        judge_request = LLMRequest(
+            task="quality_judge",
+            system=prompt.system,
+            user=prompt.user,
+            schema_name=judge.SCHEMA_NAME,
+            json_schema=copy.deepcopy(judge.SCHEMA),
+            context=prompt.context,
+            max_output_tokens=MAX_OUTPUT_TOKENS["quality_judge"],
+            temperature=0.0,
+            session_id=request.session_id,
+            generation_id=request.generation_id,
+            job_id=request.job_id,
+        )
+        try:
+            result = await self.router.generate(judge_request, on_rate_limited=on_rate_limited)
+        except LLMError as exc:
+            # The judge is a second opinion: without it the heuristic verdict stands.
+            JUDGE_VERDICTS.labels(task, "unavailable").inc()
+            log.warning(
+                "quality_judge_unavailable",
+                task=task,
+                error=exc.message,
+                error_type=type(exc).__name__,
+                session_id=request.session_id,
+                generation_id=request.generation_id,
+            )
+            unavailable = {"status": "unavailable", "error": type(exc).__name__}
+            return replace(attempt, quality=replace(attempt.quality, judge=unavailable))
+        verdict = judge.verdict(result.data) | {
+            "provider": result.provider,
+            "model": result.model,
+        }
+        quality = replace(attempt.quality, judge=verdict)
+        if not verdict["passed"]:
+            findings = []
+            if not verdict["fits_level"]:
+                findings.append("llm_judge:level_mismatch")
+            if verdict["score"] < judge.JUDGE_THRESHOLD:
+                findings.append("llm_judge:low_score")
+            if verdict["factual_issues"]:
+                findings.append("llm_judge:factual_issues")
+            quality = replace(quality, passed=False, warnings=[*quality.warnings, *findings])
+        JUDGE_VERDICTS.labels(task, "passed" if verdict["passed"] else "failed").inc()
+        log.info(
+            "quality_judge_verdict",
+            task=task,
+            passed=verdict["passed"],
+            fits_level=verdict["fits_level"],
+            judge_score=verdict["score"],
+            llm_provider=result.provider,
+            generation_id=request.generation_id,
+        )
+        return replace(attempt, quality=quality, judged_by=result)
 
     @staticmethod
     def _checked(
@@ -461,4 +567,8 @@ def build_engine(
 
     With `redis`, the providers' circuit breakers are shared by every worker using it.
     """
-    return GenerationEngine(build_router(settings, sessions, redis=redis), sessions)
+    return GenerationEngine(
+        build_router(settings, sessions, redis=redis),
+        sessions,
+        llm_judge=settings.quality_llm_judge,
+    )

@@ -133,6 +133,9 @@ class GenerationSettings(CommonSettings):
     local_llm_output: str = Field(default="json_schema", pattern="^(json_schema|json_object)$")
     # Production refuses to serve the offline provider's template text unless this says so.
     allow_offline_provider: bool = False
+    # After the heuristic quality gate passes an article, one LLM judge call (task
+    # quality_judge, the cheapest configured model) must pass it too (content/judge.py).
+    quality_llm_judge: bool = False
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
     # A job whose worker stops answering (killed mid-job) is redelivered after this long.
@@ -260,9 +263,24 @@ class GenerationSettings(CommonSettings):
         }
         return config.for_model(models[name])
 
+    def cheapest_provider(self) -> list[ProviderName]:
+        """The configured real provider whose model costs least (input + output per token)."""
+        real = [p for p in PROVIDER_NAMES if p != "offline" and p in self.configured_providers()]
+        if not real:
+            return []
+
+        def cost(name: ProviderName) -> Decimal:
+            config = self.provider_config(name)
+            return config.input_usd_per_token + config.output_usd_per_token
+
+        return [min(real, key=cost)]
+
     def route(self, task: TaskKind) -> list[ProviderName]:
         """Providers for a task, in order, keeping only configured ones (offline when none is)."""
         configured = self.configured_providers()
+        if task == "quality_judge":
+            # The judge goes to the cheapest configured model; none without a real provider.
+            return self.cheapest_provider()
         if configured == ["offline"]:
             return ["offline"]
         chosen = [p for p in self.llm_routes.get(task, []) if p in configured]

@@ -11,10 +11,16 @@ POST /_control (the SDKs send our headers only through default/extra headers):
                      output: 400 for response_format json_schema) | short_answer (a valid
                      article cut to its first section: the quality gate's "too short") |
                      wrong_level (the content written for expert, or for absolute_beginner
-                     when expert was asked: the gate's level mismatch) — add
+                     when expert was asked: the gate's level mismatch) |
+                     judge_unfit (the LLM judge, schema infou_quality_judge, answers
+                     fits_level false with a low score; other answers are unchanged) — add
                      `_once` to fire once per x-fake-scope value
     x-fake-ttft-ms, x-fake-tps, x-fake-retry-after, x-fake-status, x-fake-cached-tokens,
     x-fake-cache-write-tokens (Anthropic: input written to the prompt cache)
+
+POST /_control {"scenario": …, "task": "quality_judge"} arms a fault for the requests of one
+task only (its schema `infou_<task>`); the others pass it by. The judge's answer is fits_level
+true with a score of 0.9 unless `judge_unfit` fires.
 
 POST /v1/moderations answers like OpenAI's moderation endpoint: an input is flagged (as
 violence) when it contains one of the moderation terms (`FakeState.moderation_terms`, set through
@@ -62,10 +68,12 @@ SCENARIOS = frozenset(
         "reject_json_schema",
         "short_answer",
         "wrong_level",
+        "judge_unfit",
     }
 )
 _TASK_CONTEXT = re.compile(r"<task_context>(.*?)</task_context>", re.DOTALL)
 _OUTPUT_SCHEMA = re.compile(r"<output_schema>(.*?)</output_schema>", re.DOTALL)
+JUDGE_SCHEMA = "infou_quality_judge"
 # Inputs with one of these are flagged by /v1/moderations until /_control sets others.
 MODERATION_TERMS = ("fake-flagged",)
 # Streamed answers go out in pieces of this many characters.
@@ -190,9 +198,9 @@ def create_app(state: FakeState | None = None) -> Starlette:
 async def _handle(state: FakeState, api: Api, request: Request) -> Response:
     body = await request.json()
     state.requests[api] += 1
-    fault = _fault(state, api, request)
-    knobs = _knobs(state, request)
     schema_name, schema = (_openai_schema if api == "openai" else _anthropic_schema)(body)
+    fault = _fault(state, api, request, schema_name)
+    knobs = _knobs(state, request)
     state.recent.append(
         {
             "api": api,
@@ -214,6 +222,8 @@ async def _handle(state: FakeState, api: Api, request: Request) -> Response:
     prompt = _prompt_text(body)
     wrong_level = fault is not None and fault.scenario == "wrong_level"
     answer = _answer(schema_name, schema, _prompt_text(body, roles=("user",)), wrong_level)
+    if schema_name == JUDGE_SCHEMA:
+        answer = _verdict(unfit=fault is not None and fault.scenario == "judge_unfit")
     text = json.dumps(answer, ensure_ascii=False)
     if fault is not None and fault.scenario == "malformed_json":
         text = text[: max(len(text) // 2, 1)] + ' "unterminated'
@@ -300,7 +310,7 @@ def _holds_term(state: FakeState, text: str) -> bool:
     return True
 
 
-def _fault(state: FakeState, api: Api, request: Request) -> Fault | None:
+def _fault(state: FakeState, api: Api, request: Request, schema_name: str) -> Fault | None:
     header = request.headers.get("x-fake-scenario", "").strip()
     if header:
         name = header.removesuffix("_once")
@@ -317,6 +327,9 @@ def _fault(state: FakeState, api: Api, request: Request) -> Fault | None:
                 state.once_fired.add(key)
                 return Fault(name, options)
     for armed in state.armed:
+        task = armed.options.get("task")
+        if task and schema_name != f"infou_{task}":
+            continue  # armed for another task's requests
         if armed.remaining != 0 and armed.api in (None, api):
             armed.remaining -= 1
             if armed.remaining == 0:
@@ -432,6 +445,17 @@ def _answer(
         except Exception:  # noqa: S110 (a context the composer cannot use: fall back below)
             pass
     return jsonschema.minimal_instance(schema) if schema else {}
+
+
+def _verdict(*, unfit: bool) -> dict[str, Any]:
+    """The LLM judge's answer: the article fits its level, unless `unfit`."""
+    if unfit:
+        return {
+            "fits_level": False,
+            "factual_issues": ["설명 없이 전문 용어가 이어집니다."],
+            "score": 0.3,
+        }
+    return {"fits_level": True, "factual_issues": [], "score": 0.9}
 
 
 def _task_context(text: str) -> dict[str, Any] | None:

@@ -160,6 +160,8 @@ class QualityReport:
     metrics: dict[str, float] = field(default_factory=dict)
     # The level-fit bands the text breaks ("too_hard:jargon_density", "too_easy", …).
     level_fit: list[str] = field(default_factory=list)
+    # The LLM judge's verdict (content.judge), when INFOU_QUALITY_LLM_JUDGE is on.
+    judge: dict[str, Any] | None = None
 
 
 def word_count(text: str) -> int:

@@ -141,7 +141,7 @@ def quality_report(generated: Generated) -> dict[str, Any] | None:
     report = generated.quality
     if report is None:
         return None
-    return {
+    shown: dict[str, Any] = {
         "score": report.score,
         "passed": report.passed,
         # The offline provider's template text passes the gate by construction: its score
@@ -152,6 +152,9 @@ def quality_report(generated: Generated) -> dict[str, Any] | None:
         "level_fit": list(report.level_fit),
         "checks": dict(report.metrics),
     }
+    if report.judge is not None:
+        shown["judge"] = dict(report.judge)
+    return shown
 
 
 def failure_of(exc: BaseException, task: str) -> tuple[str, str]:

@@ -599,7 +599,11 @@ def build_router(
     With `redis`, provider health (the circuit breakers), the RPM/TPM budgets and each job's
     call allowance are shared by every worker using it.
     """
-    routes = {task: settings.route(task) for task in TASK_KINDS}
+    routes = {
+        task: settings.route(task)
+        for task in TASK_KINDS
+        if task != "quality_judge" or settings.quality_llm_judge
+    }
     names = {name for names in routes.values() for name in names}
     providers = {name: _provider(settings, name) for name in names}
     configs = {name: settings.provider_config(name) for name in names}

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 from infou_libs.errors import BudgetExceeded
 
-TaskKind = Literal["subtopics", "curriculum", "article", "level_conversion"]
+TaskKind = Literal["subtopics", "curriculum", "article", "level_conversion", "quality_judge"]
 ProviderName = Literal["openai", "anthropic", "local", "offline"]
 
 TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
