@@ -492,6 +492,15 @@ async def test_expert_text_for_an_absolute_beginner_fails_with_its_code_and_is_r
         assert error["data"]["error_code"] == "QUALITY_BELOW_THRESHOLD"
         failed = await until_status(api, created, "failed")
         assert "QUALITY_BELOW_THRESHOLD" in failed["failure_reason"]
+        curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
+
+        # The session is failed at its first failed article; the others are still being
+        # written. Each ends failed too, before the retry, so none of them is still writing
+        # (for an expert) when the retry starts.
+        async def errors() -> int:
+            return len(watcher.of("error"))
+
+        await eventually(errors, lambda n: n >= len(curriculum["items"]), timeout=60)
         assert not watcher.of("article_ready")  # never served
         curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
         assert not any(item["content_ready"] for item in curriculum["items"])
