@@ -9,20 +9,15 @@ from typing import Any
 import content_examples as examples
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.fakellm import FakeLLMControl
 from infou_generation.content import prompts, reuse
-from infou_generation.content.moderation import ContentModeration, build_moderation
-from infou_generation.engine import GenerationEngine, build_engine
+from infou_generation.content.moderation import ContentModeration, FlaggedOutputError
+from infou_generation.engine import GenerationEngine, build_engine, output_texts
 from infou_generation.jobs.session_tasks import failure_of
-from infou_generation.models import ContentCache
-from infou_generation.output_moderation import (
-    FlaggedOutputError,
-    generate_moderated,
-    output_texts,
-)
+from infou_generation.models import SCHEMA, ContentCache
 from infou_generation.settings import GenerationSettings
 from infou_libs.messaging import PermanentError
 
@@ -33,17 +28,16 @@ PRICES = {"openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": 
 async def made(
     llm_settings: Callable[..., GenerationSettings],
     generation_sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[Callable[..., tuple[GenerationEngine, ContentModeration]]]:
+) -> AsyncIterator[Callable[..., GenerationEngine]]:
     closers: list[Any] = []
 
-    def make(**overrides: Any) -> tuple[GenerationEngine, ContentModeration]:
+    def make(**overrides: Any) -> GenerationEngine:
         settings = llm_settings(
             llm_routes={"article": ["openai"]}, llm_providers=PRICES, **overrides
         )
         engine = build_engine(settings, generation_sessions)
-        moderation = build_moderation(settings)
-        closers.extend([engine.aclose, moderation.aclose])
-        return engine, moderation
+        closers.append(engine.aclose)
+        return engine
 
     yield make
     for close in closers:
@@ -57,11 +51,15 @@ def marked_article() -> tuple[dict[str, Any], str]:
     return examples.article_context("transformers", "intermediate", key_concepts=(mark,)), mark
 
 
+def cache_key(engine: GenerationEngine, context: dict[str, Any]) -> str:
+    rendered = prompts.render("article", reuse.without_ignored(context))
+    return engine.cache_key("article", rendered.context).value
+
+
 async def cached(
     sessions: async_sessionmaker[AsyncSession], engine: GenerationEngine, context: dict[str, Any]
 ) -> ContentCache | None:
-    rendered = prompts.render("article", reuse.without_ignored(context))
-    key = engine.cache_key("article", rendered.context).value
+    key = cache_key(engine, context)
     async with sessions() as session:
         row: ContentCache | None = await session.scalar(
             select(ContentCache).where(ContentCache.key == key)
@@ -75,17 +73,15 @@ def verdicts(stage: str, source: str, result: str) -> float:
 
 
 async def test_an_answer_flagged_once_is_regenerated_and_the_clean_one_is_served(
-    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    made: Callable[..., GenerationEngine],
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    engine, moderation = made()
+    engine = made()
     context, mark = marked_article()
     await fake_llm.flag_for_moderation(mark, times=1)
     flagged_before = verdicts("output", "openai", "flagged")
-    generated = await generate_moderated(
-        engine, moderation, "article", context, session_id="sess_mod1"
-    )
+    generated = await engine.generate("article", context, session_id="sess_mod1")
     assert mark in output_texts("article", generated.data)["article"]
     assert generated.attempts == 2
     assert generated.cache_hit is False
@@ -99,21 +95,21 @@ async def test_an_answer_flagged_once_is_regenerated_and_the_clean_one_is_served
     assert row.data == generated.data
 
     # The clean answer is what the cache now serves.
-    again = await generate_moderated(engine, moderation, "article", context)
+    again = await engine.generate("article", context)
     assert again.cache_hit is True
     assert again.data == generated.data
 
 
 async def test_an_answer_flagged_twice_fails_with_content_flagged_and_is_not_cached(
-    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    made: Callable[..., GenerationEngine],
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    engine, moderation = made()
+    engine = made()
     context, mark = marked_article()
     await fake_llm.flag_for_moderation(mark)
     with pytest.raises(FlaggedOutputError) as caught:
-        await generate_moderated(engine, moderation, "article", context, session_id="sess_mod2")
+        await engine.generate("article", context, session_id="sess_mod2")
     assert caught.value.code == "CONTENT_FLAGGED"
     assert caught.value.categories == ["violence"]
     stats = await fake_llm.stats()
@@ -127,30 +123,89 @@ async def test_an_answer_flagged_twice_fails_with_content_flagged_and_is_not_cac
     assert message.startswith("[CONTENT_FLAGGED]")
 
 
+@pytest.fixture
+async def cache_writes(
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Callable[[str], Any]]:
+    """Every row written to the content cache while the test runs (a trigger keeps a copy of
+    each insert and update: a row written then deleted still shows), as a count per key."""
+    statements = [
+        f"CREATE TABLE {SCHEMA}.test_cache_writes (key text NOT NULL, op text NOT NULL)",
+        f"""CREATE FUNCTION {SCHEMA}.test_cache_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO {SCHEMA}.test_cache_writes VALUES (NEW.key, TG_OP);
+            RETURN NEW;
+        END $$""",
+        f"""CREATE TRIGGER test_cache_write AFTER INSERT OR UPDATE OF data
+        ON {SCHEMA}.content_cache FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.test_cache_write()""",
+    ]
+    async with generation_sessions.begin() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+    async def count(key: str) -> int:
+        async with generation_sessions() as session:
+            written = await session.scalar(
+                text(f"SELECT count(*) FROM {SCHEMA}.test_cache_writes WHERE key = :key"),
+                {"key": key},
+            )
+            return int(written or 0)
+
+    yield count
+    async with generation_sessions.begin() as session:
+        await session.execute(text(f"DROP TRIGGER test_cache_write ON {SCHEMA}.content_cache"))
+        await session.execute(text(f"DROP FUNCTION {SCHEMA}.test_cache_write()"))
+        await session.execute(text(f"DROP TABLE {SCHEMA}.test_cache_writes"))
+
+
+async def test_a_flagged_answer_is_never_written_to_the_content_cache(
+    made: Callable[..., GenerationEngine],
+    fake_llm: FakeLLMControl,
+    cache_writes: Callable[[str], Any],
+) -> None:
+    engine = made()
+    # Flagged, then clean: only the clean answer is written, once.
+    context, mark = marked_article()
+    key = cache_key(engine, context)
+    await fake_llm.flag_for_moderation(mark, times=1)
+    generated = await engine.generate("article", context)
+    assert generated.attempts == 2
+    assert await cache_writes(key) == 1
+
+    # Flagged twice: nothing is written at all.
+    context, mark = marked_article()
+    key = cache_key(engine, context)
+    await fake_llm.flag_for_moderation(mark)
+    with pytest.raises(FlaggedOutputError):
+        await engine.generate("article", context)
+    assert (await fake_llm.stats())["requests"]["moderation"] == 4
+    assert await cache_writes(key) == 0
+
+
 async def test_a_cache_hit_is_served_without_asking_moderation_again(
-    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    made: Callable[..., GenerationEngine],
     fake_llm: FakeLLMControl,
 ) -> None:
-    engine, moderation = made()
+    engine = made()
     context, mark = marked_article()
-    first = await generate_moderated(engine, moderation, "article", context)
+    first = await engine.generate("article", context)
     assert (await fake_llm.stats())["requests"] == {"openai": 1, "moderation": 1}
     # It passed when it was written; the hit is instant, with no request at all.
     await fake_llm.flag_for_moderation(mark)
-    again = await generate_moderated(engine, moderation, "article", context)
+    again = await engine.generate("article", context)
     assert again.cache_hit is True
     assert again.data == first.data
     assert (await fake_llm.stats())["requests"] == {"openai": 1, "moderation": 1}
 
 
 async def test_moderation_down_falls_back_to_the_local_check_for_output(
-    made: Callable[..., tuple[GenerationEngine, ContentModeration]],
+    made: Callable[..., GenerationEngine],
     fake_llm: FakeLLMControl,
 ) -> None:
-    engine, moderation = made(llm_extra_headers={"x-fake-moderation": "server_error"})
+    engine = made(llm_extra_headers={"x-fake-moderation": "server_error"})
     context, _mark = marked_article()
     before = verdicts("output", "local_fallback", "clean")
-    generated = await generate_moderated(engine, moderation, "article", context)
+    generated = await engine.generate("article", context)
     assert generated.attempts == 1
     assert verdicts("output", "local_fallback", "clean") == before + 1
     # The SDK asked (and retried once); the local check decided.

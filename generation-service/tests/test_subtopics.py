@@ -29,7 +29,6 @@ from infou_devtools.testing import running_service
 from infou_generation import service
 from infou_generation.catalog import CatalogClient
 from infou_generation.content import prompts
-from infou_generation.content.moderation import build_moderation
 from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.main import SPEC
 from infou_generation.models import (
@@ -636,16 +635,14 @@ async def test_sub_topics_flagged_twice_by_moderation_fail_with_content_flagged(
                 expires_at=now + dt.timedelta(days=1),
             )
         )
-    engine = build_engine(settings, sessions)
-    moderation = build_moderation(
-        settings.model_copy(update={"llm_extra_headers": {"x-fake-moderation": "flag"}})
-    )
+    # The header reaches only the fake server's moderation endpoint.
+    flagging = settings.model_copy(update={"llm_extra_headers": {"x-fake-moderation": "flag"}})
+    engine = build_engine(flagging, sessions)
     catalog = CatalogClient(settings.catalog_addr, 5)
     try:
-        await service.generate_subtopics(sessions, engine, catalog, generation_id, moderation)
+        await service.generate_subtopics(sessions, engine, catalog, generation_id)
     finally:
         await engine.aclose()
-        await moderation.aclose()
         await catalog.close()
 
     reply = await finished(stub, generation_id)

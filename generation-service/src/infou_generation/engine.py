@@ -10,7 +10,13 @@ quality gate (`content.quality.evaluate`). An answer that fails the schema's bou
 is generated once more (a fresh attempt that is told what was wrong). When the gate refused both,
 each further provider on the task's route gets one attempt, told the gate's findings, until one
 passes; when none does, `QualityBelowThresholdError` (code QUALITY_BELOW_THRESHOLD) is raised:
-an article under the threshold is never returned. Only answers that pass are cached.
+an article under the threshold is never returned.
+
+The answer chosen then passes output moderation (`content.moderation`: OpenAI's endpoint when
+OpenAI is configured, the local check otherwise) before anything stores it: a flagged answer is
+dropped and the task written once more, fresh; a second flagged answer raises
+`content.moderation.FlaggedOutputError` (code CONTENT_FLAGGED). Only answers that pass both the
+gate and moderation are cached, so a cache hit is served without asking moderation again.
 
 With the LLM judge on (INFOU_QUALITY_LLM_JUDGE, `content.judge`), an answer the heuristic gate
 passes is judged by one more call (task quality_judge, the cheapest configured model, through
@@ -22,8 +28,8 @@ gate just like a heuristic finding. A judge call that fails leaves the answer pa
 Job handlers build the context from ids (see `content.prompts` for each task's keys) and call
 `generate`; what it raises: `content.prompts.ContextError` (a `ValueError`: a bad context, not
 worth retrying), `llm.BudgetExceededError` (code LLM_BUDGET_EXCEEDED),
-`llm.types.QualityBelowThresholdError` (not worth retrying either) and other `llm.LLMError`s
-(worth retrying).
+`llm.types.QualityBelowThresholdError` and `FlaggedOutputError` (not worth retrying either) and
+other `llm.LLMError`s (worth retrying).
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger, repository
 from infou_generation.content import judge, prompts, reuse
+from infou_generation.content.moderation import (
+    ContentModeration,
+    FlaggedOutputError,
+    ModerationVerdict,
+    build_moderation,
+)
 from infou_generation.content.quality import QualityReport, evaluate, expects_code
 from infou_generation.content.schemas import OutputError, validate_output
 from infou_generation.ledger import LedgerEntry
@@ -181,13 +193,17 @@ class GenerationEngine:
         sessions: async_sessionmaker[AsyncSession],
         *,
         llm_judge: bool = False,
+        moderation: ContentModeration | None = None,
     ) -> None:
         self.router = router
         self._sessions = sessions
         self.llm_judge = llm_judge
+        # Checks every answer before it is stored; the local check when none is given.
+        self.moderation = moderation or ContentModeration()
 
     async def aclose(self) -> None:
         await self.router.aclose()
+        await self.moderation.aclose()
 
     def cache_key(self, task: TaskKind, context: dict[str, Any]) -> reuse.ContentKey:
         """The content cache key of a validated context, for the model first on the task's route."""
@@ -257,6 +273,44 @@ class GenerationEngine:
             generation_id=generation_id,
             job_id=job_id,
         )
+        best, attempts = await self._written(task, request, gate, on_rate_limited)
+        if (await self._moderated(task, best, request, regenerating=True)).flagged:
+            # Neither stored nor served: written once more, fresh (both answers are paid for).
+            best, again = await self._written(task, request, gate, on_rate_limited)
+            attempts += again
+            verdict = await self._moderated(task, best, request, regenerating=False)
+            if verdict.flagged:
+                raise FlaggedOutputError(task, verdict.categories)
+        assert best.data is not None
+        results = [r for a in attempts for r in a.results]
+        input_tokens = sum(r.input_tokens for r in results)
+        output_tokens = sum(r.output_tokens for r in results)
+        cost = sum((r.cost_usd for r in results), Decimal(0))
+        await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
+        return Generated(
+            data=best.data,
+            model=best.result.model,
+            provider=best.result.provider,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            cache_hit=False,
+            prompt_version=rendered.version,
+            prompt_excerpt=excerpt,
+            quality=best.quality,
+            attempts=len(attempts),
+        )
+
+    async def _written(
+        self,
+        task: str,
+        request: LLMRequest,
+        gate: dict[str, Any] | None,
+        on_rate_limited: OnRateLimited | None,
+    ) -> tuple[_Attempt, list[_Attempt]]:
+        """The best answer that passes the schema and the gate, and every attempt made for it
+        (a regeneration, then the next providers); raises when none passes."""
+        session_id, generation_id = request.session_id, request.generation_id
         first = await self._attempt(task, request, gate, on_rate_limited)
         attempts = [first]
         if not first.good:
@@ -298,30 +352,23 @@ class GenerationEngine:
                 report=best.quality,
                 provider=best.result.provider,
             )
-        results = [r for a in attempts for r in a.results]
-        input_tokens = sum(r.input_tokens for r in results)
-        output_tokens = sum(r.output_tokens for r in results)
-        cost = sum((r.cost_usd for r in results), Decimal(0))
-        await self._store(key, task, rendered.version, best, input_tokens, output_tokens, cost)
-        return Generated(
-            data=best.data,
-            model=best.result.model,
-            provider=best.result.provider,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost,
-            cache_hit=False,
-            prompt_version=rendered.version,
-            prompt_excerpt=excerpt,
-            quality=best.quality,
-            attempts=len(attempts),
-        )
+        return best, attempts
 
-    async def forget(self, task: TaskKind, context: dict[str, Any]) -> None:
-        """Drops the cached answer for `task` and `context` (moderation refused it)."""
-        key = self.cache_key(task, prompts.render(task, reuse.without_ignored(context)).context)
-        async with unit_of_work(self._sessions) as session:
-            await repository.forget_cached_content(session, key.value)
+    async def _moderated(
+        self, task: str, best: _Attempt, request: LLMRequest, *, regenerating: bool
+    ) -> ModerationVerdict:
+        """Output moderation's verdict on an answer about to be stored (see the module doc)."""
+        assert best.data is not None
+        verdict = await self.moderation.check(output_texts(task, best.data), stage="output")
+        if verdict.flagged:
+            log.warning(
+                "generation_output_flagged",
+                task=task,
+                regenerating=regenerating,
+                session_id=request.session_id,
+                generation_id=request.generation_id,
+            )
+        return verdict
 
     async def _next_providers(
         self,
@@ -530,6 +577,11 @@ def echoes_system_prompt(data: dict[str, Any], system: str) -> bool:
     return False
 
 
+def output_texts(task: str, data: dict[str, Any]) -> dict[str, str]:
+    """The text of an answer to moderate, as one field named after the task."""
+    return {task: "\n".join(_strings(data))}
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -571,4 +623,5 @@ def build_engine(
         build_router(settings, sessions, redis=redis),
         sessions,
         llm_judge=settings.quality_llm_judge,
+        moderation=build_moderation(settings),
     )

@@ -313,11 +313,6 @@ async def add_cached_content(session: AsyncSession, values: dict[str, Any]) -> N
     )
 
 
-async def forget_cached_content(session: AsyncSession, key: str) -> None:
-    """Removes the cached answer for `key` (one moderation refused must never be reused)."""
-    await session.execute(delete(ContentCache).where(ContentCache.key == key))
-
-
 # ── budget admissions (admission.py) ──────────────────────────────────────────────────
 
 

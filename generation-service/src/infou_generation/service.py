@@ -17,7 +17,7 @@ from infou_generation import repository
 from infou_generation.admission import Admissions, Workload
 from infou_generation.catalog import CatalogClient, main_topic_context
 from infou_generation.content.levels import LEVEL_NAMES, level_index
-from infou_generation.content.moderation import CONTENT_FLAGGED, ContentModeration
+from infou_generation.content.moderation import CONTENT_FLAGGED, FlaggedOutputError
 from infou_generation.engine import TEMPERATURE, Generated, GenerationEngine
 from infou_generation.llm.types import BudgetExceededError, InvalidOutputError
 from infou_generation.models import (
@@ -27,7 +27,6 @@ from infou_generation.models import (
     new_public_id,
     outbox,
 )
-from infou_generation.output_moderation import FlaggedOutputError, generate_moderated
 from infou_libs import idempotency, limits, subjects
 from infou_libs.db import unit_of_work
 from infou_libs.errors import InvalidArgument, NotFound
@@ -257,12 +256,11 @@ async def generate_subtopics(
     engine: GenerationEngine,
     catalog: CatalogClient,
     generation_id: str,
-    moderation: ContentModeration | None = None,
 ) -> None:
     """Runs one sub-topic generation to its end; a second run of a finished one does nothing.
 
-    The answer passes output moderation (local without a `moderation`): flagged → generated
-    once more; flagged again → the generation fails with CONTENT_FLAGGED.
+    The answer passes the engine's output moderation: flagged → generated once more; flagged
+    again → the generation fails with CONTENT_FLAGGED.
 
     A run killed half-way leaves nothing behind but the request in `processing`: the results,
     the request's completion and the SubTopicsGenerated event commit together.
@@ -297,16 +295,11 @@ async def generate_subtopics(
         "options": options,
     }
     curated = [c["name"] for c in context["curated_sub_topics"]]
-    moderation = moderation or ContentModeration()
     try:
-        generated = await generate_moderated(
-            engine, moderation, "subtopics", context, generation_id=generation_id
-        )
+        generated = await engine.generate("subtopics", context, generation_id=generation_id)
         items = shape_subtopics(generated.data, curated, options)
         if not items and generated.cache_hit:
-            generated = await generate_moderated(
-                engine,
-                moderation,
+            generated = await engine.generate(
                 "subtopics",
                 context,
                 generation_id=generation_id,

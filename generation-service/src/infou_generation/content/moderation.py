@@ -8,7 +8,7 @@ field. The text itself is never logged.
 
 Two stages use it: `input` (learner text, checked by admission before anything is held or
 stored: `refuse_flagged` raises CONTENT_FLAGGED naming the field) and `output` (generated
-content, checked by the jobs before it is used: see `jobs/moderated.py`). Every verdict is
+content, checked by the engine before it is stored or used: see `engine.py`). Every verdict is
 counted in `infou_moderation_verdicts_total{stage,source,result}`; a verdict the local check
 gave because OpenAI's endpoint failed has source `local_fallback` and a `moderation_openai_failed`
 warning.
@@ -108,6 +108,21 @@ class ModerationVerdict:
     def fields(self) -> list[str]:
         return [finding.field for finding in self.findings]
 
+    @property
+    def categories(self) -> list[str]:
+        return sorted({c for finding in self.findings for c in finding.categories})
+
+
+class FlaggedOutputError(Exception):
+    """Both answers for a task failed moderation (code CONTENT_FLAGGED): not worth retrying."""
+
+    code = CONTENT_FLAGGED
+
+    def __init__(self, task: str, categories: list[str]) -> None:
+        super().__init__(f"{task}: both answers failed moderation ({', '.join(categories)})")
+        self.task = task
+        self.categories = categories
+
 
 def local_categories(text: str) -> tuple[str, ...]:
     """The categories the local patterns find in `text` (empty: nothing found)."""
@@ -158,7 +173,7 @@ class ContentModeration:
                 stage=stage,
                 source=source,
                 fields=verdict.fields,
-                categories=sorted({c for f in verdict.findings for c in f.categories}),
+                categories=verdict.categories,
             )
         return verdict
 

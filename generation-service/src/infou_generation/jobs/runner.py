@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -12,7 +12,6 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation.catalog import CatalogClient
-from infou_generation.content.moderation import ContentModeration, build_moderation
 from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.models import outbox
 from infou_generation.settings import GenerationSettings
@@ -32,8 +31,6 @@ class JobContext:
     outbox: Table
     engine: GenerationEngine
     catalog: CatalogClient
-    # Checks generated output before it is used (output_moderation.py); local without OpenAI.
-    moderation: ContentModeration = field(default_factory=ContentModeration)
 
     @classmethod
     def create(cls, rt: Runtime) -> JobContext:
@@ -45,11 +42,9 @@ class JobContext:
         rt.closers.append(redis.aclose)
         engine = build_engine(settings, rt.sessions, redis=redis)
         catalog = CatalogClient(settings.catalog_addr, settings.grpc_deadline_seconds)
-        moderation = build_moderation(settings)
         rt.closers.append(engine.aclose)
         rt.closers.append(catalog.close)
-        rt.closers.append(moderation.aclose)
-        return cls(settings, rt.sessions, rt.nc, rt.js, outbox, engine, catalog, moderation)
+        return cls(settings, rt.sessions, rt.nc, rt.js, outbox, engine, catalog)
 
 
 JobConsumerFactory = Callable[[JobContext], DurableConsumer]

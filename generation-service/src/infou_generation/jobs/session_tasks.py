@@ -10,8 +10,8 @@ result goes back as an event through this service's outbox, in one transaction w
 of the job's event id: a job redelivered after its result was committed (the worker died before
 acking) publishes nothing twice, and a job redelivered before that regenerates from the content
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
-the PRD error code the learner sees. Every answer passes output moderation before it is used
-(output_moderation.py: flagged → generated once more; flagged again → CONTENT_FLAGGED).
+the PRD error code the learner sees. Every answer passes output moderation before the engine
+stores it (engine.py: flagged → generated once more; flagged again → CONTENT_FLAGGED).
 
 Each delivery goes through the one consume path (`infou_libs.consume`): the engine's work is
 the route's `prepare` (run only while the job's event id is unclaimed, with no transaction of
@@ -34,6 +34,7 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infou_generation.content.moderation import CONTENT_FLAGGED, FlaggedOutputError
 from infou_generation.content.quality import (
     QUALITY_THRESHOLD,
     article_markdown,
@@ -52,7 +53,6 @@ from infou_generation.llm.types import (
     TaskKind,
 )
 from infou_generation.models import processed_events
-from infou_generation.output_moderation import FlaggedOutputError, generate_moderated
 from infou_libs import subjects
 from infou_libs.consume import Route, consume_handler
 from infou_libs.logging import get_logger
@@ -67,7 +67,6 @@ GENERATION_FAILED = "GENERATION_FAILED"
 LLM_BUDGET_EXCEEDED = "LLM_BUDGET_EXCEEDED"
 LLM_RATE_LIMIT = "LLM_RATE_LIMIT"
 QUALITY_BELOW_THRESHOLD = "QUALITY_BELOW_THRESHOLD"
-CONTENT_FLAGGED = FlaggedOutputError.code
 # Leads the markdown of every article the offline provider wrote: the learner sees it is filler.
 OFFLINE_NOTICE = (
     "> **안내:** 이 글은 LLM 없이 오프라인 템플릿으로 작성된 예시입니다. "
@@ -215,9 +214,7 @@ async def generate(
     context = context_of(context_json)
     started = time.monotonic()
     try:
-        generated = await generate_moderated(
-            ctx.engine,
-            ctx.moderation,
+        generated = await ctx.engine.generate(
             task,
             context,
             session_id=session_id,

@@ -24,7 +24,7 @@ def consumer(ctx: JobContext) -> DurableConsumer:
         job = decode(msg, events_pb2.GenerateSubTopicsJob)
         try:
             await service.generate_subtopics(
-                ctx.sessions, ctx.engine, ctx.catalog, job.generation_id, ctx.moderation
+                ctx.sessions, ctx.engine, ctx.catalog, job.generation_id
             )
         except (service.GenerationGone, ValueError) as exc:
             # An unknown generation or a context the prompts refuse: retrying cannot help.
