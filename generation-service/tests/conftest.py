@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_devtools import engines
 from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
 from infou_generation.budget import DailyBudget
 from infou_generation.llm.breaker import BREAKER_PREFIX
@@ -84,6 +85,46 @@ def llm_settings(
             "llm_backoff_base_s": 0.01,
             "llm_backoff_max_s": 0.05,
             "llm_request_timeout_s": 5.0,
+            **overrides,
+        }
+        return GenerationSettings(**values)
+
+    return make
+
+
+# What a running service's job tests want: no provider retries, fast backoffs and redeliveries.
+_QUICK_JOBS: dict[str, Any] = {
+    "llm_max_retries": 0,
+    "llm_backoff_base_s": 0.01,
+    "llm_request_timeout_s": 10.0,
+    "jobs_ack_wait_seconds": 5,
+    "jobs_retry_backoff_seconds": [0.2, 0.2, 0.2],
+}
+
+
+@pytest.fixture(scope="module")
+def service_settings(
+    module_database_url: str,
+    module_nats_url: str,
+    breaker_redis_url: str,
+    fake_llm_server: FakeLLMServer,
+) -> Callable[..., GenerationSettings]:
+    """Settings for a module's running service: its own database and NATS, the embedded Valkey,
+    openai and anthropic at the fake server; with `quick_jobs` (the default) no provider
+    retries and fast redeliveries; keyword overrides on top."""
+
+    def make(*, quick_jobs: bool = True, **overrides: Any) -> GenerationSettings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": module_database_url,
+            "nats_url": module_nats_url,
+            "redis_url": breaker_redis_url,
+            "catalog_addr": f"127.0.0.1:{engines.free_port()}",
+            "openai_api_key": "sk-test-openai",
+            "openai_base_url": fake_llm_server.openai_base_url,
+            "anthropic_api_key": "sk-ant-test",
+            "anthropic_base_url": fake_llm_server.anthropic_base_url,
+            **(_QUICK_JOBS if quick_jobs else {}),
             **overrides,
         }
         return GenerationSettings(**values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import content_examples as examples
@@ -22,8 +22,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from infou_devtools import engines
-from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
 from infou_generation.main import SPEC
 from infou_generation.settings import GenerationSettings
@@ -35,32 +34,13 @@ FAILED = "events.generation.task_failed"
 
 
 @pytest.fixture(scope="module")
-def settings(
-    module_database_url: str,
-    module_nats_url: str,
-    breaker_redis_url: str,
-    fake_llm_server: FakeLLMServer,
-) -> GenerationSettings:
-    return GenerationSettings(
-        environment="test",
-        database_url=module_database_url,
-        nats_url=module_nats_url,
-        redis_url=breaker_redis_url,
-        catalog_addr=f"127.0.0.1:{engines.free_port()}",
-        openai_api_key="sk-test-openai",
-        openai_base_url=fake_llm_server.openai_base_url,
-        anthropic_api_key="sk-ant-test",
-        anthropic_base_url=fake_llm_server.anthropic_base_url,
+def settings(service_settings: Callable[..., GenerationSettings]) -> GenerationSettings:
+    return service_settings(
         llm_routes={"article": ["openai", "anthropic"]},
         llm_providers={
             "openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": "0.000008"},
             "anthropic": {"input_usd_per_token": "0.000003", "output_usd_per_token": "0.000015"},
         },
-        llm_max_retries=0,
-        llm_backoff_base_s=0.01,
-        llm_request_timeout_s=10.0,
-        jobs_ack_wait_seconds=5,
-        jobs_retry_backoff_seconds=[0.2, 0.2, 0.2],
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -27,8 +27,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_devtools import engines
-from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
 from infou_generation.catalog import CatalogClient
 from infou_generation.engine import build_engine
@@ -55,20 +54,8 @@ RESULTS = "events.generation.>"
 
 
 @pytest.fixture(scope="module")
-def settings(
-    module_database_url: str,
-    module_nats_url: str,
-    breaker_redis_url: str,
-    fake_llm_server: FakeLLMServer,
-) -> GenerationSettings:
-    return GenerationSettings(
-        environment="test",
-        database_url=module_database_url,
-        nats_url=module_nats_url,
-        redis_url=breaker_redis_url,
-        catalog_addr=f"127.0.0.1:{engines.free_port()}",
-        openai_api_key="sk-test-openai",
-        openai_base_url=fake_llm_server.openai_base_url,
+def settings(service_settings: Callable[..., GenerationSettings]) -> GenerationSettings:
+    return service_settings(
         llm_routes={
             "curriculum": ["openai"],
             "article": ["openai"],
@@ -77,14 +64,9 @@ def settings(
         llm_providers={
             "openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": "0.000008"}
         },
-        llm_max_retries=0,
-        llm_backoff_base_s=0.01,
-        llm_request_timeout_s=10.0,
         # The breaker has tests of its own (test_llm_breaker, test_llm_storm); here it never
         # opens, so a failing job goes through all of its deliveries.
         llm_breaker_failures=20,
-        jobs_ack_wait_seconds=5,
-        jobs_retry_backoff_seconds=[0.2, 0.2, 0.2],
     )
 
 
@@ -614,3 +596,4 @@ async def test_an_article_flagged_twice_by_moderation_fails_with_content_flagged
     )
     # Moderation's verdict is final: one regeneration, no job retries.
     assert (await llm.stats())["requests"] == {"openai": 2, "moderation": 2}
+

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import content_examples as examples
@@ -21,8 +21,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from infou_devtools import engines
-from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
 from infou_generation.main import SPEC
 from infou_generation.settings import GenerationSettings
@@ -35,23 +34,10 @@ SUFFIX = uuid.uuid4().hex[:8]  # models of this module only: circuit breakers of
 
 
 @pytest.fixture(scope="module")
-def settings(
-    module_database_url: str,
-    module_nats_url: str,
-    breaker_redis_url: str,
-    fake_llm_server: FakeLLMServer,
-) -> GenerationSettings:
-    return GenerationSettings(
-        environment="test",
-        database_url=module_database_url,
-        nats_url=module_nats_url,
-        redis_url=breaker_redis_url,
-        catalog_addr=f"127.0.0.1:{engines.free_port()}",
-        openai_api_key="sk-test-openai",
-        openai_base_url=fake_llm_server.openai_base_url,
+def settings(service_settings: Callable[..., GenerationSettings]) -> GenerationSettings:
+    return service_settings(
+        quick_jobs=False,
         openai_model=f"gpt-storm-{SUFFIX}",
-        anthropic_api_key="sk-ant-test",
-        anthropic_base_url=fake_llm_server.anthropic_base_url,
         anthropic_model=f"claude-storm-{SUFFIX}",
         llm_routes={"curriculum": ["openai", "anthropic"], "article": ["anthropic", "openai"]},
     )

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_catalog.main import SPEC as CATALOG_SPEC
 from infou_catalog.seed import load_seed
 from infou_catalog.settings import CatalogSettings
-from infou_devtools.fakellm import FakeLLMControl, FakeLLMServer
+from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
 from infou_generation import service
 from infou_generation.catalog import CatalogClient
@@ -64,30 +64,14 @@ async def catalog_port(module_database_url: str, module_nats_url: str) -> AsyncI
 
 @pytest.fixture(scope="module")
 def settings(
-    module_database_url: str,
-    module_nats_url: str,
-    catalog_port: int,
-    breaker_redis_url: str,
-    fake_llm_server: FakeLLMServer,
+    service_settings: Callable[..., GenerationSettings], catalog_port: int
 ) -> GenerationSettings:
-    return GenerationSettings(
-        environment="test",
-        database_url=module_database_url,
-        nats_url=module_nats_url,
-        redis_url=breaker_redis_url,
+    return service_settings(
         catalog_addr=f"127.0.0.1:{catalog_port}",
-        openai_api_key="sk-test-openai",
-        openai_base_url=fake_llm_server.openai_base_url,
-        anthropic_api_key="sk-ant-test",
-        anthropic_base_url=fake_llm_server.anthropic_base_url,
-        llm_max_retries=0,
-        llm_backoff_base_s=0.01,
         llm_request_timeout_s=5.0,
         # The breaker has tests of its own; here it never opens, so a failing job goes through
         # all of its deliveries.
         llm_breaker_failures=20,
-        jobs_ack_wait_seconds=5,
-        jobs_retry_backoff_seconds=[0.2, 0.2, 0.2],
     )
 
 
