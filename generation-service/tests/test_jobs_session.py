@@ -597,3 +597,24 @@ async def test_an_article_flagged_twice_by_moderation_fails_with_content_flagged
     # Moderation's verdict is final: one regeneration, no job retries.
     assert (await llm.stats())["requests"] == {"openai": 2, "moderation": 2}
 
+
+async def test_a_job_s_attempt_comes_back_in_its_result_and_in_its_failure(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    # session-service ignores the results of an attempt a retry replaced: they must say which.
+    done, _ = marked_article_job()
+    done.attempt = 2
+    flagged, mark = marked_article_job()
+    flagged.attempt = 3
+    await llm.flag_for_moderation(mark)
+    await publish(js, "jobs.article.generate", done)
+    await publish(js, "jobs.article.generate", flagged)
+    event = await results.wait(
+        "events.generation.article_generated", lambda e: e.article_id == done.article_id
+    )
+    assert event.attempt == 2
+    failed = await results.wait(
+        "events.generation.task_failed", lambda e: e.article_id == flagged.article_id
+    )
+    assert failed.error_code == "CONTENT_FLAGGED"
+    assert failed.attempt == 3

@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import grpc
 import pytest
 from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -481,25 +482,47 @@ async def test_redelivered_and_duplicated_results_change_nothing(
     assert "다른 내용" not in article.content
 
 
-async def test_a_failed_article_fails_the_session_then_retry_completes_it(
-    stub: Stub, worker: Any, topics: Any, progress_log: Any, eventually: Any, rpc_error: RpcError
-) -> None:
+async def two_articles_being_written(
+    stub: Stub, worker: Any, topics: Any
+) -> tuple[session_pb2.CreateSessionResponse, list[events_pb2.GenerateArticleJob]]:
+    """A session whose curriculum planned two articles, and their jobs (taken, not answered)."""
     await worker.drain()
     topic = topics[0]
     created = await create(stub, topic.id, topic.curated[:1], per_sub_topic=2)
-    sid, token = created.session_id, created.access_token
-    await worker.job(CURRICULUM_JOB, events_pb2.GenerateCurriculumJob)
+    curriculum_job = await worker.job(CURRICULUM_JOB, events_pb2.GenerateCurriculumJob)
+    assert curriculum_job.attempt == 0
     ref = f"curated_{topic.curated[0]}"
     await worker.answer(
         CURRICULUM_DONE,
         events_pb2.CurriculumGenerated(
-            session_id=sid,
+            session_id=created.session_id,
             title="t",
             items=[planned("하나", ref), planned("둘", ref)],
             usage=usage(),
         ),
     )
-    await worker.jobs(ARTICLE_JOB, events_pb2.GenerateArticleJob, 2)
+    return created, await worker.jobs(ARTICLE_JOB, events_pb2.GenerateArticleJob, 2)
+
+
+async def answer_article(worker: Any, job: events_pb2.GenerateArticleJob, title: str) -> None:
+    """Answers an article job as generation does: the article, with the job's attempt."""
+    await worker.answer(
+        ARTICLE_DONE,
+        events_pb2.ArticleGenerated(
+            session_id=job.session_id,
+            article_id=job.article_id,
+            article=written(title),
+            usage=usage(),
+            attempt=job.attempt,
+        ),
+    )
+
+
+async def test_a_failed_article_fails_the_session_then_retry_completes_it(
+    stub: Stub, worker: Any, topics: Any, progress_log: Any, eventually: Any, rpc_error: RpcError
+) -> None:
+    created, _ = await two_articles_being_written(stub, worker, topics)
+    sid, token = created.session_id, created.access_token
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.RetrySession(session_pb2.GetSessionRequest(session_id=sid, access_token=token))
     assert rpc_error(caught.value)[:2] == (grpc.StatusCode.FAILED_PRECONDITION, "NOT_RETRYABLE")
@@ -549,13 +572,81 @@ async def test_a_failed_article_fails_the_session_then_retry_completes_it(
     assert retried.failure_reason == ""
     job = await worker.job(ARTICLE_JOB, events_pb2.GenerateArticleJob)
     assert job.article_id == f"{sid}_002"
+    await answer_article(worker, job, "둘")
+    await wait_status(stub, created, "ready", eventually)
+
+
+def stale_results(task: str) -> float:
+    return REGISTRY.get_sample_value("infou_session_stale_results_total", {"task": task}) or 0.0
+
+
+async def test_results_of_the_attempt_a_retry_replaced_do_not_change_the_retried_session(
+    stub: Stub, worker: Any, topics: Any, eventually: Any
+) -> None:
+    created, first_run = await two_articles_being_written(stub, worker, topics)
+    sid, token = created.session_id, created.access_token
+    assert [job.attempt for job in first_run] == [0, 0]
+    # The second article fails; the first is still being written when the learner retries.
+    await worker.answer(
+        FAILED,
+        events_pb2.GenerationFailed(
+            session_id=sid,
+            task="article",
+            article_id=f"{sid}_002",
+            error_code="QUALITY_BELOW_THRESHOLD",
+            message="[QUALITY_BELOW_THRESHOLD] first run",
+        ),
+    )
+    await wait_status(stub, created, "failed", eventually)
+    retried = await stub.RetrySession(
+        session_pb2.GetSessionRequest(session_id=sid, access_token=token)
+    )
+    assert retried.status == "generating"
+    # Every article not ready is written again under the new attempt, the in-flight one too.
+    second_run = await worker.jobs(ARTICLE_JOB, events_pb2.GenerateArticleJob, 2)
+    assert sorted(job.article_id for job in second_run) == [f"{sid}_001", f"{sid}_002"]
+    assert [job.attempt for job in second_run] == [1, 1]
+
+    tokens = (await get(stub, created)).generation_info.total_tokens_used
+    # The first run's jobs end now: one fails, one (the failed one's) succeeds late.
+    before = stale_results("article")
+    await worker.answer(
+        FAILED,
+        events_pb2.GenerationFailed(
+            session_id=sid,
+            task="article",
+            article_id=f"{sid}_001",
+            error_code="QUALITY_BELOW_THRESHOLD",
+            message="[QUALITY_BELOW_THRESHOLD] first run, late",
+            attempt=0,
+        ),
+    )
     await worker.answer(
         ARTICLE_DONE,
         events_pb2.ArticleGenerated(
-            session_id=sid, article_id=job.article_id, article=written("둘"), usage=usage()
+            session_id=sid,
+            article_id=f"{sid}_002",
+            article=written("첫 시도"),
+            usage=usage(5000, 5000),
+            attempt=0,
         ),
     )
+    await eventually(lambda: _async(stale_results("article")), lambda n: n == before + 2)
+    session = await get(stub, created)
+    assert session.status == "generating"
+    assert session.failure_reason == ""
+    assert session.curriculum.failed_articles == 0
+    assert session.curriculum.generated_articles == 0
+    assert session.generation_info.total_tokens_used == tokens
+
+    for job in second_run:
+        await answer_article(worker, job, "다시 쓴 글")
     await wait_status(stub, created, "ready", eventually)
+    article = await stub.GetArticle(
+        session_pb2.GetArticleRequest(article_id=f"{sid}_002", access_token=token)
+    )
+    assert "다시 쓴 글" in article.content
+    assert "첫 시도" not in article.content
 
 
 async def test_a_failed_curriculum_can_be_retried(

@@ -412,17 +412,24 @@ def generation_calls(stats: dict[str, Any]) -> int:
     return int(stats["total"])
 
 
-async def cache_saved_usd(stack: Stack) -> float:
-    """infou_generation_cache_saved_usd_total summed over both generation workers."""
+async def counter_total(stack: Stack, counter: str, *processes: str) -> float:
+    """The counter (its name without `_total`) summed over the processes and their labels."""
     total = 0.0
     async with httpx.AsyncClient(timeout=5) as client:
-        for name in ("generation", "generation2"):
+        for name in processes:
             port = stack.children[name].spec.env["INFOU_METRICS_PORT"]
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
             for family in text_string_to_metric_families(text):
-                if family.name == "infou_generation_cache_saved_usd":
+                if family.name == counter:
                     total += sum(s.value for s in family.samples if s.name.endswith("_total"))
     return total
+
+
+async def cache_saved_usd(stack: Stack) -> float:
+    """infou_generation_cache_saved_usd_total summed over both generation workers."""
+    return await counter_total(
+        stack, "infou_generation_cache_saved_usd", "generation", "generation2"
+    )
 
 
 async def test_a_session_that_differs_only_in_pace_is_served_from_the_cache(
@@ -479,9 +486,19 @@ async def test_a_failure_is_reported_and_the_session_retried(
     assert ready["failure_reason"] is None
 
 
+@pytest.mark.parametrize("retry_at", ["first_run_ended", "first_failure"])
 async def test_expert_text_for_an_absolute_beginner_fails_with_its_code_and_is_retried(
-    api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any], llm: FakeLLMControl
+    api: httpx.AsyncClient,
+    gateways: tuple[str, str],
+    topic: dict[str, Any],
+    llm: FakeLLMControl,
+    stack: Stack,
+    retry_at: str,
 ) -> None:
+    stale_before = await counter_total(stack, "infou_session_stale_results", "session")
+    if retry_at == "first_failure":
+        # One article's first call hangs: the first run surely still writes it at the retry.
+        await llm.arm("timeout", times=1, task="article", hang_s=8)
     # The model writes every article for an expert; the route has one provider.
     await llm.arm("wrong_level", times=-1)
     body = session_body(topic) | {"level": "absolute_beginner"}
@@ -494,16 +511,17 @@ async def test_expert_text_for_an_absolute_beginner_fails_with_its_code_and_is_r
         assert "QUALITY_BELOW_THRESHOLD" in failed["failure_reason"]
         curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
 
-        # The session is failed at its first failed article; the others are still being
-        # written. Each ends failed too, before the retry, so none of them is still writing
-        # (for an expert) when the retry starts.
-        async def errors() -> int:
-            return len(watcher.of("error"))
+        if retry_at == "first_run_ended":
+            # The session is failed at its first failed article; the others may still be
+            # written. Here each ends failed too before the retry.
+            async def errors() -> int:
+                return len(watcher.of("error"))
 
-        await eventually(errors, lambda n: n >= len(curriculum["items"]), timeout=60)
-        assert not watcher.of("article_ready")  # never served
-        curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
-        assert not any(item["content_ready"] for item in curriculum["items"])
+            await eventually(errors, lambda n: n >= len(curriculum["items"]), timeout=60)
+            assert not watcher.of("article_ready")  # never served
+            curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=auth(token))).json()
+            assert not any(item["content_ready"] for item in curriculum["items"])
+        # Otherwise the retry comes at once, and writes the hung article again too.
 
         await llm.reset()  # the model now writes for the level it is asked
         retried = await api.post(f"/sessions/{sid}/retry", headers=auth(token))
@@ -511,6 +529,15 @@ async def test_expert_text_for_an_absolute_beginner_fails_with_its_code_and_is_r
         await watcher.until("generation_complete")
     ready = await until_status(api, created, "ready")
     assert ready["failure_reason"] is None
+    assert ready["curriculum"]["failed_articles"] == 0
+    if retry_at == "first_failure":
+        # The first run's late answer for the hung article belongs to the attempt the retry
+        # replaced: session-service ignores it (and the job is over before the next test).
+        async def stale() -> float:
+            return await counter_total(stack, "infou_session_stale_results", "session")
+
+        assert await eventually(stale, lambda n: n > stale_before, timeout=60) > stale_before
+        assert (await until_status(api, created, "ready"))["curriculum"]["failed_articles"] == 0
     first = curriculum["items"][0]["id"]
     for article in await read_in_order(api, created, first):
         quality = article["metadata"]["quality"]

@@ -9,7 +9,8 @@ Publishes, through its outbox (in the transaction of the change):
 Consumes generation's results (results.py) with one durable consumer on libs' one consume path
 (infou_libs.consume): each event claimed by id in `session.processed_events` in the same
 transaction as its effect (a redelivery changes nothing), and each session's results applied
-one at a time (its row is locked):
+one at a time (its row is locked); a result of a generation attempt a retry replaced changes
+nothing (results.py):
 
 - events.generation.curriculum_generated (CurriculumGenerated)
 - events.generation.article_generated (ArticleGenerated)

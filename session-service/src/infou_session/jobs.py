@@ -1,6 +1,8 @@
 """The generation jobs session-service enqueues, through its outbox in the caller's transaction.
 
-Each job carries its task's input (generation_input.py), so the worker needs nothing else.
+Each job carries its task's input (generation_input.py), so the worker needs nothing else, and
+the session's generation attempt, which the worker copies into its result (results.py ignores
+the results of an older attempt).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ async def enqueue_curriculum(db: AsyncSession, session: LearningSession) -> None
         outbox,
         subjects.CURRICULUM_JOB,
         events_pb2.GenerateCurriculumJob(
-            session_id=session.id, context_json=generation_input.to_json(context)
+            session_id=session.id,
+            context_json=generation_input.to_json(context),
+            attempt=session.generation_attempt or 0,
         ),
     )
 
@@ -44,6 +48,7 @@ async def enqueue_article(
             session_id=session.id,
             article_id=article.id,
             context_json=generation_input.to_json(context),
+            attempt=session.generation_attempt or 0,
         ),
     )
 

@@ -91,6 +91,9 @@ class LearningSession(Base):
     estimated_cost_usd: Mapped[Decimal] = mapped_column(
         Numeric(8, 4), server_default=text("0"), default=Decimal("0")
     )
+    # The generation attempt: 0 for the first run, +1 per retry. Jobs carry it and results of
+    # an older attempt are ignored (results.py).
+    generation_attempt: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
     # Every progress message gets the next number; a snapshot names the last one it reflects.
     progress_sequence: Mapped[int] = mapped_column(BigInteger, server_default=text("0"), default=0)
     created_at: Mapped[dt.datetime] = mapped_column(

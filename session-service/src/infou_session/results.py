@@ -3,6 +3,13 @@ routes them) and the retry of what failed. Each runs in the caller's transaction
 event or one RPC) with the session's row locked, and returns the progress messages to publish
 once that transaction has committed. The session's status is derived from facts (workflow.py),
 so results may arrive in any order and more than once.
+
+A retry starts a new generation attempt (`LearningSession.generation_attempt` + 1) and
+re-enqueues everything not ready under it, including articles whose first-run job is still in
+flight. Every job carries the attempt and its result echoes it; a result of an older attempt
+(a job the retry replaced) is ignored, logged (`generation_result_stale`) and counted
+(`infou_session_stale_results_total`), so a first-run job can neither fail nor complete the
+retried session. An event without an attempt is attempt 0 (the first run).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_libs.errors import FailedPrecondition
@@ -35,6 +43,12 @@ from infou_session.workflow import (
 )
 
 log = get_logger(__name__)
+
+STALE_RESULTS = Counter(
+    "infou_session_stale_results_total",
+    "Generation results of an attempt a retry replaced, ignored, by task",
+    ["task"],
+)
 
 
 def _now() -> dt.datetime:
@@ -90,6 +104,25 @@ async def _locked_session(db: AsyncSession, session_id: str) -> LearningSession 
     return session
 
 
+def _stale(
+    session: LearningSession, attempt: int, task: str, article_id: str | None = None
+) -> bool:
+    """Whether a result belongs to an attempt a retry replaced (see the module doc)."""
+    current = session.generation_attempt or 0
+    if attempt >= current:
+        return False
+    STALE_RESULTS.labels(task).inc()
+    log.info(
+        "generation_result_stale",
+        session_id=session.id,
+        task=task,
+        article_id=article_id,
+        attempt=attempt,
+        current_attempt=current,
+    )
+    return True
+
+
 def _settle(
     session: LearningSession, articles: Sequence[GeneratedArticle], before: Status
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -114,7 +147,7 @@ async def on_curriculum_generated(
 ) -> list[ProgressMessage]:
     """Stores the curriculum's articles (generating) and enqueues one job per article."""
     session = await _locked_session(db, event.session_id)
-    if session is None:
+    if session is None or _stale(session, event.attempt, "curriculum"):
         return []
     articles = await repository.articles_of(db, session.id)
     if not accepts(_facts(session, articles), Event.CURRICULUM_GENERATED):
@@ -232,7 +265,7 @@ async def on_article_generated(
 ) -> list[ProgressMessage]:
     """Stores one written article; the last one makes the session ready."""
     session = await _locked_session(db, event.session_id)
-    if session is None:
+    if session is None or _stale(session, event.attempt, "article", event.article_id):
         return []
     articles = await repository.articles_of(db, session.id)
     article = next((a for a in articles if a.id == event.article_id), None)
@@ -328,6 +361,8 @@ async def on_generation_failed(
                 ),
             ],
         )
+    if _stale(session, event.attempt, event.task, event.article_id or None):
+        return []
     articles = await repository.articles_of(db, session.id)
     facts = _facts(session, articles)
     before = Status(session.status)
@@ -365,7 +400,8 @@ class Retried:
 
 
 async def retry_session(db: AsyncSession, secret: str, session_id: str, token: str) -> Retried:
-    """Re-enqueues what failed: the curriculum, or every failed article."""
+    """Starts the next generation attempt: re-enqueues the curriculum when it failed, or every
+    article not ready (failed ones, and ones the previous attempt is still writing)."""
     await authorize(db, secret, session_id, token)
     session = await repository.session_by_id(db, session_id, for_update=True)
     assert session is not None
@@ -378,14 +414,26 @@ async def retry_session(db: AsyncSession, secret: str, session_id: str, token: s
             code="NOT_RETRYABLE",
         )
     session.failure_reason = None
+    # The previous attempt's jobs still in flight are replaced: their results will be stale.
+    session.generation_attempt = (session.generation_attempt or 0) + 1
     if not facts.curriculum_ready:
         await jobs.enqueue_curriculum(db, session)
+    enqueued = 0
     for article in articles:
+        if article.status == ArticleStatus.READY:
+            continue
         if article.status == ArticleStatus.FAILED:
             article.status = article_after(ArticleStatus.FAILED, Event.RETRY).value
             article.failure_reason = None
-            await jobs.enqueue_article(db, session, article, articles)
+        await jobs.enqueue_article(db, session, article, articles)
+        enqueued += 1
     session.status = derive_status(_facts(session, articles, curriculum_failed=False)).value
-    log.info("session_retried", session_id=session.id, status=session.status)
+    log.info(
+        "session_retried",
+        session_id=session.id,
+        status=session.status,
+        attempt=session.generation_attempt,
+        articles=enqueued,
+    )
     messages = progress.stamp(session, [progress.generation_progress(session, articles)])
     return Retried(SessionView(session, articles), messages)

@@ -9,9 +9,11 @@ and more than once and still end in the same status:
                                  │
                                  └─retry─▶ initializing | generating
 
-Articles move generating ──▶ ready | failed, and failed ──retry──▶ generating. A failed article
-leaves its session failed while the others carry on: what succeeded stays readable and the
-failed ones can be retried. `ready` is final; expiry is checked on every read instead.
+Articles move generating ──▶ ready | failed, and failed ──retry──▶ generating (a retry writes
+every article not ready again, under the session's next generation attempt: results.py). A
+failed article leaves its session failed while the others carry on: what succeeded stays
+readable and the failed ones can be retried. `ready` is final; expiry is checked on every read
+instead.
 """
 
 from __future__ import annotations

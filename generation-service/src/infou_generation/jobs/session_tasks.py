@@ -10,8 +10,10 @@ result goes back as an event through this service's outbox, in one transaction w
 of the job's event id: a job redelivered after its result was committed (the worker died before
 acking) publishes nothing twice, and a job redelivered before that regenerates from the content
 cache at no cost. A job that gives up publishes `events.generation.task_failed` instead, with
-the PRD error code the learner sees. Every answer passes output moderation before the engine
-stores it (engine.py: flagged → generated once more; flagged again → CONTENT_FLAGGED).
+the PRD error code the learner sees. Both carry the job's `attempt` (the session's generation
+attempt, see events.proto), so session-service can tell the results of a run a retry replaced.
+Every answer passes output moderation before the engine stores it (engine.py: flagged →
+generated once more; flagged again → CONTENT_FLAGGED).
 
 Each delivery goes through the one consume path (`infou_libs.consume`): the engine's work is
 the route's `prepare` (run only while the job's event id is unclaimed, with no transaction of
@@ -276,6 +278,7 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
                 ctx, spec.task, job.session_id, job.context_json, job_id
             )
             event, logged = spec.result(job, generated, context, usage_of(generated, started))
+            _echo_attempt(job, event)
             return _Outcome(event, generated, logged)
 
         async def effect(db: AsyncSession, outcome: _Outcome) -> _Outcome:
@@ -305,6 +308,7 @@ def consumer(ctx: JobContext, spec: SessionJob[J]) -> DurableConsumer:
         except Exception:
             return
         event = spec.failed(job)
+        _echo_attempt(job, event)
         event.error_code, event.message = failure_of(exc, spec.task)
         event.occurred_at.CopyFrom(timestamp())
         written = False
@@ -334,6 +338,14 @@ class _Outcome:
     event: Message
     generated: Generated
     logged: dict[str, Any]
+
+
+def _echo_attempt(job: Message, event: Message) -> None:
+    """Copies the job's session generation attempt into its result or failure event, so that
+    session-service can ignore the results of an attempt a retry replaced (conversions carry
+    none: their events keep 0)."""
+    if "attempt" in job.DESCRIPTOR.fields_by_name and "attempt" in event.DESCRIPTOR.fields_by_name:
+        event.attempt = job.attempt  # type: ignore[attr-defined]
 
 
 def _result_id(prefix: str, job_id: str) -> str | None:

@@ -165,6 +165,11 @@ class GenerateCurriculumJob(_message.Message):
     (content/prompts.py documents its keys), built by session-service when it enqueues the job,
     so a worker never reads another service's data.
 
+    `attempt` is the session's generation attempt the job belongs to (0 for its first run; each
+    POST /sessions/{id}/retry adds 1). Generation copies it into the job's result or failure
+    event, and session-service ignores results of an older attempt than the session's. A missing
+    attempt is 0 (the first run), as before the field existed.
+
     jobs.curriculum.generate -> events.generation.curriculum_generated | task_failed
     """
 
@@ -172,18 +177,21 @@ class GenerateCurriculumJob(_message.Message):
 
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CONTEXT_JSON_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     context_json: _builtins.str
     """task "curriculum" """
+    attempt: _builtins.int
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         context_json: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -198,20 +206,23 @@ class GenerateArticleJob(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     ARTICLE_ID_FIELD_NUMBER: _builtins.int
     CONTEXT_JSON_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
     context_json: _builtins.str
     """task "article" """
+    attempt: _builtins.int
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         article_id: _builtins.str = ...,
         context_json: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "attempt", b"attempt", "context_json", b"context_json", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -360,8 +371,11 @@ class CurriculumGenerated(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     title: _builtins.str
+    attempt: _builtins.int
+    """the job's attempt"""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedArticle]: ...
     @_builtins.property
@@ -376,10 +390,11 @@ class CurriculumGenerated(_message.Message):
         items: _abc.Iterable[Global___PlannedArticle] | None = ...,
         usage: Global___GenerationUsage | None = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "occurred_at", b"occurred_at", "session_id", b"session_id", "title", b"title", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "items", b"items", "occurred_at", b"occurred_at", "session_id", b"session_id", "title", b"title", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -460,8 +475,11 @@ class ArticleGenerated(_message.Message):
     ARTICLE_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     article_id: _builtins.str
+    attempt: _builtins.int
+    """the job's attempt"""
     @_builtins.property
     def article(self) -> Global___WrittenArticle: ...
     @_builtins.property
@@ -476,10 +494,11 @@ class ArticleGenerated(_message.Message):
         article: Global___WrittenArticle | None = ...,
         usage: Global___GenerationUsage | None = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "occurred_at", b"occurred_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "article_id", b"article_id", "occurred_at", b"occurred_at", "session_id", b"session_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "article_id", b"article_id", "attempt", b"attempt", "occurred_at", b"occurred_at", "session_id", b"session_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -544,6 +563,7 @@ class GenerationFailed(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     task: _builtins.str
     """curriculum | article | level_conversion"""
@@ -552,6 +572,8 @@ class GenerationFailed(_message.Message):
     task_id: _builtins.str
     error_code: _builtins.str
     message: _builtins.str
+    attempt: _builtins.int
+    """the job's attempt (0 for a conversion: conversions have none)"""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -565,10 +587,11 @@ class GenerationFailed(_message.Message):
         error_code: _builtins.str = ...,
         message: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "error_code", b"error_code", "message", b"message", "occurred_at", b"occurred_at", "session_id", b"session_id", "target_level", b"target_level", "task", b"task", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article_id", b"article_id", "attempt", b"attempt", "error_code", b"error_code", "message", b"message", "occurred_at", b"occurred_at", "session_id", b"session_id", "target_level", b"target_level", "task", b"task", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
