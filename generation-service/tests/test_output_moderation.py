@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.fakellm import FakeLLMControl
-from infou_generation.content import prompts, reuse
 from infou_generation.content.moderation import ContentModeration, build_moderation
 from infou_generation.engine import GenerationEngine, build_engine
 from infou_generation.jobs.session_tasks import failure_of
@@ -60,8 +59,7 @@ def marked_article() -> tuple[dict[str, Any], str]:
 async def cached(
     sessions: async_sessionmaker[AsyncSession], engine: GenerationEngine, context: dict[str, Any]
 ) -> ContentCache | None:
-    rendered = prompts.render("article", reuse.without_ignored(context))
-    key = engine.cache_key("article", rendered.context).value
+    key = engine.content_key_of("article", context).value
     async with sessions() as session:
         row: ContentCache | None = await session.scalar(
             select(ContentCache).where(ContentCache.key == key)

@@ -197,6 +197,12 @@ class GenerationEngine:
         )
         return reuse.content_key(task, context, family=family)
 
+    def content_key_of(self, task: TaskKind, context: dict[str, Any]) -> reuse.ContentKey:
+        """The content cache key `generate` uses for an unvalidated job context."""
+        return self.cache_key(
+            task, prompts.render(task, reuse.shared_context(task, context)).context
+        )
+
     async def generate(
         self,
         task: TaskKind,
@@ -210,7 +216,7 @@ class GenerationEngine:
         job_id: str | None = None,
     ) -> Generated:
         """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
-        rendered = prompts.render(task, reuse.without_ignored(context))
+        rendered = prompts.render(task, reuse.shared_context(task, context))
         key = self.cache_key(task, rendered.context)
         excerpt = prompt_excerpt(rendered)
         gate = None
@@ -319,7 +325,7 @@ class GenerationEngine:
 
     async def forget(self, task: TaskKind, context: dict[str, Any]) -> None:
         """Drops the cached answer for `task` and `context` (moderation refused it)."""
-        key = self.cache_key(task, prompts.render(task, reuse.without_ignored(context)).context)
+        key = self.content_key_of(task, context)
         async with unit_of_work(self._sessions) as session:
             await repository.forget_cached_content(session, key.value)
 
