@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any, Final
 
 MAIN_TOPICS: Final[dict[str, dict[str, Any]]] = {
@@ -194,4 +195,19 @@ def level_conversion_context(
     context = article_context(sub_topic, level, length=length)
     context["source_level"] = source_level
     context["source_article"] = copy.deepcopy(source_article)
+    return context
+
+
+def unique(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with a content cache key no other test uses (the cache is shared by the run):
+    a tag on the article's outline title, or on the curriculum's first sub-topic. Learner text
+    would not do: shared content is written (and keyed) without it."""
+    tag = uuid.uuid4().hex[:8]
+    if "outline" in context:
+        context["outline"]["title"] = f"{context['outline']['title']} {tag}"
+    elif "sub_topics" in context:
+        first = context["sub_topics"][0]
+        first["description"] = f"{first['description']} ({tag})"
+    else:
+        context["personalization"]["learning_goals"] = f"업무 자동화 {tag}"
     return context

@@ -24,6 +24,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
+from infou_generation.content import adaptation
 from infou_generation.main import SPEC
 from infou_generation.settings import GenerationSettings
 from infou_libs.messaging import EVENTS_STREAM, connect, ensure_streams, publish
@@ -106,9 +107,11 @@ async def llm(fake_llm: FakeLLMControl) -> AsyncIterator[FakeLLMControl]:
 
 
 async def _enqueue(js: JetStreamContext, sub_topic: str, level: str) -> str:
-    """An article job for a context no other test uses (the content cache is shared)."""
-    context = examples.article_context(sub_topic, level, length="short")
-    context["personalization"]["learning_goals"] = f"업무 자동화 {uuid.uuid4().hex[:8]}"
+    """An article job for a context no other test uses (the content cache is shared), from a
+    learner who wrote nothing: the gate's calls alone, no personal adaptation after them."""
+    context = examples.unique(examples.article_context(sub_topic, level, length="short"))
+    for key in adaptation.LEARNER_TEXT:
+        context["personalization"].pop(key)
     sid = f"sess_{uuid.uuid4().hex}"
     job = events_pb2.GenerateArticleJob(
         session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_devtools.fakellm import FakeLLMControl
 from infou_devtools.testing import running_service
 from infou_generation.catalog import CatalogClient
+from infou_generation.content import adaptation
 from infou_generation.engine import build_engine
 from infou_generation.jobs import article, conversion, curriculum
 from infou_generation.jobs.runner import JobContext
@@ -150,9 +151,9 @@ async def llm(fake_llm: FakeLLMControl) -> AsyncIterator[FakeLLMControl]:
 
 
 def fresh(context: dict[str, Any]) -> dict[str, Any]:
-    """The context with a goal no other test uses (the content cache is shared)."""
+    """The context with a cache key and a goal no other test uses (the cache is shared)."""
     context["personalization"]["learning_goals"] = f"업무 자동화 {uuid.uuid4().hex[:8]}"
-    return context
+    return examples.unique(context)
 
 
 def session_id() -> str:
@@ -273,6 +274,13 @@ async def test_a_conversion_job_answers_at_the_target_level(
 async def _direct_article(
     js: JetStreamContext, results: Results, context: dict[str, Any]
 ) -> events_pb2.WrittenArticle:
+    return (await _article_event(js, results, context)).article
+
+
+async def _article_event(
+    js: JetStreamContext, results: Results, context: dict[str, Any]
+) -> events_pb2.ArticleGenerated:
+    """An article job of a session of its own, and the event it answers with."""
     sid = session_id()
     job = events_pb2.GenerateArticleJob(
         session_id=sid, article_id=f"{sid}_001", context_json=json.dumps(context)
@@ -281,7 +289,7 @@ async def _direct_article(
     event: events_pb2.ArticleGenerated = await results.wait(
         "events.generation.article_generated", lambda e: e.article_id == job.article_id
     )
-    return event.article
+    return event
 
 
 async def test_a_job_that_exhausts_its_retries_is_reported_as_failed(
@@ -573,7 +581,9 @@ async def test_an_article_flagged_once_by_moderation_is_regenerated_and_ready(
     assert mark in event.article.content
     assert event.usage.attempts == 2
     stats = await llm.stats()
-    assert stats["requests"] == {"openai": 2, "moderation": 2}
+    # The article twice (each moderated), then the learner's adaptation (moderated too).
+    assert stats["requests"] == {"openai": 3, "moderation": 3}
+    assert adaptation.FIELD in json.loads(event.article.article_json)
 
 
 async def test_an_article_flagged_twice_by_moderation_fails_with_content_flagged(
@@ -618,3 +628,41 @@ async def test_a_job_s_attempt_comes_back_in_its_result_and_in_its_failure(
     )
     assert failed.error_code == "CONTENT_FLAGGED"
     assert failed.attempt == 3
+
+
+# ── personal adaptations over shared articles ─────────────────────────────────────────────
+
+
+async def test_a_second_learners_article_job_makes_only_the_adaptation_call(
+    js: JetStreamContext, results: Results, llm: FakeLLMControl
+) -> None:
+    base = examples.unique(examples.article_context("supervised", "beginner"))
+    goals = [f"사내 추천 시스템 구축 {uuid.uuid4().int % 10**8:08d}" for _ in range(2)]
+
+    def for_learner(goal: str) -> dict[str, Any]:
+        personalization = {**base["personalization"], "learning_goals": goal}
+        return {**base, "personalization": personalization}
+
+    first = await _article_event(js, results, for_learner(goals[0]))
+    calls = (await llm.stats())["total"]
+    assert calls == 2  # the shared article, then learner A's section
+    second = await _article_event(js, results, for_learner(goals[1]))
+    stats = await llm.stats()
+    assert stats["total"] == calls + 1
+    assert stats["recent"][-1]["schema_name"] == adaptation.SCHEMA_NAME
+    again = await _article_event(js, results, for_learner(goals[0]))
+    assert (await llm.stats())["total"] == calls + 1  # learner A again: no call at all
+
+    assert goals[0] in first.article.content
+    assert goals[1] not in first.article.content
+    assert goals[1] in second.article.content
+    assert goals[0] not in second.article.content
+    assert again.article.content == first.article.content
+    assert again.usage.cache_hit
+    assert (again.usage.input_tokens, again.usage.output_tokens) == (0, 0)
+    # B's usage: the adaptation's tokens and cost, and what the shared article saved.
+    assert not second.usage.cache_hit
+    assert 0 < second.usage.cost_usd < first.usage.cost_usd
+    assert second.usage.saved_usd > 0
+    body_a, body_b = (json.loads(e.article.article_json) for e in (first, second))
+    assert adaptation.without_adaptation(body_a) == adaptation.without_adaptation(body_b)

@@ -13,7 +13,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_devtools.fakellm import FakeLLMControl
-from infou_generation.content import prompts, reuse
 from infou_generation.content.moderation import ContentModeration, FlaggedOutputError
 from infou_generation.engine import GenerationEngine, build_engine, output_texts
 from infou_generation.jobs.session_tasks import failure_of
@@ -52,8 +51,7 @@ def marked_article() -> tuple[dict[str, Any], str]:
 
 
 def cache_key(engine: GenerationEngine, context: dict[str, Any]) -> str:
-    rendered = prompts.render("article", reuse.without_ignored(context))
-    return engine.cache_key("article", rendered.context).value
+    return engine.content_key_of("article", context).value
 
 
 async def cached(

@@ -1,5 +1,7 @@
 """Content reuse (content/reuse.py): the cache key is the sub-topic, level, slot, prompt version
-and model family; pace is not in it; learner text never reaches another learner."""
+and model family; pace is not in it; articles are written without learner text (shared), and
+only personalised sub-topics are keyed on it. The learner's own section over a shared article
+is tested in test_personal_adaptation.py."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -22,8 +24,8 @@ FAMILY = "openai:gpt-4.1"
 
 
 def key_of(task: str, context: dict[str, Any], family: str = FAMILY) -> reuse.ContentKey:
-    """The key the engine computes: over the rendered context, pace dropped."""
-    rendered = prompts.render(task, reuse.without_ignored(context))
+    """The key the engine computes: over the rendered shared context (no pace, no learner text)."""
+    rendered = prompts.render(task, reuse.shared_context(task, context))
     return reuse.content_key(task, rendered.context, family=family)
 
 
@@ -95,19 +97,25 @@ def test_a_dated_model_snapshot_is_the_same_family() -> None:
     assert reuse.model_family("openai", "gpt-4.1-mini") != reuse.model_family("openai", "gpt-4.1")
 
 
-def test_learner_text_makes_a_personal_key_of_its_own() -> None:
+def test_learner_text_does_not_change_the_article_key() -> None:
     shared = anonymous(examples.article_context())
     mine = with_personalization(shared, learning_goals="사내 챗봇 만들기")
-    theirs = with_personalization(shared, learning_goals="논문 요약 자동화")
-    interests = with_personalization(shared, interests=["음악"])
+    interests = with_personalization(shared, interests=["음악"], preferred_style="실습 위주")
+    keys = {key_of("article", c) for c in (shared, mine, interests)}
+    assert len(keys) == 1
+    assert not next(iter(keys)).personal
 
-    assert not key_of("article", shared).personal
-    keys = [key_of("article", c) for c in (mine, theirs, interests)]
+
+def test_learner_text_makes_a_personal_sub_topics_key_of_its_own() -> None:
+    base = examples.subtopics_context()
+    mine = with_personalization(base, learning_goals="사내 챗봇 만들기")
+    theirs = with_personalization(base, learning_goals="논문 요약 자동화")
+    keys = [key_of("subtopics", c) for c in (mine, theirs)]
     assert all(k.personal for k in keys)
-    assert len({k.value for k in [key_of("article", shared), *keys]}) == 4
+    assert keys[0].value != keys[1].value
     # The same text again (the same learner, another pace) finds its own entry.
     again = with_personalization(mine, learning_pace="slow")
-    assert key_of("article", again) == key_of("article", mine)
+    assert key_of("subtopics", again) == keys[0]
 
 
 # ── through the engine ────────────────────────────────────────────────────────────────
@@ -163,7 +171,7 @@ async def test_a_pace_only_change_is_served_from_the_cache_and_saves_what_it_cos
     assert (row.personal, row.model_family) == (False, FAMILY)
 
 
-async def test_one_learners_goals_never_reach_another_learner(
+async def test_articles_are_written_without_learner_text_and_shared(
     engine: GenerationEngine,
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
@@ -171,26 +179,20 @@ async def test_one_learners_goals_never_reach_another_learner(
     base = fresh(anonymous(examples.article_context()))
     goal_a = f"사내 추천 시스템 구축 {uuid.uuid4().hex[:6]}"
     goal_b = f"사진 자동 분류기 만들기 {uuid.uuid4().hex[:6]}"
-    learner_a = with_personalization(base, learning_goals=goal_a)
+    learner_a = with_personalization(base, learning_goals=goal_a, interests=["음악"])
     learner_b = with_personalization(base, learning_goals=goal_b)
 
     written_for_a = await engine.generate("article", learner_a)
-    # The fake model writes the learner's goal into the article: a real risk, made visible.
-    assert goal_a in str(written_for_a.data)
     for_b = await engine.generate("article", learner_b)
     nobody = await engine.generate("article", base)
 
-    assert not for_b.cache_hit
-    assert not nobody.cache_hit
-    assert goal_a not in str(for_b.data)
-    assert goal_a not in str(nobody.data)
-    assert (await fake_llm.stats())["total"] == 3
-    # The same learner again (another pace) is served the entry written for them.
-    again = await engine.generate("article", with_personalization(learner_a, learning_pace="slow"))
-    assert again.cache_hit
-    assert again.data == written_for_a.data
+    # The learner text never reached the prompt, so it cannot be in the shared article.
+    assert goal_a not in str(written_for_a.data)
+    assert for_b.cache_hit
+    assert nobody.cache_hit
+    assert for_b.data == nobody.data == written_for_a.data
+    assert (await fake_llm.stats())["total"] == 1
     async with generation_sessions() as session:
-        row = await session.get(ContentCache, stored_key(engine, learner_a))
+        row = await session.get(ContentCache, stored_key(engine, base))
     assert row is not None
-    assert row.personal
-    assert goal_a not in row.key
+    assert not row.personal

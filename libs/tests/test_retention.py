@@ -91,7 +91,7 @@ async def test_session_sweep_deletes_expired_sessions_and_erases_old_input(facto
 
 
 async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> None:  # type: ignore[no-untyped-def]
-    from infou_generation.models import ContentCache, SubTopicGenerationRequest
+    from infou_generation.models import ContentAdaptation, ContentCache, SubTopicGenerationRequest
 
     def request(batch: str, created: dt.datetime) -> SubTopicGenerationRequest:
         return SubTopicGenerationRequest(
@@ -117,6 +117,19 @@ async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> 
             created_at=created,
         )
 
+    def adapted(key: str, created: dt.datetime) -> ContentAdaptation:
+        return ContentAdaptation(
+            key=key,
+            base_key="shared_old",
+            task="article",
+            prompt_version="v",
+            model_family="openai:gpt-4.1",
+            data={"heading": "h", "connection": key, "example": "e"},
+            provider="openai",
+            model="gpt-4.1",
+            created_at=created,
+        )
+
     async with unit_of_work(factories["generation"]) as db:
         db.add_all([request("gen_old", OLD), request("gen_new", NOW)])
         db.add_all(
@@ -124,6 +137,8 @@ async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> 
                 cached("personal_old", OLD, personal=True),
                 cached("personal_new", NOW, personal=True),
                 cached("shared_old", OLD, personal=False),
+                adapted("adaptation_old", OLD),
+                adapted("adaptation_new", NOW),
             ]
         )
     removed = await _sweep("generation", factories["generation"])
@@ -131,7 +146,12 @@ async def test_generation_sweep_keeps_sub_topics_and_erases_input(factories) -> 
         "subtopic_generation_requests.personalization_erased": 1,
         "generated_sub_topics.personalization_erased": 0,
         "content_cache.personal_deleted": 1,
+        "content_adaptations.deleted": 1,
     }
+    async with unit_of_work(factories["generation"]) as db:
+        adaptations = set((await db.scalars(select(ContentAdaptation.key))).all())
+    # A learner's section over shared content is personal data: it goes after the cutoff.
+    assert adaptations == {"adaptation_new"}
     async with unit_of_work(factories["generation"]) as db:
         keys = set((await db.scalars(select(ContentCache.key))).all())
     # Content written with learner text goes with it; content shared by every learner stays.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import itertools
 import json
 import signal
 import sys
@@ -38,6 +40,9 @@ from infou_protos.events.v1 import events_pb2
 T = TypeVar("T")
 ACK_WAIT_S = 3
 PER_SUB_TOPIC = 2
+# Shared content (curricula, articles) is keyed without learner text: each session body takes a
+# pair of sub-topics no other body of this module took, so no test is served another's content.
+_FRESH_PAIRS = itertools.combinations(range(8), 2)
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +159,19 @@ async def topic(stack: Stack) -> dict[str, Any]:
 
 
 def session_body(topic: dict[str, Any], goals: str | None = None) -> dict[str, Any]:
+    """A session of its own: sub-topics no other body chose (see `_FRESH_PAIRS`), its own goal."""
+    pair = next(_FRESH_PAIRS)
     return {
         "main_topic_id": topic["id"],
-        "sub_topic_ids": [s["id"] for s in topic["sub_topics"][:2]],
+        "sub_topic_ids": [topic["sub_topics"][i]["id"] for i in pair],
         "level": "intermediate",
         "personalization": {
             "learning_pace": "regular",
             "preferred_article_length": "short",
             "include_examples": True,
             "interests": ["자동화"],
-            # Its own goal per test: no test is served another's cached content.
-            "learning_goals": goals or f"업무 자동화 {uuid.uuid4().hex[:8]}",
+            # Korean and digits: a goal the writers show back in the learner's own section.
+            "learning_goals": goals or f"업무 자동화 {uuid.uuid4().int % 10**8:08d}",
         },
         "options": {"max_articles_per_subtopic": PER_SUB_TOPIC, "include_practice_problems": False},
     }
@@ -282,7 +289,8 @@ async def test_create_watch_read_in_order_convert_and_read_the_variant(
     api: httpx.AsyncClient, gateways: tuple[str, str], topic: dict[str, Any]
 ) -> None:
     started = time.monotonic()
-    reply = await api.post("/sessions", json=session_body(topic))
+    posted = session_body(topic)
+    reply = await api.post("/sessions", json=posted)
     assert reply.status_code == 201, reply.text
     assert time.monotonic() - started < 2.0
     created = reply.json()
@@ -319,7 +327,7 @@ async def test_create_watch_read_in_order_convert_and_read_the_variant(
         assert [item["order"] for item in curriculum["items"]] == list(range(1, len(ids) + 1))
         assert all(item["content_ready"] for item in curriculum["items"])
         assert {item["sub_topic_id"] for item in curriculum["items"]} <= set(
-            session_body(topic)["sub_topic_ids"]
+            posted["sub_topic_ids"]
         )
         articles = await read_in_order(api, created, ids[0])
         assert [a["id"] for a in articles] == ids
@@ -464,6 +472,54 @@ async def test_a_session_that_differs_only_in_pace_is_served_from_the_cache(
         saved_before + info["saved_cost"], abs=1e-5
     )
     assert ready["curriculum"]["title"] == done["curriculum"]["title"]
+
+
+async def test_another_learner_pays_only_for_the_personal_sections(
+    api: httpx.AsyncClient, stack: Stack, topic: dict[str, Any], llm: FakeLLMControl
+) -> None:
+    body_a = session_body(topic)
+    body_b = copy.deepcopy(body_a)
+    goal_a = body_a["personalization"]["learning_goals"]
+    goal_b = f"사진 분류기 만들기 {uuid.uuid4().int % 10**8:08d}"
+    body_b["personalization"]["learning_goals"] = goal_b
+    first = (await api.post("/sessions", json=body_a)).json()
+    done = await until_status(api, first, "ready")
+    calls = generation_calls(await llm.stats())
+    saved_before = await cache_saved_usd(stack)
+
+    second = (await api.post("/sessions", json=body_b)).json()
+    ready = await until_status(api, second, "ready")
+    articles = ready["curriculum"]["total_articles"]
+    stats = await llm.stats()
+    # The curriculum and every article are shared: B's calls are one adaptation per article.
+    assert generation_calls(stats) == calls + articles
+    llm_calls = [r for r in stats["recent"] if r["api"] in ("openai", "anthropic")]
+    assert {r["schema_name"] for r in llm_calls[-articles:]} == {"infou_article_adaptation"}
+    info = ready["generation_info"]
+    assert 0 < info["cost"] < done["generation_info"]["cost"]
+    assert info["saved_cost"] > 0
+    assert await cache_saved_usd(stack) >= saved_before + info["saved_cost"] - 1e-5
+    assert ready["curriculum"]["title"] == done["curriculum"]["title"]
+
+    # Each learner's section is in their own articles only.
+    for created, mine, theirs in ((first, goal_a, goal_b), (second, goal_b, goal_a)):
+        curriculum = (
+            await api.get(
+                f"/sessions/{created['session_id']}/curriculum",
+                headers=auth(created["access_token"]),
+            )
+        ).json()
+        for article in await read_in_order(api, created, curriculum["items"][0]["id"]):
+            assert mine in article["content"]
+            assert theirs not in article["content"]
+
+    # Learner A again, same text: the shared content and A's own sections, not a single call.
+    third = (await api.post("/sessions", json=body_a)).json()
+    again = await until_status(api, third, "ready")
+    assert generation_calls(await llm.stats()) == calls + articles
+    assert again["generation_info"]["cost"] == 0
+    assert again["generation_info"]["cached_results"] == articles + 1
+    assert again["generation_info"]["saved_cost"] > 0
 
 
 async def test_a_failure_is_reported_and_the_session_retried(

@@ -213,6 +213,12 @@ class GenerationEngine:
         )
         return reuse.content_key(task, context, family=family)
 
+    def content_key_of(self, task: TaskKind, context: dict[str, Any]) -> reuse.ContentKey:
+        """The content cache key `generate` uses for an unvalidated job context."""
+        return self.cache_key(
+            task, prompts.render(task, reuse.shared_context(task, context)).context
+        )
+
     async def generate(
         self,
         task: TaskKind,
@@ -226,7 +232,7 @@ class GenerationEngine:
         job_id: str | None = None,
     ) -> Generated:
         """A schema-valid answer: cached when possible, otherwise generated (at most twice)."""
-        rendered = prompts.render(task, reuse.without_ignored(context))
+        rendered = prompts.render(task, reuse.shared_context(task, context))
         key = self.cache_key(task, rendered.context)
         excerpt = prompt_excerpt(rendered)
         gate = None

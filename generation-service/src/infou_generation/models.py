@@ -219,6 +219,39 @@ class ContentCache(Base):
     last_hit_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ContentAdaptation(Base):
+    """A personal adaptation of shared content (content/adaptation.py): the section written for
+    one learner's text over one content cache entry. Personal data: ciphertext at rest, deleted
+    with personal data (retention.py)."""
+
+    __tablename__ = "content_adaptations"
+    __table_args__ = (
+        Index("ix_content_adaptations_created_at", "created_at"),
+        Index("ix_content_adaptations_base_key", "base_key"),
+    )
+
+    # sha256 of (adaptation version, model family, base_key, a keyed hash of the learner text).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The content cache entry it adapts (content_cache.key).
+    base_key: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(30))
+    prompt_version: Mapped[str] = mapped_column(String(40))
+    model_family: Mapped[str] = mapped_column(String(100))
+    # The section ({heading, connection, example}): it holds what the learner wrote.
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    provider: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(100))
+    input_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    output_tokens: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # What writing it cost: a hit records this as saved.
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(10, 6), server_default=text("0"))
+    hits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_hit_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 SUBTOPIC_REQUEST_STATUSES = ("pending", "processing", "completed", "failed")
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_generation.models import (
     BudgetAdmission,
+    ContentAdaptation,
     ContentCache,
     GeneratedSubTopic,
     LLMBudgetDay,
@@ -310,6 +311,30 @@ async def add_cached_content(session: AsyncSession, values: dict[str, Any]) -> N
         insert(ContentCache)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[ContentCache.key])
+    )
+
+
+async def cached_adaptation(session: AsyncSession, key: str) -> ContentAdaptation | None:
+    """The personal adaptation for `key`, counted as a hit; None when there is none."""
+    row: ContentAdaptation | None = await session.scalar(
+        select(ContentAdaptation).where(ContentAdaptation.key == key)
+    )
+    if row is None:
+        return None
+    await session.execute(
+        update(ContentAdaptation)
+        .where(ContentAdaptation.key == key)
+        .values(hits=ContentAdaptation.hits + 1, last_hit_at=func.now())
+    )
+    return row
+
+
+async def add_adaptation(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Stores an adaptation (its data encrypted by the column's type); the first row stays."""
+    await session.execute(
+        insert(ContentAdaptation)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[ContentAdaptation.key])
     )
 
 

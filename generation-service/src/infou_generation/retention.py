@@ -1,5 +1,6 @@
 """Personal data expiry in generation-service: learner input behind sub-topics is erased, and
-content written with learner text (content cache rows marked `personal`) is deleted.
+content written with learner text (content cache rows marked `personal`, and every personal
+adaptation of shared content) is deleted.
 
 The sub-topics and their counters stay (statistics); only what the learner wrote goes.
 """
@@ -11,7 +12,12 @@ import datetime as dt
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from infou_generation.models import ContentCache, GeneratedSubTopic, SubTopicGenerationRequest
+from infou_generation.models import (
+    ContentAdaptation,
+    ContentCache,
+    GeneratedSubTopic,
+    SubTopicGenerationRequest,
+)
 from infou_libs.retention import rows_affected
 
 
@@ -42,8 +48,12 @@ async def sweep(
         db,
         delete(ContentCache).where(ContentCache.created_at < cutoff, ContentCache.personal),
     )
+    adaptations = await rows_affected(
+        db, delete(ContentAdaptation).where(ContentAdaptation.created_at < cutoff)
+    )
     return {
         "subtopic_generation_requests.personalization_erased": requests,
         "generated_sub_topics.personalization_erased": subtopics,
         "content_cache.personal_deleted": personal_content,
+        "content_adaptations.deleted": adaptations,
     }

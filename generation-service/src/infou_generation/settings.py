@@ -283,6 +283,9 @@ class GenerationSettings(CommonSettings):
             return self.cheapest_provider()
         if configured == ["offline"]:
             return ["offline"]
+        if task == "article_adaptation":
+            # A short personal section over a shared article: the cheapest model writes it.
+            return self.cheapest_provider()
         chosen = [p for p in self.llm_routes.get(task, []) if p in configured]
         # A route naming none of the configured providers still uses what is configured.
         return chosen or [p for p in PROVIDER_NAMES if p in configured]

@@ -1,7 +1,8 @@
 """The fake LLM server: OpenAI Chat Completions and Anthropic Messages, as the SDKs expect them.
 
 Answers are schema-valid JSON: what the offline composer writes for the <task_context> in the
-prompt when the composer is installed, otherwise a minimal instance of the requested schema.
+prompt when the composer is installed (a learner's personal section, schema
+infou_article_adaptation, included), otherwise a minimal instance of the requested schema.
 
 Faults and speed are knobs, per request through headers or for the next N requests through
 POST /_control (the SDKs send our headers only through default/extra headers):

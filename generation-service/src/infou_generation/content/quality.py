@@ -244,6 +244,10 @@ def article_markdown(article: dict[str, Any]) -> str:
         heading = str(section.get("heading", "")).strip()
         body = str(section.get("body", "")).strip()
         parts.append(f"## {heading}\n\n{body}" if heading else body)
+    section = article.get("personal_adaptation")
+    if isinstance(section, dict):
+        # The learner's own section (content/adaptation.py), after the shared article's body.
+        parts.append(_adaptation_markdown(section))
     terms = [t for t in article.get("key_terms") or [] if str(t.get("term", "")).strip()]
     if terms:
         lines = [
@@ -279,6 +283,12 @@ def article_markdown(article: dict[str, Any]) -> str:
                 lines.append(f"   - 힌트: {hint}")
         parts.append("## 연습 문제\n\n" + "\n".join(lines))
     return "\n\n".join(parts).strip() + "\n"
+
+
+def _adaptation_markdown(section: dict[str, Any]) -> str:
+    heading = str(section.get("heading", "")).strip() or "내 목표와 연결하기"
+    parts = [str(section.get(k, "")).strip() for k in ("connection", "example")]
+    return f"## {heading}\n\n" + "\n\n".join(p for p in parts if p)
 
 
 def evaluate(

@@ -36,6 +36,7 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from infou_generation import personal_adaptation
 from infou_generation.content.moderation import CONTENT_FLAGGED, FlaggedOutputError
 from infou_generation.content.quality import (
     QUALITY_THRESHOLD,
@@ -222,6 +223,18 @@ async def generate(
             session_id=session_id,
             on_rate_limited=rate_limit_announcer(ctx, session_id),
             job_id=job_id or None,
+        )
+        # The learner's own section over the shared answer; it never fails the job.
+        generated = await personal_adaptation.adapt(
+            ctx.engine,
+            ctx.moderation,
+            ctx.sessions,
+            task,
+            context,
+            generated,
+            session_id=session_id,
+            job_id=job_id or None,
+            on_rate_limited=rate_limit_announcer(ctx, session_id),
         )
     except ValueError as exc:  # a context the prompts refuse: retrying cannot help
         raise PermanentError(str(exc)) from exc

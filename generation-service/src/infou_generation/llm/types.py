@@ -8,7 +8,14 @@ from typing import Any, Literal, get_args
 
 from infou_libs.errors import BudgetExceeded
 
-TaskKind = Literal["subtopics", "curriculum", "article", "level_conversion", "quality_judge"]
+TaskKind = Literal[
+    "subtopics",
+    "curriculum",
+    "article",
+    "level_conversion",
+    "quality_judge",
+    "article_adaptation",
+]
 ProviderName = Literal["openai", "anthropic", "local", "offline"]
 
 TASK_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
+from infou_generation.content.offline.adaptation import compose_adaptation
 from infou_generation.content.offline.article import compose_article, compose_level_conversion
 from infou_generation.content.offline.code import code_language
 from infou_generation.content.offline.curriculum import compose_curriculum
@@ -30,6 +31,9 @@ OFFLINE_MODEL: Final = f"offline-{PROMPT_VERSION}"
 
 def compose(task: str, context: dict[str, Any]) -> dict[str, Any]:
     """Deterministic, schema-valid Korean output for `task` (see the module docstring)."""
+    if task == "article_adaptation":
+        # Its context is the adaptation's own (content/adaptation.py), not a prompt task's.
+        return compose_adaptation(context)
     ctx = validate_context(task, context)
     # Reproducible text, not secrecy: a seeded PRNG is the point here.
     rng = random.Random(seed(task, ctx))  # noqa: S311
