@@ -26,7 +26,6 @@ from infou_generation.content.offline import compose
 from infou_generation.content.quality import article_markdown
 from infou_generation.engine import Generated, GenerationEngine, build_engine
 from infou_generation.models import ContentAdaptation, ContentCache, LLMCall
-from infou_generation.output_moderation import generate_moderated
 from infou_generation.settings import GenerationSettings
 
 PRICES = {"openai": {"input_usd_per_token": "0.000002", "output_usd_per_token": "0.000008"}}
@@ -86,7 +85,7 @@ async def written(
     session_id: str | None = None,
 ) -> Generated:
     """What the article job does: the moderated shared article, then the learner's section."""
-    shared = await generate_moderated(engine, moderation, "article", context, session_id=session_id)
+    shared = await engine.generate("article", context, session_id=session_id)
     return await personal_adaptation.adapt(
         engine, moderation, sessions, "article", context, shared, session_id=session_id
     )
