@@ -290,6 +290,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             fast_engines=True,
             echo=False,
             log_file=args.out.parent / "stack.log",  # kept for reading after the run
+            generation_job_processes=args.generation_job_processes,
             extra_env={
                 # Production middleware, limits no run reaches.
                 "INFOU_LOG_JSON": "true",
@@ -307,6 +308,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 # Generation runs in the background against the fake LLM server.
                 "INFOU_OPENAI_API_KEY": "sk-fake-bench",
                 "INFOU_OPENAI_BASE_URL": f"http://{HOST}:{fake_llm.port}/v1",
+                "INFOU_JOBS_NICE": str(args.jobs_nice),
             },
         )
         pool = LoadPool(args.clients)
@@ -399,6 +401,15 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=200, help="WebSockets (up to 10000)")
     parser.add_argument("--events", type=int, default=10, help="events sent to the watchers")
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes (HTTP)")
+    parser.add_argument(
+        "--generation-job-processes",
+        type=int,
+        default=1,
+        help="generation job processes beside its API-only process (0: one process does both)",
+    )
+    parser.add_argument(
+        "--jobs-nice", type=int, default=10, help="CPU niceness of the generation job processes"
+    )
     parser.add_argument(
         "--watcher-processes", type=int, default=2, help="processes holding the WebSockets"
     )

@@ -13,9 +13,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from infou_generation import budget as budget_mod
+from infou_generation import repository
 from infou_generation.admission import (
     Admissions,
     BudgetExhausted,
+    Granted,
     Workload,
     client_allowance,
     estimate_usd,
@@ -101,10 +104,13 @@ def ref() -> str:
 async def day_row(
     sessions: async_sessionmaker[AsyncSession], day: dt.date
 ) -> tuple[Decimal, Decimal, Decimal]:
+    """The day's (spent, reserved, what open admissions may still spend)."""
     async with sessions() as session:
         row = await session.get(LLMBudgetDay, day)
-        assert row is not None
-        return row.spent_usd, row.reserved_usd, row.admitted_usd
+        admitted = await repository.admitted_usd(session, day)
+    if row is None:  # no call has reserved yet: admissions alone do not make the row
+        return Decimal(0), Decimal(0), admitted
+    return row.spent_usd, row.reserved_usd, admitted
 
 
 async def test_a_burst_is_admitted_until_the_day_is_held_then_refused_with_retry_after(
@@ -231,3 +237,112 @@ async def test_an_admission_never_released_stops_holding_once_it_expires(
             )
         )
     assert statuses == {"closed"}
+
+
+# ── the one-statement admission beside the job workers ───────────────────────────────────
+
+
+async def test_admissions_racing_calls_that_reserve_and_settle_never_overrun_the_day(
+    admissions: Callable[..., Admissions],
+    generation_sessions: async_sessionmaker[AsyncSession],
+    budget_day: Callable[[], dt.date],
+) -> None:
+    gate = admissions(client_budget_share=1.0)
+    work = Workload(curricula=1, articles=2)
+    estimate = await gate.estimate(work)
+    first = [ref() for _ in range(2)]
+    for reference in first:
+        await gate.reserve(kind="session", reference_id=reference, work=work, client_id="a")
+    budget = DailyBudget(generation_sessions, Decimal("1.00"), today=budget_day)
+
+    async def call(reference: str) -> None:
+        # A job worker's call: its hold, then its settle (which charges the admission).
+        hold = await budget.reserve(
+            estimate / 3, provider="openai", task="article", reference_id=reference
+        )
+        async with unit_of_work(generation_sessions) as session:
+            await budget.settle(session, hold, estimate / 4)
+
+    outcomes = await asyncio.gather(
+        *(call(reference) for reference in first for _ in range(3)),
+        *(
+            gate.reserve(kind="session", reference_id=ref(), work=work, client_id=f"c{i % 3}")
+            for i in range(int(Decimal("1.00") // estimate) + 5)
+        ),
+        return_exceptions=True,
+    )
+    assert not [
+        o for o in outcomes if o is not None and not isinstance(o, Granted | BudgetExhausted)
+    ]
+    assert [o for o in outcomes if isinstance(o, BudgetExhausted)]
+    spent, reserved, admitted = await day_row(generation_sessions, budget_day())
+    assert reserved == Decimal(0)
+    assert spent == 6 * budget_mod.usd(estimate / 4)
+    assert spent + admitted <= Decimal("1.00")
+
+
+async def test_an_admission_does_not_wait_for_a_worker_holding_the_days_budget_row(
+    admissions: Callable[..., Admissions],
+    generation_sessions: async_sessionmaker[AsyncSession],
+    budget_day: Callable[[], dt.date],
+) -> None:
+    gate = admissions(client_budget_share=1.0)
+    budget = DailyBudget(generation_sessions, Decimal("1.00"), today=budget_day)
+    hold = await budget.reserve(Decimal("0.1"), provider="openai", task="article")
+    # A worker mid-settle: the day's row locked by a transaction that has not committed.
+    async with unit_of_work(generation_sessions) as worker:
+        await worker.get(LLMBudgetDay, budget_day(), with_for_update=True)
+        admitting = asyncio.ensure_future(
+            gate.reserve(
+                kind="session", reference_id=ref(), work=Workload(articles=1), client_id="c"
+            )
+        )
+        done, _ = await asyncio.wait({admitting}, timeout=60)
+        assert admitting in done, "the admission waited for the day row's lock"
+        assert isinstance(admitting.result(), Granted)
+        await budget.settle(worker, hold, Decimal("0.05"))
+
+
+async def test_the_same_reference_asked_twice_at_once_is_one_admission(
+    admissions: Callable[..., Admissions],
+    generation_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    gate = admissions()
+    reference = ref()
+    granted = await asyncio.gather(
+        *(
+            gate.reserve(
+                kind="session", reference_id=reference, work=Workload(articles=1), client_id="c"
+            )
+            for _ in range(4)
+        )
+    )
+    assert len({g.admission_id for g in granted}) == 1
+    async with generation_sessions() as session:
+        rows = await session.scalars(
+            select(BudgetAdmission.id).where(BudgetAdmission.reference_id == reference)
+        )
+        assert list(rows) == [granted[0].admission_id]
+
+
+async def test_a_client_racing_itself_stays_within_its_share(
+    admissions: Callable[..., Admissions],
+    generation_sessions: async_sessionmaker[AsyncSession],
+    budget_day: Callable[[], dt.date],
+) -> None:
+    gate = admissions(client_budget_share=0.3)
+    work = Workload(curricula=1, articles=1)
+    estimate = await gate.estimate(work)
+    fit = int(Decimal("0.3") // estimate)
+    outcomes = await asyncio.gather(
+        *(
+            gate.reserve(kind="session", reference_id=ref(), work=work, client_id="racer")
+            for _ in range(fit + 6)
+        ),
+        return_exceptions=True,
+    )
+    assert len([o for o in outcomes if isinstance(o, Granted)]) == fit
+    assert len([o for o in outcomes if isinstance(o, BudgetExhausted)]) == 6
+    async with generation_sessions() as session:
+        used = await repository.client_admission_usage(session, budget_day(), "racer")
+    assert used == estimate * fit <= Decimal("0.3")

@@ -32,6 +32,8 @@ CUSTOM_KINDS = {
     "ExternalSecret": "external-secrets.io/v1",
 }
 GRPC_SERVICES = {"catalog", "session", "generation", "feedback", "realtime"}
+# Deployments no Service selects: generation-service's job workers (INFOU_PROCESS_ROLE=jobs).
+WORKERS = {"generation-jobs"}
 # A 100-connection managed Postgres, less room for superuser and migration sessions.
 POSTGRES_CONNECTION_BUDGET = 90
 
@@ -89,8 +91,8 @@ def test_production_renders_what_an_operator_needs(production: list[dict[str, An
         "ServiceAccount",
     } <= kinds
     assert set(of_kind(production, "HorizontalPodAutoscaler")) == {"gateway", "realtime"}
-    scaled = of_kind(production, "ScaledObject")["generation"]
-    assert scaled["spec"]["scaleTargetRef"]["name"] == "generation"
+    scaled = of_kind(production, "ScaledObject")["generation-jobs"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "generation-jobs"
     assert {t["type"] for t in scaled["spec"]["triggers"]} == {"nats-jetstream"}
     assert all(t["metadata"]["stream"] == "JOBS" for t in scaled["spec"]["triggers"])
     ingress = of_kind(production, "Ingress")["gateway"]
@@ -164,9 +166,26 @@ def test_grpc_services_are_headless_and_called_through_dns(
         assert config[f"INFOU_{name.upper()}_ADDR"].startswith(f"dns:///{name}."), name
 
 
+def test_generation_answers_admissions_from_pods_that_run_no_jobs(
+    rendered: list[dict[str, Any]],
+) -> None:
+    deployments = of_kind(rendered, "Deployment")
+    role = {
+        name: env_of(deployments[name]["spec"]["template"]["spec"]["containers"][0])[
+            "INFOU_PROCESS_ROLE"
+        ]
+        for name in ("generation", "generation-jobs")
+    }
+    assert role == {"generation": "api", "generation-jobs": "jobs"}
+    jobs_labels = deployments["generation-jobs"]["spec"]["template"]["metadata"]["labels"]
+    for service in of_kind(rendered, "Service").values():
+        selector = service["spec"].get("selector", {})
+        assert not selector.items() <= jobs_labels.items(), service["metadata"]["name"]
+
+
 def test_pool_sizes_fit_the_database(rendered: list[dict[str, Any]]) -> None:
     total = 0
-    for name in GRPC_SERVICES:
+    for name in GRPC_SERVICES | WORKERS:
         deployment = of_kind(rendered, "Deployment")[name]
         pool = int(
             env_of(deployment["spec"]["template"]["spec"]["containers"][0])[
@@ -184,7 +203,7 @@ def test_network_policies_deny_by_default(rendered: list[dict[str, Any]]) -> Non
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny
     assert "egress" not in deny
-    for name in [*GRPC_SERVICES, "gateway"]:
+    for name in [*GRPC_SERVICES, *WORKERS, "gateway"]:
         assert name in policies, name
     # The shared egress (DNS, engines) and scrape policies select this label.
     for name, deployment in of_kind(rendered, "Deployment").items():

@@ -62,6 +62,9 @@ class Stack:
     extra_children: list[ChildSpec] = field(default_factory=list)
     database_name: str = DATABASE_NAME
     log_file: Path | None = None
+    # With N > 0, generation-service runs as an API-only process (INFOU_PROCESS_ROLE=api, the
+    # address the others call) and N job processes (role `jobs`, named generation-jobs-<i>).
+    generation_job_processes: int = 0
     embedded: list[engines.EmbeddedServer] = field(default_factory=list)
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
@@ -88,18 +91,14 @@ class Stack:
         # Services call each other too (session → catalog, realtime → session, …).
         env |= {f"INFOU_{n.upper()}_ADDR": a for n, a in addrs.items()}
         for name in SERVICES:
-            self._add(
-                ChildSpec(
-                    name,
-                    [sys.executable, "-m", f"infou_{name}"],
-                    env
-                    | {
-                        "INFOU_GRPC_PORT": str(ports[name]),
-                        "INFOU_METRICS_PORT": str(engines.free_port()),
-                        "INFOU_SERVICE_NAME": name,
-                    },
-                )
-            )
+            self._add(self._service(name, env, ports[name]))
+        if self.generation_job_processes > 0:
+            self.children["generation"].spec.env["INFOU_PROCESS_ROLE"] = "api"
+            for i in range(self.generation_job_processes):
+                jobs = self._service("generation", env, engines.free_port())
+                jobs.name = f"generation-jobs-{i}"
+                jobs.env["INFOU_PROCESS_ROLE"] = "jobs"
+                self._add(jobs)
         gateway_env = env | {
             "INFOU_PORT": str(self.gateway_port),
             "INFOU_HOST": "127.0.0.1",
@@ -112,6 +111,19 @@ class Stack:
             await self._spawn(child)
         self._supervisor = asyncio.create_task(self._supervise(), name="stack-supervisor")
         await self.wait_healthy(ready_timeout)
+
+    @staticmethod
+    def _service(name: str, env: dict[str, str], port: int) -> ChildSpec:
+        return ChildSpec(
+            name,
+            [sys.executable, "-m", f"infou_{name}"],
+            env
+            | {
+                "INFOU_GRPC_PORT": str(port),
+                "INFOU_METRICS_PORT": str(engines.free_port()),
+                "INFOU_SERVICE_NAME": name,
+            },
+        )
 
     def service_env(self) -> dict[str, str]:
         """The environment the services run with (for extra processes started later)."""

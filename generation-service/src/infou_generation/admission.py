@@ -5,9 +5,10 @@ against the daily budget and its client's share before anything is queued.
   priced at what such calls cost on average over the last week (the ledger's `ok` calls), or,
   before there are enough of them, at typical token counts priced by the task's first provider;
   never at the maximum output tokens, which would refuse almost everything.
-- A request is admitted when the day's spend, the holds of calls in flight and what admitted
-  requests may still spend leave room for it (`llm_budget_days.admitted_usd`), and when its
-  client's admissions of the day stay within the client's share of the budget. A refusal is
+- A request is admitted when the day's spend, the holds of calls in flight and what open
+  admissions may still spend (their estimates less what they spent, summed from
+  `budget_admissions`) leave room for it, and when its client's admissions of the day stay
+  within the client's share of the budget. A refusal is
   `BUDGET_EXHAUSTED` with Retry-After until the budget day turns; nothing was queued.
 - As its calls complete, what they cost is charged to the admission (`charge`, from
   `DailyBudget.settle`), so the outstanding hold shrinks as real spend grows. When the session
@@ -19,8 +20,11 @@ against the daily budget and its client's share before anything is queued.
   (content/moderation.py): a flagged text is refused INVALID_ARGUMENT, code CONTENT_FLAGGED,
   naming its public field; nothing is held, stored or spent.
 
-Row locks are always taken day row first, then admission rows, so admissions, charges and
-releases running together cannot deadlock.
+Admissions of a day serialise on a transaction-level advisory lock of their own
+(repository.lock_admissions), held for one statement and the commit; they read the day's budget
+row without locking it. So an admission never waits for a job worker's per-call hold or settle
+(which lock the day row, in processes busy streaming LLM answers), and a charge or a release
+updates its admission row only.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from typing import Final, Literal
+from typing import Final, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -243,21 +247,16 @@ class Admissions:
             expires_at=dt.datetime.now(dt.UTC)
             + dt.timedelta(seconds=self._settings.admission_hold_seconds),
         )
-        # The day row's lock serialises every admission, charge and release of the day: it is
-        # held for two statements (lock, then check-and-write) and the commit, nothing more.
+        # One call in autocommit: the day's admission lock never outlives it (repository.admit).
         # Expired admissions are closed only when one does not fit (then it is asked once more).
-        async with unit_of_work(self._sessions) as session:
-            earlier = await repository.admission_of(session, reference_id)
-            if earlier is not None:
-                return Granted(earlier.id, earlier.estimated_usd)
-            await repository.lock_budget_day(session, day, self._limit)
-            fit = await repository.admit(session, admission, limit=self._limit, allowance=allowance)
-            if not fit and await self._close_expired(session):
-                fit = await repository.admit(
-                    session, admission, limit=self._limit, allowance=allowance
-                )
-            if not fit:
+        fit = await self._admit(admission, allowance)
+        if fit is None and await self._close_expired():
+            fit = await self._admit(admission, allowance)
+        if fit is None:
+            async with self._sessions() as session:
                 await self._refuse_why(session, kind, client, estimate, allowance)
+        if fit[0] != granted.admission_id:  # a retried create: its first admission
+            return Granted(*fit)
         ADMISSIONS.labels(kind, "admitted").inc()
         log.info(
             "budget_admitted",
@@ -267,6 +266,17 @@ class Admissions:
         )
         return granted
 
+    async def _admit(
+        self, admission: BudgetAdmission, allowance: Decimal
+    ) -> tuple[str, Decimal] | None:
+        async with self._sessions() as session:
+            connection = await session.connection(
+                execution_options={"isolation_level": "AUTOCOMMIT"}
+            )
+            return await repository.admit(
+                connection, admission, limit=self._limit, allowance=allowance
+            )
+
     async def _refuse_why(
         self,
         session: AsyncSession,
@@ -274,13 +284,14 @@ class Admissions:
         client: str,
         estimate: Decimal,
         allowance: Decimal,
-    ) -> None:
+    ) -> NoReturn:
         """Raises BudgetExhausted naming what is short: the client's share or the day."""
         used = await repository.client_admission_usage(session, self.today(), client)
         if used + estimate > allowance:
             self._refuse(kind, "client_share", client, estimate, used, allowance)
-        row = await repository.lock_budget_day(session, self.today(), self._limit)
-        self._refuse(kind, "daily_budget", client, estimate, row.spent_usd, self._limit)
+        row = await repository.budget_day(session, self.today())
+        spent = row.spent_usd if row is not None else Decimal(0)
+        self._refuse(kind, "daily_budget", client, estimate, spent, self._limit)
 
     def _refuse(
         self,
@@ -290,7 +301,7 @@ class Admissions:
         estimate: Decimal,
         used: Decimal,
         limit: Decimal,
-    ) -> None:
+    ) -> NoReturn:
         ADMISSIONS.labels(kind, reason).inc()
         log.warning(
             "budget_admission_refused",
@@ -311,29 +322,18 @@ class Admissions:
     async def release(self, reference_id: str) -> Decimal:
         """Closes the reference's admission; returns what it held and did not spend."""
         async with unit_of_work(self._sessions) as session:
-            day = await repository.open_admission_day(session, reference_id)
-            if day is None:
-                return Decimal(0)
-            await repository.lock_budget_day(session, day, self._limit)
             closed = await repository.close_admission(session, reference_id)
-            if closed is None:
-                return Decimal(0)
-            freed = outstanding(*closed)
-            await repository.lower_admitted(session, day, freed)
+        if closed is None:
+            return Decimal(0)
+        freed = outstanding(*closed)
         log.info("budget_admission_released", reference_id=reference_id, released_usd=str(freed))
         return freed
 
-    async def _close_expired(self, session: AsyncSession) -> bool:
+    async def _close_expired(self) -> bool:
         """Admissions past their hold stop holding (their session stalled or was lost); whether
         any did."""
-        rows = await repository.close_expired_admissions(session)
-        freed: dict[dt.date, Decimal] = {}
-        for day, estimated, spent in rows:
-            freed[day] = freed.get(day, Decimal(0)) + outstanding(
-                Decimal(estimated), Decimal(spent)
-            )
-        for day, amount in freed.items():
-            await repository.lower_admitted(session, day, amount)
+        async with unit_of_work(self._sessions) as session:
+            rows = await repository.close_expired_admissions(session)
         if rows:
             log.warning("budget_admissions_expired", count=len(rows))
         return bool(rows)
@@ -341,12 +341,7 @@ class Admissions:
 
 async def charge(session: AsyncSession, reference_id: str, actual_usd: Decimal) -> None:
     """Adds a completed call's cost to its admission, in the settling transaction: the
-    admission's outstanding hold shrinks by what the call covered of the estimate."""
+    admission's outstanding hold (its estimate less its spend) shrinks as the spend grows."""
     if actual_usd <= 0:
         return
-    row = await repository.charge_admission(session, reference_id, actual_usd)
-    if row is None or row[3] != "open":
-        return
-    day, estimated, spent = row[0], Decimal(row[1]), Decimal(row[2])
-    covered = outstanding(estimated, spent - actual_usd) - outstanding(estimated, spent)
-    await repository.lower_admitted(session, day, covered)
+    await repository.charge_admission(session, reference_id, actual_usd)

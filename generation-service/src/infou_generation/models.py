@@ -126,8 +126,6 @@ class LLMBudgetDay(Base):
     limit_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6))
     spent_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
     reserved_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
-    # What admitted requests (admission.py) may still spend: estimates not yet spent.
-    admitted_usd: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
     warned_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
@@ -163,6 +161,12 @@ class BudgetAdmission(Base):
         CheckConstraint("status IN ('open', 'closed')", name="status"),
         CheckConstraint("kind IN ('session', 'subtopics')", name="kind"),
         Index("ix_budget_admissions_day_client_id", "day", "client_id"),
+        # What the day's open admissions may still spend is summed over these (admission.py).
+        Index(
+            "ix_budget_admissions_open_day",
+            "day",
+            postgresql_where=text("status = 'open'"),
+        ),
         Index(
             "ix_budget_admissions_open_expires_at",
             "expires_at",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, case, delete, func, literal, or_, select, text, update
+from sqlalchemy import Row, Table, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from infou_generation.models import (
     BudgetAdmission,
@@ -366,80 +366,48 @@ async def admission_of(session: AsyncSession, reference_id: str) -> BudgetAdmiss
     )
 
 
-async def lock_budget_day(session: AsyncSession, day: dt.date, limit: Decimal) -> LLMBudgetDay:
-    """The day's budget row (made if missing), locked for the rest of the transaction."""
-    # The row exists on every request but the day's first: one round trip, not two.
-    row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
-    if row is not None:
-        return row
-    await session.execute(
-        insert(LLMBudgetDay)
-        .values(day=day, limit_usd=limit)
-        .on_conflict_do_nothing(index_elements=[LLMBudgetDay.day])
-    )
-    row = await session.get(LLMBudgetDay, day, with_for_update=True, populate_existing=True)
-    assert row is not None
-    return row
-
-
-def _client_usage(day: dt.date, client: str) -> Any:
-    held = case(
-        (
-            BudgetAdmission.status == "open",
-            func.greatest(BudgetAdmission.estimated_usd, BudgetAdmission.spent_usd),
-        ),
-        else_=BudgetAdmission.spent_usd,
-    )
-    return select(func.coalesce(func.sum(held), 0)).where(
-        BudgetAdmission.day == day, BudgetAdmission.client_id == client
-    )
+async def admitted_usd(session: AsyncSession, day: dt.date) -> Decimal:
+    """What the day's open admissions may still spend (their estimates less their spend)."""
+    return Decimal(await session.scalar(select(func.generation.budget_admitted(day))) or 0)
 
 
 async def admit(
-    session: AsyncSession,
+    connection: AsyncConnection,
     admission: BudgetAdmission,
     *,
     limit: Decimal,
     allowance: Decimal,
-) -> bool:
-    """Writes `admission` and adds its estimate to the day's admitted total when both fit (the
-    day's limit beside spend, holds and admissions; the client's allowance beside its other
-    admissions of the day); whether it did. One statement: run it with the day row locked
-    (lock_budget_day), so that its snapshot, taken after the lock, sees every earlier admission.
+) -> tuple[str, Decimal] | None:
+    """The reference's admission (id, estimate): the one it already has, or `admission`, written
+    when it fits the day's limit and the client's allowance; None when it does not fit.
+
+    One call of `generation.admit_budget` (see its migration): run it on an autocommit
+    connection, so that the day's admission lock is held inside Postgres only, never across a
+    round trip to this process.
     """
-    amount = admission.estimated_usd
-    days = LLMBudgetDay
-    raised = (
-        update(days)
-        .where(
-            days.day == admission.day,
-            days.spent_usd + days.reserved_usd + days.admitted_usd + amount <= limit,
-            _client_usage(admission.day, admission.client_id).scalar_subquery() + amount
-            <= allowance,
+    row = (
+        await connection.execute(
+            text(
+                "SELECT granted_id, granted_usd, admitted FROM generation.admit_budget("
+                ":id, :reference_id, :kind, :day, :client_id, :estimated, :expires_at, "
+                ":limit, :allowance)"
+            ),
+            {
+                "id": admission.id,
+                "reference_id": admission.reference_id,
+                "kind": admission.kind,
+                "day": admission.day,
+                "client_id": admission.client_id,
+                "estimated": admission.estimated_usd,
+                "expires_at": admission.expires_at,
+                "limit": limit,
+                "allowance": allowance,
+            },
         )
-        .values(admitted_usd=days.admitted_usd + amount)
-        .returning(days.day)
-        .cte("raised")
-    )
-    values = {
-        "id": admission.id,
-        "reference_id": admission.reference_id,
-        "kind": admission.kind,
-        "client_id": admission.client_id,
-        "estimated_usd": amount,
-        "spent_usd": Decimal(0),
-        "status": "open",
-        "expires_at": admission.expires_at,
-    }
-    columns = BudgetAdmission.__table__.c
-    rows = select(*(literal(v, columns[k].type).label(k) for k, v in values.items()), raised.c.day)
-    written = await session.execute(
-        insert(BudgetAdmission)
-        .from_select([*values, "day"], rows)
-        .add_cte(raised)
-        .returning(BudgetAdmission.id)
-    )
-    return written.first() is not None
+    ).one()
+    if not row.admitted:
+        return None
+    return str(row.granted_id), Decimal(row.granted_usd)
 
 
 async def close_expired_admissions(session: AsyncSession) -> list[tuple[Any, ...]]:
@@ -455,19 +423,8 @@ async def close_expired_admissions(session: AsyncSession) -> list[tuple[Any, ...
 
 async def client_admission_usage(session: AsyncSession, day: dt.date, client: str) -> Decimal:
     """What the client's admissions of the day hold (open) or spent (closed)."""
-    total = await session.scalar(_client_usage(day, client))
+    total = await session.scalar(select(func.generation.budget_client_usage(day, client)))
     return Decimal(total or 0)
-
-
-async def open_admission_day(session: AsyncSession, reference_id: str) -> dt.date | None:
-    return cast(
-        dt.date | None,
-        await session.scalar(
-            select(BudgetAdmission.day).where(
-                BudgetAdmission.reference_id == reference_id, BudgetAdmission.status == "open"
-            )
-        ),
-    )
 
 
 async def close_admission(
@@ -485,32 +442,10 @@ async def close_admission(
     return None if row is None else (Decimal(row[0]), Decimal(row[1]))
 
 
-async def charge_admission(
-    session: AsyncSession, reference_id: str, amount: Decimal
-) -> tuple[Any, ...] | None:
-    """Adds `amount` to the admission's spend; its (day, estimated, spent, status), or None."""
-    result = await session.execute(
+async def charge_admission(session: AsyncSession, reference_id: str, amount: Decimal) -> None:
+    """Adds `amount` to the admission's spend."""
+    await session.execute(
         update(BudgetAdmission)
         .where(BudgetAdmission.reference_id == reference_id)
         .values(spent_usd=BudgetAdmission.spent_usd + amount)
-        .returning(
-            BudgetAdmission.day,
-            BudgetAdmission.estimated_usd,
-            BudgetAdmission.spent_usd,
-            BudgetAdmission.status,
-        )
-    )
-    row = result.one_or_none()
-    return None if row is None else tuple(row)
-
-
-async def lower_admitted(session: AsyncSession, day: dt.date, amount: Decimal) -> None:
-    """Gives `amount` of the day's admitted total back."""
-    if amount <= 0:
-        return
-    await session.execute(
-        update(LLMBudgetDay)
-        .where(LLMBudgetDay.day == day)
-        .values(admitted_usd=func.greatest(LLMBudgetDay.admitted_usd - amount, 0))
-        .execution_options(synchronize_session=False)
     )

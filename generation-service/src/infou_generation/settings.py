@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -137,6 +137,14 @@ class GenerationSettings(CommonSettings):
     # quality_judge, the cheapest configured model) must pass it too (content/judge.py).
     quality_llm_judge: bool = False
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # What this process serves: `all` (the gRPC API and the job workers), `api` (the API alone:
+    # admissions and sub-topic requests answered by a process no job competes with) or `jobs`
+    # (the job workers and consumers; its gRPC port serves health only in practice).
+    process_role: Literal["all", "api", "jobs"] = "all"
+    # A `jobs` process lowers its own CPU priority by this much (os.nice) as it starts: where
+    # job workers share a machine with the request path (one box, the bench), the kernel then
+    # gives the request path the CPU first. Nothing on a node where they do not share CPU.
+    jobs_nice: int = Field(default=0, ge=0, le=19)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
     # A job whose worker stops answering (killed mid-job) is redelivered after this long.
     jobs_ack_wait_seconds: float = Field(default=30.0, ge=1, le=600)

@@ -88,17 +88,21 @@ async def add_event(
 ) -> str:
     """Writes an event in the caller's transaction; it leaves with the commit, never before."""
     event_id = event_id or new_event_id()
-    await session.execute(
-        insert(outbox).values(
+    written = (
+        insert(outbox)
+        .values(
             event_id=event_id,
             subject=subject,
             payload=payload.SerializeToString(),
             headers=inject_headers(),
         )
+        .returning(outbox.c.event_id)
+        .cte("written")
     )
-    # Delivered on commit only: wakes the relay without polling.
+    # One round trip: the row and the notification (delivered on commit only: it wakes the
+    # relay without polling).
     await session.execute(
-        text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(str(outbox.schema))}
+        select(func.pg_notify(notify_channel(str(outbox.schema)), "")).select_from(written)
     )
     return event_id
 

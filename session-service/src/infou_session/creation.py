@@ -85,9 +85,14 @@ async def create(
             if key:
                 await idempotency.remember(db, idempotency_keys, key, request_hash, session_id)
             created = await service.create_session(
-                db, request, selection, settings, session_id=session_id, token=token
+                db,
+                request,
+                selection,
+                settings,
+                session_id=session_id,
+                token=token,
+                estimated_cost_usd=Decimal(str(round(estimate, 6))),
             )
-            created.session.estimated_cost_usd = Decimal(str(round(estimate, 6)))
     except BaseException as exc:
         await admission.release(session_id)
         if isinstance(exc, idempotency.KeyTaken) and token is not None:

@@ -186,8 +186,13 @@ async def create_session(
     *,
     session_id: str | None = None,
     token: str | None = None,
+    estimated_cost_usd: Decimal | None = None,
 ) -> Created:
-    """Stores the session `initializing` with SessionCreated and its curriculum job."""
+    """Stores the session `initializing` with SessionCreated and its curriculum job.
+
+    `estimated_cost_usd` is what admission held for it (else the settings' per-call figures).
+    The row is written once, complete (its first progress message numbered), in one INSERT.
+    """
     now = _now()
     session_id = session_id or new_session_id()
     token = token or tokens.new_token()
@@ -207,7 +212,9 @@ async def create_session(
         status=Status.INITIALIZING.value,
         expires_at=now + dt.timedelta(days=settings.session_ttl_days),
         estimated_cost_usd=(
-            settings.estimated_cost_per_curriculum_usd
+            estimated_cost_usd
+            if estimated_cost_usd is not None
+            else settings.estimated_cost_per_curriculum_usd
             + settings.estimated_cost_per_article_usd * estimated_articles
         ),
         total_articles=0,
@@ -223,6 +230,7 @@ async def create_session(
         progress_sequence=0,
         created_at=now,
     )
+    messages = progress.stamp(row, [progress.generation_progress(row, [])])
     await repository.add(db, row)
     await add_event(
         db,
@@ -240,7 +248,6 @@ async def create_session(
         ),
     )
     await jobs.enqueue_curriculum(db, row)
-    messages = progress.stamp(row, [progress.generation_progress(row, [])])
     log.info("session_created", session_id=session_id, sub_topics=len(selection.sub_topics))
     return Created(
         session=row,
