@@ -7,7 +7,7 @@ spent (`budget_client_usage`), so charges and releases no longer lock the day's 
 keep a counter, and no admission waits on a lock held across a client round trip.
 
 Revision ID: f2b6d8a1c4e7
-Revises: e5a9c3b71f28
+Revises: f1b2c3d4e5a6
 Create Date: 2026-12-03 13:50:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f2b6d8a1c4e7"
-down_revision: str | None = "e5a9c3b71f28"
+down_revision: str | None = "f1b2c3d4e5a6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
