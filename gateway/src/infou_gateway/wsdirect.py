@@ -17,7 +17,6 @@ from typing import Any
 from starlette.types import Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 
 def wire_text(text: str) -> bytes:
@@ -38,9 +37,9 @@ def socket_under(send: Send) -> Any | None:
 def write(socket: Any, wire: bytes) -> bool:
     """Writes one frame unless the connection is closing or held back (then False)."""
     protocol: WebSocketsSansIOProtocol = socket
+    # uvicorn sets close_sent or closes the transport whenever the websockets protocol leaves
+    # OPEN (its close, the peer's, a parser error, a keepalive timeout): no state check here.
     if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
-        return False
-    if protocol.conn.state is not State.OPEN:
         return False
     transport = protocol.transport
     if transport.is_closing():

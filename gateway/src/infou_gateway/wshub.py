@@ -214,16 +214,18 @@ class SessionFeed:
         touched = frame.kind == "heartbeat"
         records = self.hub.records
         direct = woken = 0
-        for i, watcher in enumerate(list(self.watchers)):
-            if i and not i % FANOUT_SLICE:
+        watchers = list(self.watchers)
+        for start in range(0, len(watchers), FANOUT_SLICE):
+            if start:
                 await asyncio.sleep(0)
-            if watcher.take(index, frame):
-                direct += 1
-                if touched:
-                    records.touched(watcher.connection_id)
-            else:
-                woken += 1
-                watcher.wake_up()
+            for watcher in watchers[start : start + FANOUT_SLICE]:
+                if watcher.take(index, frame):
+                    direct += 1
+                    if touched:
+                        records.touched(watcher.connection_id)
+                else:
+                    woken += 1
+                    watcher.wake_up()
         DIRECT.inc(direct)
         WOKEN.inc(woken)
         FANOUT.observe(asyncio.get_running_loop().time() - arrived)
