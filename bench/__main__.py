@@ -147,6 +147,15 @@ def _rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
 async def watchers(
     stack: Stack, created: dict[str, Any], args: argparse.Namespace
 ) -> tuple[Row, Row]:
@@ -159,6 +168,7 @@ async def watchers(
     before = _rss(gateway.pid), _rss(realtime.pid)
     fleet = WatcherFleet(args.watcher_processes)
     latencies: list[float] = []
+    firsts: list[float] = []  # to the first watcher: NATS, realtime, the gateway's first write
     try:
         n = await fleet.open(HOST, stack.gateway_port, f"/sessions/{sid}/ws", token, args.watchers)
         FAILURES.update({f"WS {k}": v for k, v in fleet.failures.items()})
@@ -166,6 +176,7 @@ async def watchers(
         after = _rss(gateway.pid), _rss(realtime.pid)
         assert stack.nats_url is not None
         nc = await nats.connect(stack.nats_url)
+        cpu_before = _cpu(gateway.pid), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
         try:
             for k in range(args.events):
                 payload = events_pb2.SessionProgress(
@@ -173,11 +184,13 @@ async def watchers(
                 )
                 sent = now()
                 await nc.publish(subjects.progress_subject(sid), payload.SerializeToString())
-                last = await fleet.arrival(k, timeout=10)
-                if last is not None:
-                    latencies.append((last - sent) * 1000)
+                arrival = await fleet.arrival(k, timeout=10)
+                if arrival is not None:
+                    latencies.append((arrival[1] - sent) * 1000)
+                    firsts.append((arrival[0] - sent) * 1000)
                 await asyncio.sleep(0.2)
         finally:
+            cpu_after = _cpu(gateway.pid), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
             await nc.close()
     finally:
         await fleet.close()
@@ -192,7 +205,19 @@ async def watchers(
         p50,
         p95,
         p99,
-        note="errors: events not seen by every watcher within 10 s",
+        note=(
+            "errors: events not seen by every watcher within 10 s; "
+            f"first watcher p50 {percentiles(firsts)[0]:.1f} ms; CPU per event: "
+            + ", ".join(
+                f"{name} {(after_ - before_) / max(1, args.events) * 1000:.0f} ms"
+                for name, before_, after_ in zip(
+                    ("gateway", "realtime", "watcher processes"),
+                    cpu_before,
+                    cpu_after,
+                    strict=True,
+                )
+            )
+        ),
     )
     memory = Row(
         f"WS memory per watcher ({n} of {args.watchers} open)",
@@ -411,7 +436,7 @@ def main() -> None:
         "--jobs-nice", type=int, default=10, help="CPU niceness of the generation job processes"
     )
     parser.add_argument(
-        "--watcher-processes", type=int, default=2, help="processes holding the WebSockets"
+        "--watcher-processes", type=int, default=1, help="processes holding the WebSockets"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()

@@ -26,6 +26,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from websockets.exceptions import InvalidStatus
@@ -82,11 +83,38 @@ async def services(module_database_url: str, module_nats_url: str) -> AsyncItera
                 yield {"catalog": catalog, "session": session, "realtime": realtime}
 
 
+@contextlib.asynccontextmanager
+async def serving(settings: GatewaySettings, port: int) -> AsyncIterator[str]:
+    """The gateway served by uvicorn on `port`, in this event loop, with the WebSocket options
+    of `infou_gateway.main` (protocol, message size, deflate); yields its address."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        ws=settings.ws_protocol,
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
 @pytest.fixture(scope="module")
 async def gateway(
     services: dict[str, int], module_database_url: str, module_nats_url: str, redis_url: str
 ) -> AsyncIterator[str]:
-    """The gateway served by uvicorn on a free port, in this event loop; yields its base URL."""
+    """The gateway on a free port, in this event loop; yields its address."""
     port = engines.free_port()
     settings = GatewaySettings(
         environment="test",
@@ -99,18 +127,8 @@ async def gateway(
         rate_limit_per_minute=0,
         ws_send_timeout_seconds=0.5,
     )
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 15)
+    async with serving(settings, port) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -558,11 +576,30 @@ async def roomy_gateway(
     services: dict[str, int], module_database_url: str, module_nats_url: str, redis_url: str
 ) -> AsyncIterator[str]:
     """A second gateway replica whose limits let many WebSockets watch one session."""
-    port = engines.free_port()
-    settings = GatewaySettings(
+    settings = roomy_settings(services, module_database_url, module_nats_url, redis_url)
+    async with serving(settings, engines.free_port()) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+async def deflating_gateway(
+    services: dict[str, int], module_database_url: str, module_nats_url: str, redis_url: str
+) -> AsyncIterator[str]:
+    """A replica with permessage-deflate on: frames are compressed per socket, so every one goes
+    through the ASGI send, never written by the feed."""
+    settings = roomy_settings(services, module_database_url, module_nats_url, redis_url)
+    settings = settings.model_copy(update={"ws_per_message_deflate": True})
+    async with serving(settings, engines.free_port()) as address:
+        yield address
+
+
+def roomy_settings(
+    services: dict[str, int], database_url: str, nats_url: str, redis_url: str
+) -> GatewaySettings:
+    return GatewaySettings(
         environment="test",
-        database_url=module_database_url,
-        nats_url=module_nats_url,
+        database_url=database_url,
+        nats_url=nats_url,
         redis_url=urlunsplit(urlsplit(redis_url)._replace(path=f"/{REDIS_DB}")),
         catalog_addr=f"127.0.0.1:{services['catalog']}",
         session_addr=f"127.0.0.1:{services['session']}",
@@ -571,18 +608,6 @@ async def roomy_gateway(
         ws_max_per_session=100,
         ws_max_per_client=200,
     )
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture(scope="module")
@@ -601,30 +626,39 @@ async def watch_streams(realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub, si
     return stats.watch_streams
 
 
-async def test_many_watchers_share_one_watch_stream_and_get_every_event_once_in_order(
-    roomy_gateway: str,
+def frames_handed(path: str) -> float:
+    """infou_gateway_ws_frames_total{path} of the gateways in this process."""
+    value = REGISTRY.get_sample_value("infou_gateway_ws_frames_total", {"path": path})
+    return value or 0.0
+
+
+async def many_watchers_get_every_event_once_in_order(
+    gateway: str,
     api: httpx.AsyncClient,
     nc: NatsClient,
     realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+    *,
+    watchers: int,
+    events: int,
+    deflate: bool,
 ) -> None:
     created = await new_session(api)
     sid = created["session_id"]
     headers = {"Authorization": f"Bearer {created['access_token']}"}
-    watchers = 25
     async with contextlib.AsyncExitStack() as stack:
         sockets = [
             await stack.enter_async_context(
-                websockets.connect(ws_url(roomy_gateway, sid), additional_headers=headers)
+                websockets.connect(ws_url(gateway, sid), additional_headers=headers)
             )
             for _ in range(watchers)
         ]
+        assert {bool(ws.protocol.extensions) for ws in sockets} == {deflate}
         snapshots = [json.loads(await ws.recv()) for ws in sockets]
         assert {s["type"] for s in snapshots} == {"snapshot"}
         # One Watch stream for this session on this gateway, whatever the number of watchers.
         assert await watch_streams(realtime, sid) == 1
 
         base = max(s["sequence"] for s in snapshots)
-        events = 12
         for n in range(events):
             event = events_pb2.SessionProgress(
                 session_id=sid,
@@ -650,6 +684,38 @@ async def test_many_watchers_share_one_watch_stream_and_get_every_event_once_in_
             break
         await asyncio.sleep(0.05)
     assert await watch_streams(realtime, sid) == 0
+
+
+async def test_many_watchers_share_one_watch_stream_and_get_every_event_once_in_order(
+    roomy_gateway: str,
+    api: httpx.AsyncClient,
+    nc: NatsClient,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+) -> None:
+    watchers, events = 25, 12
+    direct = frames_handed("direct")
+    await many_watchers_get_every_event_once_in_order(
+        roomy_gateway, api, nc, realtime, watchers=watchers, events=events, deflate=False
+    )
+    # Every watcher was waiting, caught up, when each message came: the feed wrote each frame
+    # to every socket itself (heartbeats come on top).
+    assert frames_handed("direct") - direct >= watchers * (events + 1)
+
+
+async def test_with_deflate_every_frame_goes_through_the_asgi_send(
+    deflating_gateway: str,
+    api: httpx.AsyncClient,
+    nc: NatsClient,
+    realtime: realtime_pb2_grpc.RealtimeServiceAsyncStub,
+) -> None:
+    """A compressed connection's frames differ per socket: the feed wakes each watcher to send
+    through uvicorn instead of writing shared bytes, and every event still arrives in order."""
+    watchers, events = 10, 6
+    woken = frames_handed("woken")
+    await many_watchers_get_every_event_once_in_order(
+        deflating_gateway, api, nc, realtime, watchers=watchers, events=events, deflate=True
+    )
+    assert frames_handed("woken") - woken >= watchers * (events + 1)
 
 
 async def test_a_watcher_joining_an_open_stream_starts_from_the_current_state(

@@ -3,9 +3,14 @@
 A session's first watcher on this replica opens its `SessionFeed`: one gRPC Watch stream to
 realtime-service, read by one task. Each message is encoded to its WebSocket text once and
 appended to the feed's bounded buffer (a ring with absolute indexes); each watcher keeps only
-a cursor into it and is woken when the buffer grows, then sends the shared frames itself. So a
-watcher costs its socket, a small `Watcher` record and one pending receive, not a stream, a
-queue and a task tree. The last watcher leaving closes the stream.
+a cursor into it. The feed's task then delivers the frame itself: to every watcher that is idle
+and caught up it writes the frame's wire bytes, serialised once, straight to the socket
+(wsdirect); only the others (behind, busy sending, held back by flow control, or on a server
+wsdirect cannot write to) are woken to send from their cursor through the ASGI send. So an
+event costs one loop over the watchers and one socket write each, not a task wake-up and a
+frame build per watcher, and a watcher costs its socket, a small `Watcher` record and one
+pending receive, not a stream, a queue and a task tree. The last watcher leaving closes the
+stream.
 
 A watcher starts from a snapshot: the stream's own (which is also put in the buffer, so every
 watcher sees a fresh one after the stream was reopened), or, once numbered progress has moved
@@ -28,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
+from infou_gateway import wsdirect
 from infou_gateway.clients import ServiceClients
 from infou_gateway.settings import GatewaySettings
 from infou_gateway.wslimits import ConnectionSlots
@@ -43,9 +49,22 @@ log = get_logger(__name__)
 FEEDS = Gauge("infou_gateway_ws_feeds", "Sessions with a Watch stream open on this gateway")
 WATCHERS = Gauge("infou_gateway_ws_watchers", "WebSockets watching a session on this gateway")
 DROPPED = Counter("infou_gateway_ws_dropped_total", "WebSockets closed by the gateway", ["reason"])
+FRAMES = Counter(
+    "infou_gateway_ws_frames_total",
+    "Feed frames handed to watchers: written to the socket by the feed, or woken to send",
+    ["path"],
+)
+DIRECT, WOKEN = FRAMES.labels("direct"), FRAMES.labels("woken")
+FANOUT = Histogram(
+    "infou_gateway_ws_fanout_seconds",
+    "From a feed message's arrival to its frame written or handed to every watcher",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 
 # Watch streams that end on their own (realtime restarting) are opened again this many times.
 WATCH_RESUMES = 5
+# Watchers a feed delivers to between two turns of the event loop (other requests go on).
+FANOUT_SLICE = 1000
 
 
 class Ended(Exception):
@@ -58,11 +77,13 @@ class Ended(Exception):
 
 @dataclass(slots=True, frozen=True)
 class Frame:
-    """One message, encoded once: `send` is the ASGI message every watcher sends as is."""
+    """One message, encoded once: `send` is the ASGI message every watcher sends as is, `wire`
+    the WebSocket frame the feed writes to sockets directly."""
 
     kind: str
     sequence: int
     send: dict[str, Any]
+    wire: bytes
 
 
 def encode(kind: str, data_json: str, sequence: int) -> Frame:
@@ -70,13 +91,22 @@ def encode(kind: str, data_json: str, sequence: int) -> Frame:
         {"type": kind, "data": json.loads(data_json or "{}"), "sequence": sequence},
         ensure_ascii=False,
     )
-    return Frame(kind, sequence, {"type": "websocket.send", "text": text})
+    return Frame(kind, sequence, {"type": "websocket.send", "text": text}, wsdirect.wire_text(text))
 
 
 class Watcher:
     """What one WebSocket needs of its feed: where it is in the buffer, and how to wake it."""
 
-    __slots__ = ("after", "connection_id", "cursor", "sending_since", "slow", "task", "wake")
+    __slots__ = (
+        "after",
+        "connection_id",
+        "cursor",
+        "sending_since",
+        "slow",
+        "socket",
+        "task",
+        "wake",
+    )
 
     def __init__(self, connection_id: str) -> None:
         self.connection_id = connection_id
@@ -86,11 +116,23 @@ class Watcher:
         self.sending_since = 0.0  # loop time a send began; 0: not sending
         self.slow = False
         self.task = asyncio.current_task()
+        self.socket: Any | None = None  # set when the feed may write frames to it (wsdirect)
 
     def wake_up(self, _: object = None) -> None:
         wake = self.wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+
+    def take(self, index: int, frame: Frame) -> bool:
+        """Frame `index` delivered by the feed, if this watcher is parked (waiting, not sending)
+        with every earlier frame sent; False: it has to be woken to send it itself."""
+        if self.wake is None or self.cursor != index or self.socket is None:
+            return False
+        in_snapshot = frame.sequence and frame.sequence <= self.after
+        if not in_snapshot and not wsdirect.write(self.socket, frame.wire):
+            return False
+        self.cursor = index + 1
+        return True
 
 
 class SessionFeed:
@@ -163,7 +205,30 @@ class SessionFeed:
         if len(self.frames) > self.hub.buffer:
             self.frames.popleft()
             self.first += 1
-        self._wake_all()
+
+    async def _deliver(self, index: int, arrived: float) -> None:
+        """Frame `index` to every watcher: written by this task where the watcher is parked and
+        caught up, else the watcher is woken to send it. Yields to the loop every FANOUT_SLICE
+        watchers; a watcher that moved meanwhile is simply woken (it sends from its cursor)."""
+        frame = self.frame_at(index)
+        touched = frame.kind == "heartbeat"
+        records = self.hub.records
+        direct = woken = 0
+        watchers = list(self.watchers)
+        for start in range(0, len(watchers), FANOUT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for watcher in watchers[start : start + FANOUT_SLICE]:
+                if watcher.take(index, frame):
+                    direct += 1
+                    if touched:
+                        records.touched(watcher.connection_id)
+                else:
+                    woken += 1
+                    watcher.wake_up()
+        DIRECT.inc(direct)
+        WOKEN.inc(woken)
+        FANOUT.observe(asyncio.get_running_loop().time() - arrived)
 
     def _wake_all(self) -> None:
         for watcher in self.watchers:
@@ -186,6 +251,7 @@ class SessionFeed:
 
     async def _follow(self) -> None:
         realtime = self.hub.clients.realtime
+        loop = asyncio.get_running_loop()
         # One stream of this gateway, not a browser: realtime knows it by this id.
         stream_id = f"feed_{uuid.uuid4().hex}"
         resumes = 0
@@ -196,7 +262,9 @@ class SessionFeed:
             try:
                 async for message in call:
                     resumes = 0
+                    arrived = loop.time()
                     self._append(encode(message.type, message.data_json, message.sequence))
+                    await self._deliver(self.end - 1, arrived)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     self.finish("session_gone")

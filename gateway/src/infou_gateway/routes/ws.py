@@ -6,10 +6,11 @@ the URL. A refused handshake answers with the HTTP status and error body of any 
 the current state (so a late or reconnecting client misses nothing), then
 `generation_progress`, `article_ready`, `generation_complete`, `conversion_complete`, `error`
 and `heartbeat`, from realtime-service's Watch stream: one per session on this replica,
-shared by all its watchers here (wshub). A client that does not take a message within the send
-timeout, or falls a whole buffer behind, is dropped (1008) without holding up anyone else; the
-client may send `{"type": "ping"}` and gets a `pong`. Each connection is recorded in realtime's
-websocket_connections, in batches (wsrecords).
+shared by all its watchers here (wshub), which writes each frame, serialised once, to the
+sockets of the watchers that are caught up (wsdirect). A client that does not take a message
+within the send timeout, or falls a whole buffer behind, is dropped (1008) without holding up
+anyone else; the client may send `{"type": "ping"}` and gets a `pong`. Each connection is
+recorded in realtime's websocket_connections, in batches (wsrecords).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infou_gateway import wslimits
+from infou_gateway import wsdirect, wslimits
 from infou_gateway.auth import websocket_token
 from infou_gateway.errors import error_response, grpc_error_response
 from infou_gateway.identity import Client
@@ -184,6 +185,7 @@ class Connection:
     async def run(self, receive: Receive, send: Send) -> None:
         hub, watcher = self.hub, self.watcher
         watcher.task = asyncio.current_task()
+        watcher.socket = wsdirect.socket_under(send)
         try:
             feed = hub.join(self.session_id, watcher)
             try:
