@@ -17,6 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -28,6 +33,7 @@ from infou_catalog.settings import CatalogSettings
 from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_gateway import cache
+from infou_gateway import memory_reads as memory_layer
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
 from infou_libs.db import asyncpg_url
@@ -584,6 +590,36 @@ async def test_a_read_held_in_memory_still_counts_against_the_rate(
     assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
     assert answers[3].json()["error"]["code"] == "RATE_LIMITED"
     assert int(answers[3].headers["retry-after"]) > 0
+
+
+async def test_a_read_held_in_memory_is_traced_when_its_trace_is_sampled(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    # Parent-based, and no new trace sampled: only a caller's sampled traceparent records one.
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(memory_layer, "_TRACER", provider.get_tracer("test"))
+    await get_ok(api, "/levels")  # held from now on
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    before = counter("infou_http_memory_reads_total")
+    for flags in ("00", "01"):
+        reply = await api.get(
+            "/levels", headers={"traceparent": f"00-{trace_id}-{parent_id}-{flags}"}
+        )
+        assert reply.status_code == 200
+    assert (await api.get("/levels")).status_code == 200  # a new trace: not sampled
+    assert counter("infou_http_memory_reads_total") == before + 3
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["GET /levels"]
+    span = spans[0]
+    assert span.kind == SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == parent_id
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/levels"
+    assert span.attributes["http.status_code"] == 200
 
 
 async def test_redis_down_fails_open(
