@@ -79,7 +79,8 @@ class MemoryReads:
             if read is None:
                 await self.app(scope, receive, send)
                 return
-            route, session_id, body = read
+            route, logged_session, body = read
+            session_id = logged_session or None
             personal = True
         outcome = await self.gate.admit(scope)
         if not isinstance(outcome, Admitted):

@@ -114,7 +114,9 @@ class SessionReads:
             return await load()
         read = await self._served(area, key, session_id, token, load)
         if target is not None and read.status == 200 and key in self._local:
-            self._targets.put(target, (key, target.route, area, session_id))
+            # The access log names the session only where the route was asked with its id.
+            logged = session_id if "{session_id}" in target.route else ""
+            self._targets.put(target, (key, target.route, area, logged))
         return read
 
     async def _served(
@@ -151,8 +153,8 @@ class SessionReads:
         return loaded
 
     def held(self, path: str, query: bytes, token: str) -> tuple[str, str, bytes] | None:
-        """(route, session id, body) for a request `served` from memory before, while the body
-        is there and only for the token that opened it."""
+        """(route, session id for the log, body) for a request `served` from memory before,
+        while the body is there and only for the token that opened it."""
         remembered = self._targets.get(path, query)
         if remembered is None or not token or not self.enabled:
             return None
