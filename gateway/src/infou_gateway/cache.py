@@ -155,8 +155,9 @@ class ResponseCache:
             self._targets.put(target, (slot, target.route, area))
         return body
 
-    def held(self, path: str, query: bytes) -> tuple[str, bytes] | None:
-        """(route, body) for a request `served` from memory before, while the body is there."""
+    def held(self, path: str, query: bytes) -> tuple[str, str, bytes] | None:
+        """(route, area, body) for a request `served` from memory before, while the body is
+        there (the caller counts the hit once it serves it)."""
         remembered = self._targets.get(path, query)
         if remembered is None:
             return None
@@ -164,8 +165,7 @@ class ResponseCache:
         found = self._local.get(slot)
         if found is None or found[0] <= time.monotonic():
             return None
-        count_hit(area)
-        return route, found[1]
+        return route, area, found[1]
 
     async def _produce(
         self, slot: tuple[str, str], ttl: int, produce: Callable[[], Awaitable[bytes]]

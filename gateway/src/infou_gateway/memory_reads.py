@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infou_gateway.auth import token_from_header
+from infou_gateway.cache import count_hit
 from infou_gateway.observability import record_request
 from infou_gateway.quotas import Admitted, ClientGate
 from infou_gateway.security_headers import NO_STORE, security_headers
@@ -44,6 +45,8 @@ _VARY = (b"vary", b"Origin")
 
 
 class MemoryReads:
+    """Answers a GET held in memory before the stack it wraps; passes anything else on."""
+
     def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
         self.app = app
         self.gate = ClientGate(app, settings)
@@ -71,7 +74,7 @@ class MemoryReads:
         session_id: str | None = None
         held = None if state is None else state.cache.held(path, query)
         if held is not None:
-            route, body = held
+            route, area, body = held
             personal = authorization is not None
         else:
             token = token_from_header(authorization.decode("latin-1")) if authorization else ""
@@ -79,7 +82,7 @@ class MemoryReads:
             if read is None:
                 await self.app(scope, receive, send)
                 return
-            route, logged_session, body = read
+            route, area, logged_session, body = read
             session_id = logged_session or None
             personal = True
         outcome = await self.gate.admit(scope)
@@ -87,6 +90,7 @@ class MemoryReads:
             # The stack's gate decides again (a refusal is not counted) and answers it.
             await self.app(scope, receive, send)
             return
+        count_hit(area)
         headers = [(b"content-length", str(len(body)).encode()), _JSON, _VARY]
         verdict = outcome.verdict
         if verdict is not None:

@@ -152,9 +152,10 @@ class SessionReads:
             await self._to_redis(key, session_id, token, check, loaded)
         return loaded
 
-    def held(self, path: str, query: bytes, token: str) -> tuple[str, str, bytes] | None:
-        """(route, session id for the log, body) for a request `served` from memory before,
-        while the body is there and only for the token that opened it."""
+    def held(self, path: str, query: bytes, token: str) -> tuple[str, str, str, bytes] | None:
+        """(route, area, session id for the log, body) for a request `served` from memory
+        before, while the body is there and only for the token that opened it (the caller
+        counts the hit once it serves it)."""
         remembered = self._targets.get(path, query)
         if remembered is None or not token or not self.enabled:
             return None
@@ -164,8 +165,7 @@ class SessionReads:
             return None
         if not hmac.compare_digest(found[1], token_check(token)):
             return None
-        count_hit(area)
-        return route, session_id, found[2]
+        return route, area, session_id, found[2]
 
     def _keep(self, key: str, session_id: str, check: bytes, body: bytes, ttl: float) -> None:
         self._local.pop(key, None)
