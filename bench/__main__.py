@@ -77,12 +77,15 @@ def _row(scenario: str, samples: Samples, rps: float, note: str = "") -> Row:
 async def measure_get(
     pool: LoadPool,
     client: httpx.AsyncClient,
-    gateway_port: int,
+    gateway: Stack,
     bare: Bare,
     path: str,
     headers: dict[str, str],
     args: argparse.Namespace,
 ) -> Row:
+    gateway_port = gateway.gateway_port
+    gateway_process = gateway.children["gateway"].process
+    assert gateway_process is not None
     probe = await client.get(f"http://{HOST}:{gateway_port}{path}", headers=headers)
     if probe.status_code != 200:
         raise RuntimeError(f"{path} answered {probe.status_code}: {probe.text[:200]}")
@@ -99,9 +102,11 @@ async def measure_get(
         "max_requests": args.max_requests // rounds,
     }
     samples, bare_samples = Samples(), Samples()
-    elapsed = bare_elapsed = bare_cpu = 0.0
+    elapsed = bare_elapsed = bare_cpu = gateway_cpu = 0.0
     for _ in range(rounds):
+        cpu = _cpu_seconds(gateway_process.pid)
         got = await pool.closed_loop(HOST, gateway_port, ours, **loop)
+        gateway_cpu += _cpu_seconds(gateway_process.pid) - cpu
         samples.merge(got)
         elapsed += got.elapsed_s
         cpu = bare.cpu_seconds()
@@ -115,7 +120,9 @@ async def measure_get(
         f"GET {path.split('?')[0]}",
         samples,
         rps,
-        f"{size} B, {args.concurrency} conns; bare server at {bare_cpu / bare_elapsed:.0%} CPU",
+        f"{size} B, {args.concurrency} conns; bare server at {bare_cpu / bare_elapsed:.0%} CPU; "
+        f"CPU per request: gateway {_per_request(gateway_cpu, samples)} µs, "
+        f"bare {_per_request(bare_cpu, bare_samples)} µs",
     )
     row.bare_rps, row.ratio = bare_rps, rps / bare_rps
     return row
@@ -141,6 +148,16 @@ async def open_loop_creates(
         len(samples.latencies_ms) / samples.elapsed_s,
         f"{args.create_rate:g}/s for {args.create_seconds:g} s, latency from the scheduled send",
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _per_request(cpu_seconds: float, samples: Samples) -> str:
+    """The process's CPU time per answered request, in µs: what the machine's load moves least."""
+    return f"{cpu_seconds / max(1, len(samples.latencies_ms)) * 1e6:.0f}"
 
 
 def _rss(pid: int) -> int:
@@ -253,8 +270,7 @@ class Bare:
     process: asyncio.subprocess.Process
 
     def cpu_seconds(self) -> float:
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
+        return _cpu_seconds(self.process.pid)
 
     async def stop(self) -> None:
         if self.process.returncode is None:
@@ -345,7 +361,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             async with httpx.AsyncClient(timeout=30) as client:
                 gateway = stack.gateway_url
                 for path in CATALOG if args.seconds > 0 else ():
-                    rows.append(await measure_get(pool, client, port, bare, path, {}, args))
+                    rows.append(await measure_get(pool, client, stack, bare, path, {}, args))
                     print(_format(rows[-1]), flush=True)
                 topic = (await client.get(f"{gateway}/main-topics/ai-ml")).json()
                 reply = await client.post(
@@ -366,7 +382,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 if article:
                     token_paths.append(f"/articles/{article}")
                 for path in token_paths:
-                    row = await measure_get(pool, client, port, bare, path, headers, args)
+                    row = await measure_get(pool, client, stack, bare, path, headers, args)
                     row.scenario = "GET " + path.replace(sid, "{id}").replace(
                         article or "\0", "{id}"
                     )

@@ -8,6 +8,8 @@ other suites' events, which would move these numbers and drop these cache entrie
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -26,6 +33,7 @@ from infou_catalog.settings import CatalogSettings
 from infou_devtools import engines
 from infou_devtools.testing import running_service
 from infou_gateway import cache
+from infou_gateway import memory_reads as memory_layer
 from infou_gateway.app import create_app
 from infou_gateway.settings import GatewaySettings
 from infou_libs.db import asyncpg_url
@@ -460,6 +468,158 @@ async def test_catalog_change_invalidates_before_the_ttl(
     assert await gone()
     # Other topics' entries stay.
     assert await redis.exists(cache.main_topic_key("ai-ml"), f"st:c:{ai_id}:all:v1") == 2
+
+
+# ── reads answered from memory (memory_reads.py) ───────────────────────────────────────
+
+
+def memory_reads() -> float:
+    return counter("infou_http_memory_reads_total")
+
+
+def same_answer(stack: httpx.Response, memory: httpx.Response) -> None:
+    """The memory layer's answer is the stack's, byte for byte, but for the requests left (one
+    fewer) and the seconds until a slot frees (the clock may have ticked between the two)."""
+    assert memory.status_code == stack.status_code == 200
+    assert memory.content == stack.content
+    moving = (b"x-ratelimit-remaining", b"x-ratelimit-reset")
+    assert [(k, v if k not in moving else b"") for k, v in memory.headers.raw] == [
+        (k, v if k not in moving else b"") for k, v in stack.headers.raw
+    ]
+    left = "x-ratelimit-remaining"
+    if left in stack.headers:
+        assert int(memory.headers[left]) == int(stack.headers[left]) - 1
+        assert 1 <= int(memory.headers["x-ratelimit-reset"]) <= 60
+
+
+@contextlib.asynccontextmanager
+async def rate_limited_api(
+    settings: GatewaySettings, limit: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway with a request rate of `limit` a minute, for a client of its own."""
+    app = create_app(settings.model_copy(update={"rate_limit_per_minute": limit}))
+    peer = (f"2001:db8:{uuid.uuid4().hex[:4]}::9", 5000)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=peer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/levels",
+        "/main-topics?category=tech&limit=5",
+        "/main-topics/ai-ml",
+        "/sub-topics/curated?main_slug=ai-ml&level=beginner&limit=3",
+    ],
+)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer st_whoever"}])
+async def test_a_read_held_in_memory_is_answered_as_the_stack_answers_it(
+    catalog_db: str,
+    private_nats_url: str,
+    redis_db_url: str,
+    catalog_port: int,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    settings = _settings(catalog_db, private_nats_url, redis_db_url, catalog_port)
+    async with rate_limited_api(settings, 100) as api:
+        before = memory_reads()
+        stack = await api.get(path, headers=headers)
+        assert memory_reads() == before  # the first one went through routing
+        memory = await api.get(path, headers=headers)
+        assert memory_reads() == before + 1
+    same_answer(stack, memory)
+    assert memory.headers["x-ratelimit-limit"] == "100"
+    assert memory.headers["x-content-type-options"] == "nosniff"
+    # With a token the answer may be personal: no one may store it, on either path.
+    assert ("cache-control" in memory.headers) == bool(headers)
+
+
+async def test_only_the_same_request_is_answered_from_memory(api: httpx.AsyncClient) -> None:
+    await get_ok(api, "/main-topics", category="arts")
+    before = memory_reads()
+    # Another query string, a CORS request, a HEAD: the stack answers (and may add its headers).
+    assert (await api.get("/main-topics", params={"category": "arts", "limit": 3})).is_success
+    cors = await api.get(
+        "/main-topics", params={"category": "arts"}, headers={"Origin": "http://localhost:3000"}
+    )
+    assert cors.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert (await api.head("/main-topics", params={"category": "arts"})).status_code == 405
+    bad = await api.get("/main-topics", params={"category": "arts", "limit": 0})
+    assert bad.status_code == 422
+    assert memory_reads() == before
+
+
+async def test_a_catalog_change_drops_the_read_held_in_memory(
+    api: httpx.AsyncClient, nc: NatsClient, db: AsyncEngine, redis: Redis
+) -> None:
+    first = await get_ok(api, "/main-topics/photography")
+    before = memory_reads()
+    assert await get_ok(api, "/main-topics/photography") == first
+    assert memory_reads() == before + 1
+    try:
+        await set_name(db, "photography", "사진 (바뀜)")
+        assert (await get_ok(api, "/main-topics/photography"))["name"] == first["name"]  # held
+        changed = events_pb2.CatalogChanged(
+            main_topic_ids=[first["id"]], main_topic_slugs=["photography"], reason="test"
+        )
+        await publish(nc.jetstream(), "events.catalog.changed", changed)
+        for _ in range(200):
+            if not await redis.exists(cache.main_topic_key("photography")):
+                break
+            await asyncio.sleep(0.05)
+        held = memory_reads()
+        after = await get_ok(api, "/main-topics/photography")
+        assert after["name"] == "사진 (바뀜)"
+        assert memory_reads() == held  # dropped here too: the stack loaded it again
+    finally:
+        await set_name(db, "photography", first["name"])
+
+
+async def test_a_read_held_in_memory_still_counts_against_the_rate(
+    catalog_db: str, private_nats_url: str, redis_db_url: str, catalog_port: int
+) -> None:
+    settings = _settings(catalog_db, private_nats_url, redis_db_url, catalog_port)
+    async with rate_limited_api(settings, 3) as api:
+        before = memory_reads()
+        answers = [await api.get("/levels") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert memory_reads() == before + 2
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert answers[3].json()["error"]["code"] == "RATE_LIMITED"
+    assert int(answers[3].headers["retry-after"]) > 0
+
+
+async def test_a_read_held_in_memory_is_traced_when_its_trace_is_sampled(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporter = InMemorySpanExporter()
+    # Parent-based, and no new trace sampled: only a caller's sampled traceparent records one.
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(memory_layer, "_TRACER", provider.get_tracer("test"))
+    await get_ok(api, "/levels")  # held from now on
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    before = counter("infou_http_memory_reads_total")
+    for flags in ("00", "01"):
+        reply = await api.get(
+            "/levels", headers={"traceparent": f"00-{trace_id}-{parent_id}-{flags}"}
+        )
+        assert reply.status_code == 200
+    assert (await api.get("/levels")).status_code == 200  # a new trace: not sampled
+    assert counter("infou_http_memory_reads_total") == before + 3
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["GET /levels"]
+    span = spans[0]
+    assert span.kind == SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.parent is not None
+    assert format(span.parent.span_id, "016x") == parent_id
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/levels"
+    assert span.attributes["http.status_code"] == 200
 
 
 async def test_redis_down_fails_open(

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -748,12 +749,58 @@ async def test_cached_reads_keep_every_token_rule_and_hold_no_plaintext(
         assert b"session_id" not in raw
 
 
+def memory_reads() -> float:
+    """GETs answered from memory before routing (memory_reads.py)."""
+    return REGISTRY.get_sample_value("infou_http_memory_reads_total") or 0.0
+
+
+async def test_reads_held_in_memory_are_the_stacks_answers_for_their_token_only(
+    api: httpx.AsyncClient, js: JetStreamContext, jobs: Any, topic: dict[str, Any]
+) -> None:
+    mine = await ready_session(api, js, jobs, topic)
+    theirs = await new_session(api, topic)
+    sid, token = mine["session_id"], mine["access_token"]
+    paths = [
+        f"/sessions/{sid}",
+        f"/sessions/{sid}/curriculum",
+        f"/articles/{sid}_001",
+        f"/articles/{sid}_001?level=intermediate",
+    ]
+    for path in paths:
+        stack = await api.get(path, headers=auth(token))  # kept in memory by this one
+        before = memory_reads()
+        memory = await api.get(path, headers=auth(token))
+        assert memory_reads() == before + 1, path
+        assert (memory.status_code, memory.content) == (200, stack.content)
+        assert memory.headers.raw == stack.headers.raw
+        assert memory.headers["cache-control"] == "no-store"
+        # Any other token goes on to session-service, which refuses it.
+        for headers, expected in (
+            ({}, 401),
+            ({"Authorization": "Bearer st_" + "A" * 43}, 401),
+            ({"Authorization": f"Bearer {token}x"}, 401),
+            ({"Authorization": token}, 401),  # no scheme
+            (auth(theirs["access_token"]), 404),
+        ):
+            reply = await api.get(path, headers=headers)
+            assert reply.status_code == expected, (path, headers, reply.text)
+        assert memory_reads() == before + 1, path
+
+
 async def test_a_progress_message_drops_the_cached_session_read(
     api: httpx.AsyncClient, topic: dict[str, Any], module_database_url: str, module_nats_url: str
 ) -> None:
     created = await new_session(api, topic)
     sid, token = created["session_id"], created["access_token"]
-    assert (await api.get(f"/sessions/{sid}", headers=auth(token))).json()["failure_reason"] is None
+    # Read until the read is held (the creation's own progress message may drop the first).
+    for _ in range(200):
+        held = memory_reads()
+        assert (await api.get(f"/sessions/{sid}", headers=auth(token))).json()[
+            "failure_reason"
+        ] is None
+        if memory_reads() > held:
+            break
+        await asyncio.sleep(0.05)
     engine = create_async_engine(asyncpg_url(module_database_url))
     try:
         async with engine.begin() as conn:
@@ -778,12 +825,14 @@ async def test_a_progress_message_drops_the_cached_session_read(
             await nc.publish(f"progress.session.{sid}", progress.SerializeToString())
             await nc.flush()
             await asyncio.sleep(0.05)
+            before = memory_reads()
             body = (await api.get(f"/sessions/{sid}", headers=auth(token))).json()
             if body["failure_reason"] == "moved":
                 break
     finally:
         await nc.close()
     assert body["failure_reason"] == "moved"
+    assert memory_reads() == before  # the message dropped the read held in memory too
 
 
 async def test_an_expired_session_answers_410(

@@ -13,7 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
-from infou_gateway import errors
+from infou_gateway import errors, memory_reads
 from infou_gateway.apikeys import ApiKeys
 from infou_gateway.cache import ResponseCache
 from infou_gateway.clients import ServiceClients
@@ -174,5 +174,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health,live,ready")
+    memory_reads.install(app, settings)  # reads held in memory, before the stack above
     ws.install(app)  # last: around everything, tracing included
     return app

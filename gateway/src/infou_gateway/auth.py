@@ -26,7 +26,7 @@ def token_from_header(authorization: str | None) -> str:
     return value.strip()
 
 
-def session_token(request: Request) -> str:
+async def session_token(request: Request) -> str:  # async: no thread-pool hop
     return token_from_header(request.headers.get("authorization"))
 
 

@@ -4,6 +4,10 @@ In front of Redis, each process keeps the encoded bodies it served for a few sec
 (`INFOU_LOCAL_CACHE_SECONDS`): a hit is the stored bytes, sent as they are. A CatalogChanged event
 drops the entries at once on the replica that consumes it; every other replica serves its copy at
 most that long after (the bounded staleness). Concurrent misses of one entry wait for one load.
+
+Each body served from memory is also found by the request that asked for it (`Target`: its path
+and raw query string), so memory_reads.py can answer the same request again before routing; what
+drops the entry (expiry, an invalidation) makes that layer miss too.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import fnmatch
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from starlette.requests import Request
 
 from infou_libs.logging import get_logger
 
@@ -24,6 +30,16 @@ log = get_logger(__name__)
 
 CACHE_REQUESTS = Counter("infou_cache_requests_total", "Gateway cache lookups", ["area", "result"])
 CACHE_ERRORS = Counter("infou_cache_errors_total", "Cache operations that failed", ["operation"])
+
+_HITS: dict[str, Any] = {}  # area → its hit counter (`labels()` takes a lock and builds a key)
+
+
+def count_hit(area: str) -> None:
+    counter = _HITS.get(area)
+    if counter is None:
+        counter = _HITS[area] = CACHE_REQUESTS.labels(area, "hit")
+    counter.inc()
+
 
 LEVELS_KEY = "lv:all:v1"
 LEVELS_TTL = 3600
@@ -47,6 +63,47 @@ def curated_pattern(main_id: int) -> str:
     return f"st:c:{main_id}:*:v1"
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a response was asked for: the path and raw query string (how memory_reads.py
+    finds the same request again), and the route template (its metric and log name)."""
+
+    path: str
+    query: bytes
+    route: str
+
+    @classmethod
+    def of(cls, request: Request) -> Target:
+        scope = request.scope
+        return cls(scope["path"], scope["query_string"], scope["route"].path)
+
+
+V = TypeVar("V")
+
+
+class TargetIndex(Generic[V]):
+    """(path, raw query) → what a request there was last served from; bounded (oldest first
+    out), since clients choose the query strings."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, bytes], V] = {}
+
+    def put(self, target: Target, value: V) -> None:
+        key = (target.path, target.query)
+        self._entries.pop(key, None)
+        while self._entries and len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = value
+
+    def get(self, path: str, query: bytes) -> V | None:
+        return self._entries.get((path, query))
+
+
+# Target index size per cache: room for every variant a real client asks for.
+MAX_TARGETS = 10_000
+
+
 def encode(value: Any) -> bytes:
     """A response body as stored and served (compact, UTF-8)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
@@ -60,6 +117,8 @@ class ResponseCache:
         # (key, variant) → (monotonic expiry, body); the key is the Redis key it derives from.
         self._local: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+        # A request served from memory → (slot, route, area): memory_reads.py answers it again.
+        self._targets: TargetIndex[tuple[tuple[str, str], str, str]] = TargetIndex(MAX_TARGETS)
 
     async def served(
         self,
@@ -68,11 +127,13 @@ class ResponseCache:
         variant: str,
         ttl: int,
         produce: Callable[[], Awaitable[bytes]],
+        target: Target | None = None,
     ) -> bytes:
         """The body of one response variant from this process's memory, or `produce()`d once.
 
         Concurrent callers of a missing entry share one `produce()` (no stampede on Redis or
-        catalog-service); a failure reaches each of them and stores nothing.
+        catalog-service); a failure reaches each of them and stores nothing. With `target`, the
+        request is remembered for `held` while the body stays in memory.
         """
         if not self.enabled or self.local_seconds <= 0:
             return await produce()
@@ -80,15 +141,31 @@ class ResponseCache:
         now = time.monotonic()
         found = self._local.get(slot)
         if found is not None and found[0] > now:
-            CACHE_REQUESTS.labels(area, "hit").inc()
-            return found[1]
-        loading = self._loading.get(slot)
-        if loading is None:
-            # Its own task: a caller that goes away (client disconnect) cancels no one's load.
-            loading = asyncio.ensure_future(self._produce(slot, ttl, produce))
-            loading.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._loading[slot] = loading
-        return await asyncio.shield(loading)
+            count_hit(area)
+            body = found[1]
+        else:
+            loading = self._loading.get(slot)
+            if loading is None:
+                # Its own task: a caller that goes away (client disconnect) cancels no one's load.
+                loading = asyncio.ensure_future(self._produce(slot, ttl, produce))
+                loading.add_done_callback(lambda t: t.cancelled() or t.exception())
+                self._loading[slot] = loading
+            body = await asyncio.shield(loading)
+        if target is not None and slot in self._local:
+            self._targets.put(target, (slot, target.route, area))
+        return body
+
+    def held(self, path: str, query: bytes) -> tuple[str, str, bytes] | None:
+        """(route, area, body) for a request `served` from memory before, while the body is
+        there (the caller counts the hit once it serves it)."""
+        remembered = self._targets.get(path, query)
+        if remembered is None:
+            return None
+        slot, route, area = remembered
+        found = self._local.get(slot)
+        if found is None or found[0] <= time.monotonic():
+            return None
+        return route, area, found[1]
 
     async def _produce(
         self, slot: tuple[str, str], ttl: int, produce: Callable[[], Awaitable[bytes]]
@@ -132,7 +209,7 @@ class ResponseCache:
             log.warning("cache_unavailable", operation="get", key=key, error=str(exc))
             return encode(await load())
         if raw is not None:
-            CACHE_REQUESTS.labels(area, "hit").inc()
+            count_hit(area)
             return raw if isinstance(raw, bytes) else str(raw).encode()
         CACHE_REQUESTS.labels(area, "miss").inc()
         value = await load()
@@ -186,6 +263,9 @@ class ResponseCache:
             CACHE_ERRORS.labels("invalidate").inc()
             log.error("cache_invalidation_failed", keys=list(keys), error=str(exc))
             return 0
+        finally:
+            # A load that read the old value from Redis before it went keeps nothing here.
+            self._forget_local(keys, patterns)
 
     async def ping(self) -> bool:
         try:

@@ -33,8 +33,6 @@ class RequestRecorder:
     def __init__(self, app: ASGIApp, *, sample_ratio: float) -> None:
         self.app = app
         self.sample_ratio = sample_ratio
-        # Label children by (method, route, status): `labels()` takes a lock and builds a key.
-        self._series: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,30 +50,48 @@ class RequestRecorder:
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            self._record(scope, status, time.perf_counter() - start)
-
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
-        route = scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        if path in _UNTIMED:
-            return
-        method: str = scope["method"]
-        series = self._series.get((method, path, status))
-        if series is None:
-            series = HTTP_LATENCY.labels(method, path, str(status))
-            self._series[(method, path, status)] = series
-        series.observe(elapsed)
-        if status < 400 and (self.sample_ratio <= 0 or random.random() >= self.sample_ratio):  # noqa: S311 - sampling, not security
-            return
-        log.info(
-            "http_request",
-            endpoint=path,
-            method=method,
-            status=status,
-            duration_ms=round(elapsed * 1000, 1),
+            route = getattr(scope.get("route"), "path", "unmatched")
             # Only an id the session service accepted: a refused one is whatever was sent.
-            session_id=scope.get("path_params", {}).get("session_id") if status < 400 else None,
-        )
+            session_id = scope.get("path_params", {}).get("session_id") if status < 400 else None
+            record_request(
+                scope["method"],
+                route,
+                status,
+                time.perf_counter() - start,
+                session_id,
+                self.sample_ratio,
+            )
+
+
+# Label children by (method, route, status): `labels()` takes a lock and builds a key.
+_SERIES: dict[tuple[str, str, int], Histogram] = {}
+
+
+def record_request(
+    method: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    session_id: str | None,
+    sample_ratio: float,
+) -> None:
+    """One request into the histogram, and into the access log if it failed or is sampled."""
+    if route in _UNTIMED:
+        return
+    series = _SERIES.get((method, route, status))
+    if series is None:
+        series = _SERIES[(method, route, status)] = HTTP_LATENCY.labels(method, route, str(status))
+    series.observe(elapsed)
+    if status < 400 and (sample_ratio <= 0 or random.random() >= sample_ratio):  # noqa: S311 - sampling, not security
+        return
+    log.info(
+        "http_request",
+        endpoint=route,
+        method=method,
+        status=status,
+        duration_ms=round(elapsed * 1000, 1),
+        session_id=session_id,
+    )
 
 
 def average_response_ms() -> float:

@@ -35,9 +35,9 @@ from infou_gateway.apikeys import API_KEY_HEADER_NAME, KeyStoreUnavailable
 from infou_gateway.errors import error_response
 from infou_gateway.idempotency import gave_up
 from infou_gateway.identity import Client, anonymous_client, keyed_client, parse_networks
-from infou_gateway.ratelimit import QUOTA_DEGRADED_CHECKS, RequestRate, StoreHealth
+from infou_gateway.ratelimit import QUOTA_DEGRADED_CHECKS, RateVerdict, RequestRate, StoreHealth
 from infou_gateway.settings import GatewaySettings
-from infou_libs.errors import RateLimited, Unauthenticated, Unavailable
+from infou_libs.errors import DomainError, RateLimited, Unauthenticated, Unavailable
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
@@ -147,6 +147,23 @@ async def deny(scope: Scope, receive: Receive, send: Send, response: JSONRespons
         await websocket.close(code=4000 + response.status_code)
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    client: Client
+    verdict: RateVerdict | None  # None: not rate limited (an exempt path, or no limit set)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    error: DomainError
+    headers: dict[str, str] | None = None
+    rate_limited: Client | None = None  # the client, when its request rate was the reason
+
+
+# Clients remembered by (peer, X-Forwarded-For): the address parsing is not redone per request.
+MAX_REMEMBERED_CLIENTS = 10_000
+
+
 class ClientGate:
     """Identity, API keys and the per-client request rate for every HTTP request and
     WebSocket handshake (see the module doc)."""
@@ -155,54 +172,24 @@ class ClientGate:
         self.app = app
         self.settings = settings
         self.proxies = parse_networks(settings.trusted_proxies)
+        self._clients: dict[tuple[str, str], Client] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state.gateway
-        headers = Headers(scope=scope)
-        peer = scope.get("client")
-        client = anonymous_client(peer[0] if peer else "", headers, self.proxies)
-        exempt = scope["path"] in EXEMPT_PATHS
-        key = headers.get(API_KEY_HEADER_NAME)
-        if key:
-            try:
-                record = await state.api_keys.lookup(key)
-            except KeyStoreUnavailable:
-                unchecked = Unavailable("API keys cannot be checked just now", retry_after=5)
-                await deny(scope, receive, send, error_response(unchecked))
-                return
-            if record is None:
-                unknown = Unauthenticated(
-                    "unknown or revoked API key", field="X-API-Key", code="INVALID_API_KEY"
-                )
-                await deny(scope, receive, send, error_response(unknown))
-                return
-            client = keyed_client(client, record)
-        elif self.settings.require_api_key and not exempt:
-            required = Unauthenticated(
-                "this deployment needs an X-API-Key",
-                field="X-API-Key",
-                code="API_KEY_REQUIRED",
-            )
-            await deny(scope, receive, send, error_response(required))
+        outcome = await self.admit(scope)
+        if isinstance(outcome, Refused):
+            limited = outcome.rate_limited
+            if limited is not None:
+                RATE_LIMITED.labels("requests_per_minute").inc()
+                log.warning("rate_limited", endpoint=scope["path"], client=limited.hashed_id)
+            await deny(scope, receive, send, error_response(outcome.error, outcome.headers))
             return
-        scope.setdefault("state", {})["client"] = client
-        rate = client.quota(self.settings.rate_limit_per_minute, "requests_per_minute")
-        if exempt or self.settings.rate_limit_per_minute <= 0:
+        scope.setdefault("state", {})["client"] = outcome.client
+        verdict = outcome.verdict
+        if verdict is None:
             await self.app(scope, receive, send)
-            return
-        verdict = await state.quotas.requests.hit(client.id, rate)
-        if not verdict.allowed:
-            RATE_LIMITED.labels("requests_per_minute").inc()
-            log.warning("rate_limited", endpoint=scope["path"], client=client.hashed_id)
-            message = (
-                f"요청 한도({rate}회/분)를 초과했습니다. "
-                f"{verdict.reset_after}초 후 다시 시도하세요."
-            )
-            limited = refusal(verdict, "RATE_LIMITED", message)
-            await deny(scope, receive, send, error_response(limited, verdict.headers()))
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -212,8 +199,61 @@ class ClientGate:
 
         await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
 
+    def _anonymous(self, scope: Scope, headers: Headers) -> Client:
+        peer = scope.get("client")
+        address = peer[0] if peer else ""
+        # Without trusted proxies X-Forwarded-For is never read: the peer alone decides.
+        forwarded = headers.get("x-forwarded-for", "") if self.proxies else ""
+        client = self._clients.get((address, forwarded))
+        if client is None:
+            if len(self._clients) >= MAX_REMEMBERED_CLIENTS:
+                self._clients.clear()
+            client = anonymous_client(address, headers, self.proxies)
+            self._clients[(address, forwarded)] = client
+        return client
 
-def current_client(request: Request) -> Client:
+    async def admit(self, scope: Scope) -> Admitted | Refused:
+        """Who the client is and whether it may go on; an admitted request is counted against
+        its rate (a refused one is not, and nothing is logged: the caller says why)."""
+        state = scope["app"].state.gateway
+        headers = Headers(scope=scope)
+        client = self._anonymous(scope, headers)
+        exempt = scope["path"] in EXEMPT_PATHS
+        key = headers.get(API_KEY_HEADER_NAME)
+        if key:
+            try:
+                record = await state.api_keys.lookup(key)
+            except KeyStoreUnavailable:
+                return Refused(Unavailable("API keys cannot be checked just now", retry_after=5))
+            if record is None:
+                return Refused(
+                    Unauthenticated(
+                        "unknown or revoked API key", field="X-API-Key", code="INVALID_API_KEY"
+                    )
+                )
+            client = keyed_client(client, record)
+        elif self.settings.require_api_key and not exempt:
+            return Refused(
+                Unauthenticated(
+                    "this deployment needs an X-API-Key",
+                    field="X-API-Key",
+                    code="API_KEY_REQUIRED",
+                )
+            )
+        if exempt or self.settings.rate_limit_per_minute <= 0:
+            return Admitted(client, None)
+        rate = client.quota(self.settings.rate_limit_per_minute, "requests_per_minute")
+        verdict = await state.quotas.requests.hit(client.id, rate)
+        if verdict.allowed:
+            return Admitted(client, verdict)
+        message = (
+            f"요청 한도({rate}회/분)를 초과했습니다. {verdict.reset_after}초 후 다시 시도하세요."
+        )
+        limited = refusal(verdict, "RATE_LIMITED", message)
+        return Refused(limited, verdict.headers(), rate_limited=client)
+
+
+async def current_client(request: Request) -> Client:  # async: no thread-pool hop
     client: Client = request.state.client
     return client
 

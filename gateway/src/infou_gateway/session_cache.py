@@ -5,7 +5,8 @@ An entry holds a hash of the token that opened it, never the token, and the body
 the gateway needs no keyring. A request whose token hashes to the entry's check (compared in
 constant time) gets the stored bytes; any other token goes to session-service, which alone
 decides 401, 404 or 410, and is never cached. Each process also keeps the bodies it served in
-memory (bounded by `INFOU_SESSION_CACHE_MAX_ENTRIES`), so a hit costs no network call.
+memory (bounded by `INFOU_SESSION_CACHE_MAX_ENTRIES`), so a hit costs no network call, and
+memory_reads.py answers the same request again before routing, with the same token check.
 
 Every replica subscribes to the sessions' progress (core NATS `progress.session.*`): a message
 drops every entry of that session here and in Redis, and a load that was in flight when it came
@@ -27,7 +28,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.asyncio import Redis
 
-from infou_gateway.cache import CACHE_ERRORS, CACHE_REQUESTS
+from infou_gateway.cache import (
+    CACHE_ERRORS,
+    CACHE_REQUESTS,
+    MAX_TARGETS,
+    Target,
+    TargetIndex,
+    count_hit,
+)
 from infou_libs.logging import get_logger
 
 log = get_logger(__name__)
@@ -83,6 +91,10 @@ class SessionReads:
         # result only if neither moved while it ran.
         self._epoch: dict[str, int] = {}
         self._resets = 0
+        # A request served from memory → (key, route, area, session id), for `held`.
+        self._targets: TargetIndex[tuple[str, str, str, str]] = TargetIndex(
+            min(MAX_TARGETS, 2 * max_entries)
+        )
 
     def _moment(self, session_id: str) -> tuple[int, int]:
         return self._resets, self._epoch.get(session_id, 0)
@@ -94,10 +106,27 @@ class SessionReads:
         session_id: str,
         token: str,
         load: Callable[[], Awaitable[Loaded]],
+        target: Target | None = None,
     ) -> Loaded:
-        """The stored body when `token` opened it, else `load()` (kept when it says so)."""
+        """The stored body when `token` opened it, else `load()` (kept when it says so). With
+        `target`, a read kept in memory is remembered for `held`."""
         if not self.enabled or not token:
             return await load()
+        read = await self._served(area, key, session_id, token, load)
+        if target is not None and read.status == 200 and key in self._local:
+            # The access log names the session only where the route was asked with its id.
+            logged = session_id if "{session_id}" in target.route else ""
+            self._targets.put(target, (key, target.route, area, logged))
+        return read
+
+    async def _served(
+        self,
+        area: str,
+        key: str,
+        session_id: str,
+        token: str,
+        load: Callable[[], Awaitable[Loaded]],
+    ) -> Loaded:
         check = token_check(token)
         found = self._local.get(key)
         if (
@@ -105,13 +134,13 @@ class SessionReads:
             and found[0] > time.monotonic()
             and hmac.compare_digest(found[1], check)
         ):
-            CACHE_REQUESTS.labels(area, "hit").inc()
+            count_hit(area)
             return Loaded(200, found[2])
         epoch = self._moment(session_id)
         stored = await self._from_redis(key, token, check)
         if stored is not None:
             body, ttl = stored
-            CACHE_REQUESTS.labels(area, "hit").inc()
+            count_hit(area)
             if self._moment(session_id) == epoch:
                 self._keep(key, session_id, check, body, ttl)
             return Loaded(200, body)
@@ -122,6 +151,21 @@ class SessionReads:
             self._keep(key, session_id, check, loaded.body, loaded.ttl)
             await self._to_redis(key, session_id, token, check, loaded)
         return loaded
+
+    def held(self, path: str, query: bytes, token: str) -> tuple[str, str, str, bytes] | None:
+        """(route, area, session id for the log, body) for a request `served` from memory
+        before, while the body is there and only for the token that opened it (the caller
+        counts the hit once it serves it)."""
+        remembered = self._targets.get(path, query)
+        if remembered is None or not token or not self.enabled:
+            return None
+        key, route, area, session_id = remembered
+        found = self._local.get(key)
+        if found is None or found[0] <= time.monotonic():
+            return None
+        if not hmac.compare_digest(found[1], token_check(token)):
+            return None
+        return route, area, session_id, found[2]
 
     def _keep(self, key: str, session_id: str, check: bytes, body: bytes, ttl: float) -> None:
         self._local.pop(key, None)
@@ -175,13 +219,7 @@ class SessionReads:
 
     async def invalidate(self, session_id: str) -> None:
         """Drops every entry of the session, here and in Redis (a progress message came)."""
-        self._epoch[session_id] = self._epoch.get(session_id, 0) + 1
-        for key in self._keys_of.pop(session_id, set()):
-            self._local.pop(key, None)
-        if len(self._epoch) > 4 * self.max_entries:
-            # Epochs only matter while a load is in flight: old ones can go.
-            self._epoch = {}
-            self._resets += 1
+        self._forget(session_id)
         if not self.enabled:
             return
         index = _index_key(session_id)
@@ -196,3 +234,15 @@ class SessionReads:
         except Exception as exc:
             CACHE_ERRORS.labels("invalidate").inc()
             log.error("cache_invalidation_failed", session_id=session_id, error=str(exc))
+        finally:
+            # A read that found the old entry in Redis before it went keeps nothing here.
+            self._forget(session_id)
+
+    def _forget(self, session_id: str) -> None:
+        self._epoch[session_id] = self._epoch.get(session_id, 0) + 1
+        for key in self._keys_of.pop(session_id, set()):
+            self._local.pop(key, None)
+        if len(self._epoch) > 4 * self.max_entries:
+            # Epochs only matter while a load is in flight: old ones can go.
+            self._epoch = {}
+            self._resets += 1

@@ -38,7 +38,8 @@ class GatewayState:
         self.ws = WatcherHub(self.settings, self.clients, self.ws_slots, self.draining)
 
 
-def _state(request: Request) -> GatewayState:
+async def _state(request: Request) -> GatewayState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
     state: GatewayState = request.app.state.gateway
     return state
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.cache import encode
+from infou_gateway.cache import Target, encode
 from infou_gateway.path_params import PATH_PARAM_PATTERN
 from infou_gateway.routes.sessions import ERRORS, cache_seconds, iso
 from infou_gateway.schemas import (
@@ -107,6 +107,7 @@ def _not_ready(a: session_pb2.Article) -> JSONResponse:
 )
 async def get_article(
     state: State,
+    request: Request,
     article_id: ArticleId,
     token: SessionToken,
     level: Annotated[LevelCode | None, Query()] = None,
@@ -136,8 +137,9 @@ async def get_article(
             ttl = cache_seconds(state.settings.article_cache_seconds, owner.expires_at)
         return Loaded(200, encode(article_json(reply)), ttl)
 
+    key = article_key(article_id, level or "")
     read = await state.session_reads.served(
-        "article", article_key(article_id, level or ""), session_id, token, load
+        "article", key, session_id, token, load, Target.of(request)
     )
     return Response(read.body, status_code=read.status, media_type="application/json")
 

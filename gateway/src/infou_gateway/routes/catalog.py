@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from infou_gateway import cache
 from infou_gateway.path_params import PATH_PARAM_PATTERN
@@ -75,6 +75,7 @@ def curated_json(sub: catalog_pb2.CuratedSubTopic) -> dict[str, Any]:
 @router.get("/main-topics", response_model=MainTopicList, responses=_ERRORS)
 async def list_main_topics(
     state: State,
+    request: Request,
     category: Category | None = None,
     popular: bool = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -109,6 +110,7 @@ async def list_main_topics(
             field=variant,
             store_if=lambda body: bool(body["items"]) or page == 1,
         ),
+        cache.Target.of(request),
     )
     return Response(body, media_type="application/json")
 
@@ -135,7 +137,9 @@ async def _main_topic(state: GatewayState, slug: str) -> dict[str, Any]:
 
 @router.get("/main-topics/{slug}", response_model=MainTopicDetail, responses=_ERRORS)
 async def get_main_topic(
-    state: State, slug: Annotated[str, Path(max_length=100, pattern=PATH_PARAM_PATTERN)]
+    state: State,
+    request: Request,
+    slug: Annotated[str, Path(max_length=100, pattern=PATH_PARAM_PATTERN)],
 ) -> Any:
     """One main topic with its curated sub-topics (beyond the PRD: clients need it)."""
     key, ttl = cache.main_topic_key(slug), cache.MAIN_TOPIC_TTL
@@ -147,6 +151,7 @@ async def get_main_topic(
         lambda: state.cache.get_or_load_encoded(
             "main_topic", key, ttl, _main_topic_loader(state, slug)
         ),
+        cache.Target.of(request),
     )
     return Response(body, media_type="application/json")
 
@@ -154,6 +159,7 @@ async def get_main_topic(
 @router.get("/sub-topics/curated", response_model=CuratedSubTopicList, responses=_ERRORS)
 async def list_curated_sub_topics(
     state: State,
+    request: Request,
     main_slug: Annotated[str, Query(min_length=1, max_length=100)],
     level: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -190,5 +196,6 @@ async def list_curated_sub_topics(
         f"curated|{level or ''}|{limit}",
         cache.CURATED_TTL,
         produce,
+        cache.Target.of(request),
     )
     return Response(body, media_type="application/json")

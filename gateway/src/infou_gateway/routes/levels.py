@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from google.protobuf.json_format import MessageToDict
 
-from infou_gateway.cache import LEVELS_KEY, LEVELS_TTL
+from infou_gateway.cache import LEVELS_KEY, LEVELS_TTL, Target
 from infou_gateway.schemas import LevelsResponse
 from infou_gateway.state import State
 from infou_protos.catalog.v1 import catalog_pb2
@@ -16,7 +16,7 @@ router = APIRouter(tags=["catalog"])
 
 
 @router.get("/levels", response_model=LevelsResponse)
-async def list_levels(state: State) -> Any:
+async def list_levels(state: State, request: Request) -> Any:
     async def load() -> dict[str, Any]:
         reply = await state.clients.catalog.ListLevels(
             catalog_pb2.ListLevelsRequest(), timeout=state.clients.deadline
@@ -38,5 +38,6 @@ async def list_levels(state: State) -> Any:
         "",
         LEVELS_TTL,
         lambda: state.cache.get_or_load_encoded("levels", LEVELS_KEY, LEVELS_TTL, load),
+        Target.of(request),
     )
     return Response(body, media_type="application/json")

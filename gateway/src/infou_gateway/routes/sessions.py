@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from infou_gateway.auth import SessionToken
-from infou_gateway.cache import encode
+from infou_gateway.cache import Target, encode
 from infou_gateway.idempotency import IdempotencyKey
 from infou_gateway.identity import Client
 from infou_gateway.path_params import PATH_PARAM_PATTERN
@@ -205,7 +205,9 @@ def cache_seconds(limit: float, expires_at: Timestamp) -> float:
 
 
 @router.get("/sessions/{session_id}", response_model=SessionStatus, responses=ERRORS)
-async def get_session(state: State, session_id: SessionId, token: SessionToken) -> Any:
+async def get_session(
+    state: State, request: Request, session_id: SessionId, token: SessionToken
+) -> Any:
     """The session's status, curriculum summary, progress and what generating it cost."""
 
     async def load() -> Loaded:
@@ -219,7 +221,7 @@ async def get_session(state: State, session_id: SessionId, token: SessionToken) 
         )
 
     read = await state.session_reads.served(
-        "session", session_key(session_id), session_id, token, load
+        "session", session_key(session_id), session_id, token, load, Target.of(request)
     )
     return Response(read.body, status_code=read.status, media_type="application/json")
 
@@ -229,14 +231,16 @@ async def get_session(state: State, session_id: SessionId, token: SessionToken) 
     response_model=CurriculumResponse,
     responses={**ERRORS, 202: {"model": CurriculumResponse, "description": "not planned yet"}},
 )
-async def get_curriculum(state: State, session_id: SessionId, token: SessionToken) -> Any:
+async def get_curriculum(
+    state: State, request: Request, session_id: SessionId, token: SessionToken
+) -> Any:
     """The curriculum in reading order; HTTP 202 (no items yet) while it is being planned."""
 
     async def load() -> Loaded:
         return await _load_curriculum(state, session_id, token)
 
     read = await state.session_reads.served(
-        "curriculum", curriculum_key(session_id), session_id, token, load
+        "curriculum", curriculum_key(session_id), session_id, token, load, Target.of(request)
     )
     return Response(read.body, status_code=read.status, media_type="application/json")
 
