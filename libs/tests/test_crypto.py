@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import json
 
 import pytest
 from sqlalchemy import text
@@ -160,3 +161,71 @@ def test_rotate_keys_command(
     )
     assert isinstance(stored, str)
     assert key_id_of(stored) == "k2"
+
+
+async def _insert(url: str, table: str, values: dict[str, str]) -> None:
+    """A row with `values` (SQL literals) and a filler for every other NOT NULL column."""
+    filler = {"integer": "0", "bigint": "0", "numeric": "0", "boolean": "false", "jsonb": "'{}'"}
+    filler |= {"ARRAY": "'{}'", "timestamp with time zone": "now()"}
+    schema, name = table.split(".")
+    required = await _fetch(
+        url,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+        f"'{schema}' AND table_name = '{name}' AND is_nullable = 'NO' AND column_default IS NULL",
+    )
+    row = {str(c): filler.get(str(t), "'x'") for c, t in required} | values
+    columns, literals = ", ".join(row), ", ".join(row.values())
+    await _fetch(url, f"INSERT INTO {table} ({columns}) VALUES ({literals})")
+
+
+async def test_session_article_text_becomes_ciphertext_found_by_rotation(
+    fresh_database_url: str,
+) -> None:
+    """Articles and level variants written before the revision: text and body encrypted in
+    place, covered by key rotation, and back as plain text and JSONB on downgrade."""
+    from infou_session.main import SPEC
+    from infou_session.models import Base
+
+    url = fresh_database_url
+    step = asyncio.to_thread
+    await step(upgrade, SPEC.migrations_dir, url, SPEC.schema, "a4c7e2d9b613")
+    body = '{"title": "t", "personal_adaptation": {"text": "PLANTED-goal"}}'
+    await _insert(url, "session.learning_sessions", {"id": "'s1'"})
+    await _insert(
+        url,
+        "session.generated_articles",
+        {"id": "'a1'", "session_id": "'s1'", "content": "'## PLANTED-goal'", "body": f"'{body}'"},
+    )
+    await _insert(
+        url,
+        "session.article_variants",
+        {"article_id": "'a1'", "content": "'PLANTED-goal too'", "body": f"'{body}'"},
+    )
+    await step(upgrade, SPEC.migrations_dir, url, SPEC.schema, "head")
+    stored = await _fetch(
+        url,
+        "SELECT content, body FROM session.generated_articles "
+        "UNION ALL SELECT content, body FROM session.article_variants",
+    )
+    assert len(stored) == 2
+    for content, article in stored:
+        assert isinstance(content, str)
+        assert isinstance(article, str)
+        assert content.startswith("enc1.")
+        assert article.startswith("enc1.")
+        assert "PLANTED" not in content + article
+        assert b"PLANTED-goal" in crypto.keyring().decrypt(content)
+        assert json.loads(crypto.keyring().decrypt(article))["personal_adaptation"] == {
+            "text": "PLANTED-goal"
+        }
+
+    # `rotate-keys` finds the four columns by their types.
+    columns = {(c.table, c.column) for c in encrypted_columns(Base.metadata)}
+    for table in ("generated_articles", "article_variants"):
+        assert {(table, "content"), (table, "body")} <= columns
+
+    await step(downgrade, SPEC.migrations_dir, url, SPEC.schema, "a4c7e2d9b613")
+    [(content, article)] = await _fetch(
+        url, "SELECT content, body ->> 'title' FROM session.generated_articles"
+    )
+    assert (content, article) == ("## PLANTED-goal", "t")

@@ -46,6 +46,9 @@ MARKERS = {
         "user_agent",
     )
 }
+# A goal short enough for the article's personal section to show it back (the markers above are
+# too long to be shown): the API serves it in the article, the database holds only ciphertext.
+MARKERS["session_goals"] = f"사내 추천 시스템 구축 {RUN}"
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +148,9 @@ async def _plant_everywhere(api: httpx.AsyncClient, gateway: str) -> None:
     )
     curriculum = (await api.get(f"/sessions/{sid}/curriculum", headers=headers)).json()
     article = curriculum["items"][0]["id"]
+    # The check below can fail: the article shows the learner's goal back to them.
+    shown = (await api.get(f"/articles/{article}", headers=headers)).json()
+    assert m["session_goals"] in shown["content"], shown["content"][-600:]
     reply = await api.post(
         f"/sessions/{sid}/progress",
         headers=headers,

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from infou_libs.crypto import EncryptedJSON
+from infou_libs.crypto import EncryptedJSON, EncryptedText
 from infou_libs.db import schema_metadata
 from infou_libs.idempotency import idempotency_table
 from infou_libs.outbox import outbox_tables
@@ -124,7 +124,8 @@ class GeneratedArticle(Base):
     order_num: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str | None] = mapped_column(Text)
-    content: Mapped[str | None] = mapped_column(Text)
+    # The article text can show the learner's goals back (its personal section): ciphertext.
+    content: Mapped[str | None] = mapped_column(EncryptedText)
     word_count: Mapped[int | None] = mapped_column(Integer)
     planned_read_time: Mapped[str | None] = mapped_column(String(20))
     estimated_read_time: Mapped[str | None] = mapped_column(String(20))
@@ -142,8 +143,9 @@ class GeneratedArticle(Base):
     code_examples_count: Mapped[int] = mapped_column(Integer, default=0)
     practical_tips: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     related_concepts: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
-    # The structured article as the model wrote it: the source of level conversions.
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The structured article as the model wrote it: the source of level conversions. It holds
+    # the personal section (`personal_adaptation`), so it is ciphertext, read in Python only.
+    body: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     generation_prompt: Mapped[str | None] = mapped_column(Text)
     llm_model: Mapped[str | None] = mapped_column(String(100))
     generation_tokens_used: Mapped[int] = mapped_column(Integer, default=0)
@@ -179,14 +181,15 @@ class ArticleVariant(Base):
     status: Mapped[str] = mapped_column(String(20), default="generating")
     title: Mapped[str | None] = mapped_column(String(300))
     summary: Mapped[str | None] = mapped_column(Text)
-    content: Mapped[str | None] = mapped_column(Text)
+    # The article text can show the learner's goals back (its personal section): ciphertext.
+    content: Mapped[str | None] = mapped_column(EncryptedText)
     word_count: Mapped[int | None] = mapped_column(Integer)
     estimated_read_time: Mapped[str | None] = mapped_column(String(20))
     key_terms: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     code_examples_count: Mapped[int] = mapped_column(Integer, default=0)
     practical_tips: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     related_concepts: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
-    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    body: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)  # ciphertext too
     generation_prompt: Mapped[str | None] = mapped_column(Text)
     llm_model: Mapped[str | None] = mapped_column(String(100))
     generation_tokens_used: Mapped[int] = mapped_column(Integer, default=0)
