@@ -37,7 +37,12 @@ def catalog_database_url(module_database_url: str) -> str:
 @pytest.fixture(scope="module")
 async def catalog_port(catalog_database_url: str, catalog_nats_url: str) -> AsyncIterator[int]:
     settings = CatalogSettings(
-        environment="test", database_url=catalog_database_url, nats_url=catalog_nats_url
+        environment="test",
+        database_url=catalog_database_url,
+        nats_url=catalog_nats_url,
+        # Every statistics event announces at once here; test_announce_coalescing covers the
+        # coalesced window.
+        catalog_stats_announce_seconds=0,
     )
     async with running_service(SPEC, settings) as port:
         yield port

@@ -12,23 +12,34 @@ Consumes, each with its own durable consumer and idempotent handler (claimed by 
 - events.feedback.session_analytics_updated (SessionAnalyticsUpdated): avg_completion_rate
 
 popularity_score is recomputed after each (service.popularity_score documents the formula).
+
+Statistics are exact per event, but their announcements are coalesced
+(`INFOU_CATALOG_STATS_ANNOUNCE_SECONDS`, 0 = every event): a topic announces at once when it
+has not announced within the window, otherwise it is marked pending, and `announce_pending`
+(a periodic task on every replica; row locks keep replicas apart) announces it once the
+window has passed. The state lives on the topic row, so a restart loses no pending change.
+Curated content changes (seed) always announce at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_catalog import service
 from infou_catalog.models import MainTopic, outbox, processed_events
 from infou_libs import subjects
 from infou_libs.consume import Route, event_consumer
+from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
 from infou_libs.outbox import add_event
@@ -36,8 +47,6 @@ from infou_libs.protobuf import timestamp
 from infou_protos.events.v1 import events_pb2
 
 log = get_logger(__name__)
-
-E = TypeVar("E", bound=Message)
 
 
 async def announce_change(
@@ -64,33 +73,100 @@ async def announce_change(
     )
 
 
+async def announce_statistics(
+    session: AsyncSession, topics: Sequence[MainTopic], *, reason: str, window_seconds: float
+) -> None:
+    """A statistic of `topics` (locked FOR UPDATE by the caller) changed: announces the topics
+    that have not announced within the window, marks the others pending for the sweep."""
+    if window_seconds <= 0:
+        await announce_change(session, topics, reason=reason)
+        return
+    now = await session.scalar(select(func.now()))
+    assert now is not None
+    cutoff = now - dt.timedelta(seconds=window_seconds)
+    due = [t for t in topics if t.stats_announced_at is None or t.stats_announced_at <= cutoff]
+    for t in topics:
+        t.stats_announce_pending = t not in due
+    if due:
+        for t in due:
+            t.stats_announced_at = now
+        await announce_change(session, due, reason=reason)
+
+
+async def announce_pending(session: AsyncSession, window_seconds: float) -> int:
+    """Announces, in one CatalogChanged, the pending topics whose window has passed; topics
+    another replica is handling (locked) are left to it. Returns how many were announced."""
+    cutoff = func.now() - dt.timedelta(seconds=window_seconds)
+    topics = list(
+        await session.scalars(
+            select(MainTopic)
+            .where(
+                MainTopic.stats_announce_pending,
+                or_(MainTopic.stats_announced_at.is_(None), MainTopic.stats_announced_at <= cutoff),
+            )
+            .order_by(MainTopic.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not topics:
+        return 0
+    now = await session.scalar(select(func.now()))
+    for t in topics:
+        t.stats_announce_pending = False
+        t.stats_announced_at = now
+    await announce_change(session, topics, reason="statistics")
+    return len(topics)
+
+
+async def run_announcer(sessions: async_sessionmaker[AsyncSession], window_seconds: float) -> None:
+    """Sweeps pending statistics announcements every window until cancelled, so a change is
+    announced at most about two windows after it happened; a failed sweep is retried."""
+    while True:
+        await asyncio.sleep(window_seconds)
+        try:
+            async with unit_of_work(sessions) as session:
+                announced = await announce_pending(session, window_seconds)
+            if announced:
+                log.info("catalog_stats_announced", topics=announced)
+        except Exception:
+            log.exception("catalog_stats_announce_failed")
+
+
 def _occurred_at(ts: Timestamp) -> dt.datetime | None:
     if not ts.seconds and not ts.nanos:
         return None
     return ts.ToDatetime(tzinfo=dt.UTC)
 
 
-async def on_session_created(session: AsyncSession, event: events_pb2.SessionCreated) -> None:
+async def on_session_created(
+    session: AsyncSession, event: events_pb2.SessionCreated, *, window_seconds: float = 0
+) -> None:
     topics = await service.record_session_created(
         session,
         main_topic_id=event.main_topic_id,
         curated_sub_topic_ids=event.curated_sub_topic_ids,
     )
     if topics:
-        await announce_change(session, topics, reason="session_created")
+        await announce_statistics(
+            session, topics, reason="session_created", window_seconds=window_seconds
+        )
 
 
 async def on_subtopics_generated(
-    session: AsyncSession, event: events_pb2.SubTopicsGenerated
+    session: AsyncSession, event: events_pb2.SubTopicsGenerated, *, window_seconds: float = 0
 ) -> None:
     topics = await service.record_subtopics_generated(
         session, main_topic_id=event.main_topic_id, count=event.count
     )
     if topics:
-        await announce_change(session, topics, reason="subtopics_generated")
+        await announce_statistics(
+            session, topics, reason="subtopics_generated", window_seconds=window_seconds
+        )
 
 
-async def on_feedback_submitted(session: AsyncSession, event: events_pb2.FeedbackSubmitted) -> None:
+async def on_feedback_submitted(
+    session: AsyncSession, event: events_pb2.FeedbackSubmitted, *, window_seconds: float = 0
+) -> None:
     topics = await service.record_rating(
         session,
         session_id=event.session_id,
@@ -100,11 +176,11 @@ async def on_feedback_submitted(session: AsyncSession, event: events_pb2.Feedbac
         occurred_at=_occurred_at(event.occurred_at),
     )
     if topics:
-        await announce_change(session, topics, reason="feedback")
+        await announce_statistics(session, topics, reason="feedback", window_seconds=window_seconds)
 
 
 async def on_session_analytics_updated(
-    session: AsyncSession, event: events_pb2.SessionAnalyticsUpdated
+    session: AsyncSession, event: events_pb2.SessionAnalyticsUpdated, *, window_seconds: float = 0
 ) -> None:
     topics = await service.record_completion(
         session,
@@ -114,44 +190,59 @@ async def on_session_analytics_updated(
         occurred_at=_occurred_at(event.occurred_at),
     )
     if topics:
-        await announce_change(session, topics, reason="analytics")
+        await announce_statistics(
+            session, topics, reason="analytics", window_seconds=window_seconds
+        )
 
 
-def _route(payload: type[E], handle: Callable[[AsyncSession, E], Awaitable[None]]) -> Route[E]:
-    return Route(payload, handle)
+# A statistics handler: (transaction, event, *, window_seconds) → None.
+Handler = Callable[..., Awaitable[None]]
 
-
-# durable consumer name (also the idempotency key) → its subject and route.
-_SUBSCRIPTIONS: tuple[tuple[str, str, Route[Any]], ...] = (
+# durable consumer name (also the idempotency key) → its subject, payload and handler.
+_SUBSCRIPTIONS: tuple[tuple[str, str, type[Message], Handler], ...] = (
     (
         "catalog-session-created",
         subjects.SESSION_CREATED,
-        _route(events_pb2.SessionCreated, on_session_created),
+        events_pb2.SessionCreated,
+        on_session_created,
     ),
     (
         "catalog-subtopics-generated",
         subjects.SUBTOPICS_GENERATED,
-        _route(events_pb2.SubTopicsGenerated, on_subtopics_generated),
+        events_pb2.SubTopicsGenerated,
+        on_subtopics_generated,
     ),
     (
         "catalog-feedback-submitted",
         subjects.FEEDBACK_SUBMITTED,
-        _route(events_pb2.FeedbackSubmitted, on_feedback_submitted),
+        events_pb2.FeedbackSubmitted,
+        on_feedback_submitted,
     ),
     (
         "catalog-session-analytics",
         subjects.SESSION_ANALYTICS_UPDATED,
-        _route(events_pb2.SessionAnalyticsUpdated, on_session_analytics_updated),
+        events_pb2.SessionAnalyticsUpdated,
+        on_session_analytics_updated,
     ),
 )
 
 
 def statistics_consumers(
-    js: JetStreamContext, sessions: async_sessionmaker[AsyncSession]
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    announce_seconds: float = 0,
 ) -> Sequence[DurableConsumer]:
     """One durable consumer per consumed subject, on libs' consume path (an undecodable or
-    invalid event is rejected, not retried)."""
+    invalid event is rejected, not retried); announcements coalesced per `announce_seconds`."""
+    routes: list[tuple[str, str, Route[Any]]] = [
+        (
+            durable,
+            subject,
+            Route(payload, functools.partial(handle, window_seconds=announce_seconds)),
+        )
+        for durable, subject, payload, handle in _SUBSCRIPTIONS
+    ]
     return [
         event_consumer(js, durable, {subject: route}, sessions, processed_events)
-        for durable, subject, route in _SUBSCRIPTIONS
+        for durable, subject, route in routes
     ]

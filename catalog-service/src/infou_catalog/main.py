@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from infou_catalog.events import statistics_consumers
+from infou_catalog.events import run_announcer, statistics_consumers
 from infou_catalog.grpc_api import CatalogServicer
 from infou_catalog.models import SCHEMA, outbox
 from infou_catalog.seed import SEED_DIR, apply_seed, load_seed
@@ -20,6 +21,10 @@ from infou_protos.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 MIGRATIONS = package_migrations("infou_catalog")
 
 
+def _announce_seconds(settings: CommonSettings) -> float:
+    return settings.catalog_stats_announce_seconds if isinstance(settings, CatalogSettings) else 0
+
+
 def _seed_dir(settings: CommonSettings) -> Path:
     seed_dir = settings.catalog_seed_dir if isinstance(settings, CatalogSettings) else None
     return seed_dir or SEED_DIR
@@ -31,6 +36,10 @@ async def build(rt: Runtime) -> Sequence[Registration]:
     seed = load_seed(_seed_dir(rt.settings))
     async with unit_of_work(rt.sessions) as session:
         await apply_seed(session, seed)
+    window = _announce_seconds(rt.settings)
+    if window > 0:
+        announcing = run_announcer(rt.sessions, window)
+        rt.tasks.append(asyncio.create_task(announcing, name="catalog-stats-announcer"))
     return [
         (
             catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
@@ -58,7 +67,7 @@ SPEC = ServiceSpec(
     migrations_dir=MIGRATIONS,
     outbox=outbox,
     build=build,
-    consumers=lambda rt: statistics_consumers(rt.js, rt.sessions),
+    consumers=lambda rt: statistics_consumers(rt.js, rt.sessions, _announce_seconds(rt.settings)),
     commands={"seed": seed_command},
 )
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -67,6 +68,12 @@ class MainTopic(Base):
     completion_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     completion_total: Mapped[Decimal] = mapped_column(
         Numeric(14, 4), default=Decimal("0"), server_default="0"
+    )
+    # Coalesced statistics announcements (events.announce_statistics): when CatalogChanged last
+    # went out for a statistic, and whether a later change still waits for the sweep.
+    stats_announced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    stats_announce_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
     )
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -13,3 +13,6 @@ class CatalogSettings(CommonSettings):
     service_name: str = "catalog"
     grpc_port: int = Field(default=50051, ge=0, le=65535)  # the gateway's default address
     catalog_seed_dir: Path | None = None  # default: the data files shipped in the package
+    # Statistic-driven CatalogChanged (learner counts, ratings, ...): at most one per topic per
+    # this many seconds, the latest counts announced by a periodic sweep; 0 = every event.
+    catalog_stats_announce_seconds: float = Field(default=5.0, ge=0, le=3600)
