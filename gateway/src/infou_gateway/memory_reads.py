@@ -94,11 +94,7 @@ class MemoryReads:
         headers = [(b"content-length", str(len(body)).encode()), _JSON, _VARY]
         verdict = outcome.verdict
         if verdict is not None:
-            headers += [
-                (b"x-ratelimit-limit", str(verdict.limit).encode()),
-                (b"x-ratelimit-remaining", str(verdict.remaining).encode()),
-                (b"x-ratelimit-reset", str(verdict.reset_after).encode()),
-            ]
+            headers += [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
         headers += self.personal_tail if personal else self.public_tail
         span = self._span(scope, route)
         status = 500

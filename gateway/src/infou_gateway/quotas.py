@@ -52,21 +52,6 @@ EXEMPT_PATHS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: int  # seconds until a slot frees up
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_after),
-        }
-
-
 class Quotas:
     """Moving-window limits in Redis, with per-process memory as the fallback."""
 
@@ -102,23 +87,25 @@ class Quotas:
         QUOTA_DEGRADED_CHECKS.inc()
         return await check(self._memory)
 
-    async def hit(self, item: RateLimitItem, *ids: str) -> Verdict:
+    async def hit(self, item: RateLimitItem, *ids: str) -> RateVerdict:
         """Counts one use; refused when the window is full (the refused use is not counted)."""
         return await self._verdict(item, ids, count=True)
 
-    async def room(self, item: RateLimitItem, *ids: str) -> Verdict:
+    async def room(self, item: RateLimitItem, *ids: str) -> RateVerdict:
         """Whether one more use would fit, without counting it."""
         return await self._verdict(item, ids, count=False)
 
-    async def _verdict(self, item: RateLimitItem, ids: tuple[str, ...], *, count: bool) -> Verdict:
-        async def check(limiter: MovingWindowRateLimiter) -> Verdict:
+    async def _verdict(
+        self, item: RateLimitItem, ids: tuple[str, ...], *, count: bool
+    ) -> RateVerdict:
+        async def check(limiter: MovingWindowRateLimiter) -> RateVerdict:
             use = limiter.hit if count else limiter.test
             allowed = await use(item, *ids)
             stats = await limiter.get_window_stats(item, *ids)
             reset = max(1, math.ceil(stats.reset_time - time.time()))
-            return Verdict(allowed, item.amount, max(0, stats.remaining), reset)
+            return RateVerdict(allowed, item.amount, max(0, stats.remaining), reset)
 
-        verdict: Verdict = await self._use(check)
+        verdict: RateVerdict = await self._use(check)
         return verdict
 
 
@@ -130,7 +117,7 @@ def per_day(amount: int) -> RateLimitItem:
     return RateLimitItemPerDay(amount)
 
 
-def refusal(verdict: Verdict, code: str, message: str) -> RateLimited:
+def refusal(verdict: RateVerdict, code: str, message: str) -> RateLimited:
     return RateLimited(message, code=code, retry_after=verdict.reset_after)
 
 

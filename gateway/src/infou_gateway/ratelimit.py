@@ -82,7 +82,7 @@ class RateVerdict:
     allowed: bool
     limit: int
     remaining: int
-    reset_after: int
+    reset_after: int  # seconds until a slot frees up
 
     def headers(self) -> dict[str, str]:
         return {
