@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_devtools.fakellm import FakeLLMControl
 from infou_generation import personal_adaptation, retention
 from infou_generation.content import adaptation, prompts, reuse
-from infou_generation.content.moderation import ContentModeration, build_moderation
 from infou_generation.content.offline import compose
 from infou_generation.content.quality import article_markdown
 from infou_generation.engine import Generated, GenerationEngine, build_engine
@@ -53,13 +52,6 @@ async def engine(
     await made.aclose()
 
 
-@pytest.fixture
-async def moderation(settings: GenerationSettings) -> AsyncIterator[ContentModeration]:
-    made = build_moderation(settings)
-    yield made
-    await made.aclose()
-
-
 def learner(base: dict[str, Any], goal: str, interest: str) -> dict[str, Any]:
     personalization = {**base["personalization"], "learning_goals": goal, "interests": [interest]}
     return {**base, "personalization": personalization}
@@ -79,7 +71,6 @@ def goal() -> str:
 
 async def written(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     sessions: async_sessionmaker[AsyncSession],
     context: dict[str, Any],
     session_id: str | None = None,
@@ -87,7 +78,7 @@ async def written(
     """What the article job does: the moderated shared article, then the learner's section."""
     shared = await engine.generate("article", context, session_id=session_id)
     return await personal_adaptation.adapt(
-        engine, moderation, sessions, "article", context, shared, session_id=session_id
+        engine, sessions, "article", context, shared, session_id=session_id
     )
 
 
@@ -103,7 +94,6 @@ def schemas_since(stats: dict[str, Any], calls_before: int) -> list[str]:
 
 async def test_a_second_learner_pays_only_for_the_adaptation_and_the_first_again_for_nothing(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -113,18 +103,18 @@ async def test_a_second_learner_pays_only_for_the_adaptation_and_the_first_again
     learner_b = learner(base, goal_b, "요리")
     saved_before = counted("infou_generation_cache_saved_usd_total", {"task": "article"})
 
-    for_a = await written(engine, moderation, generation_sessions, learner_a)
+    for_a = await written(engine, generation_sessions, learner_a)
     stats = await fake_llm.stats()
     assert schemas_since(stats, 0) == ["infou_article", "infou_article_adaptation"]
     session_b = f"sess_{uuid.uuid4().hex}"
-    for_b = await written(engine, moderation, generation_sessions, learner_b, session_b)
+    for_b = await written(engine, generation_sessions, learner_b, session_b)
     stats = await fake_llm.stats()
     # B: the shared article from the cache, one adaptation call, nothing else.
     assert stats["total"] == 3
     assert schemas_since(stats, 2) == ["infou_article_adaptation"]
     adaptation_call = [r for r in stats["recent"] if r["api"] == "openai"][-1]
     assert adaptation_call["max_tokens"] == adaptation.MAX_OUTPUT_TOKENS
-    again = await written(engine, moderation, generation_sessions, learner_a)
+    again = await written(engine, generation_sessions, learner_a)
     assert (await fake_llm.stats())["total"] == 3  # A again: not a single call
 
     # One shared article under both, each learner's section only in their own article.
@@ -168,12 +158,11 @@ async def test_a_second_learner_pays_only_for_the_adaptation_and_the_first_again
 
 async def test_the_stored_adaptation_is_ciphertext_and_expires_with_personal_data(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     goal_a = goal()
     context = learner(fresh_article(), goal_a, "음악")
-    for_a = await written(engine, moderation, generation_sessions, context)
+    for_a = await written(engine, generation_sessions, context)
     base_key = engine.content_key_of("article", context).value
 
     async with generation_sessions() as session:
@@ -207,7 +196,6 @@ async def test_the_stored_adaptation_is_ciphertext_and_expires_with_personal_dat
 
 async def test_an_adaptation_that_fails_serves_the_shared_article_alone(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -217,7 +205,7 @@ async def test_an_adaptation_that_fails_serves_the_shared_article_alone(
     )
     await fake_llm.arm("server_error", times=-1, task="article_adaptation")
 
-    served = await written(engine, moderation, generation_sessions, context)
+    served = await written(engine, generation_sessions, context)
 
     assert adaptation.FIELD not in served.data
     assert served.data["sections"]
@@ -228,14 +216,13 @@ async def test_an_adaptation_that_fails_serves_the_shared_article_alone(
     assert stats["scenarios"] == {"server_error": 1}
     # Nothing was cached: once the provider is back, the learner's next request writes it.
     await fake_llm.reset()
-    later = await written(engine, moderation, generation_sessions, context)
+    later = await written(engine, generation_sessions, context)
     assert adaptation.FIELD in later.data
     assert schemas_since(await fake_llm.stats(), 0) == ["infou_article_adaptation"]
 
 
 async def test_a_flagged_adaptation_is_dropped_and_the_shared_article_served(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     fake_llm: FakeLLMControl,
     generation_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -244,7 +231,7 @@ async def test_a_flagged_adaptation_is_dropped_and_the_shared_article_served(
     # The learner's goal is only in the adaptation (the shared article is written without it).
     await fake_llm.flag_for_moderation(goal_a)
 
-    served = await written(engine, moderation, generation_sessions, context)
+    served = await written(engine, generation_sessions, context)
 
     assert adaptation.FIELD not in served.data
     assert goal_a not in article_markdown(served.data)

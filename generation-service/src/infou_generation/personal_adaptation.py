@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_generation import ledger, repository
 from infou_generation.content import adaptation, reuse
-from infou_generation.content.moderation import ContentModeration
 from infou_generation.engine import Generated, GenerationEngine, OnRateLimited, echoes_system_prompt
 from infou_generation.ledger import LedgerEntry
 from infou_generation.llm.types import LLMError, LLMRequest, LLMResult, TaskKind
@@ -57,7 +56,6 @@ ADAPTED: Final = frozenset({"article", "level_conversion"})
 
 async def adapt(
     engine: GenerationEngine,
-    moderation: ContentModeration,
     sessions: async_sessionmaker[AsyncSession],
     task: TaskKind,
     context: dict[str, Any],
@@ -116,7 +114,7 @@ async def adapt(
         problem = "the answer repeats the system prompt"
     if problem is None:
         text = "\n".join(str(result.data[k]) for k in adaptation.MAX_CHARS)
-        verdict = await moderation.check({adaptation.TASK: text}, stage="output")
+        verdict = await engine.moderation.check({adaptation.TASK: text}, stage="output")
         if verdict.flagged:
             problem = "flagged by moderation"
     if problem is not None:

@@ -227,7 +227,6 @@ async def generate(
         # The learner's own section over the shared answer; it never fails the job.
         generated = await personal_adaptation.adapt(
             ctx.engine,
-            ctx.engine.moderation,
             ctx.sessions,
             task,
             context,
