@@ -129,12 +129,26 @@ async def measure_get(
 
 
 async def open_loop_creates(
-    pool: LoadPool, gateway_port: int, topic: dict[str, Any], args: argparse.Namespace
+    pool: LoadPool, stack: Stack, topic: dict[str, Any], args: argparse.Namespace
 ) -> Row:
-    """POST /sessions at a fixed rate whatever the answers' pace (open loop)."""
+    """POST /sessions at a fixed rate whatever the answers' pace (open loop).
+
+    The note gives each stack process's CPU time per create over the load (user + system, from
+    psutil; background generation and event consumers included): the figure the machine's other
+    load moves least.
+    """
+    names = {
+        child.process.pid: name
+        for name, child in stack.children.items()
+        if child.process is not None
+    }
+    # Every process under the bench: the services by name, the engines (each Postgres backend,
+    # NATS, Valkey) and the load generator's workers by their program's name.
+    procs = psutil.Process().children(recursive=True)
+    cpu_before = {proc.pid: _cpu(proc.pid) for proc in procs}
     samples = await pool.open_loop(
         HOST,
-        gateway_port,
+        stack.gateway_port,
         "/sessions",
         topic,
         rate=args.create_rate,
@@ -142,11 +156,24 @@ async def open_loop_creates(
         timeout=30.0,
         expect=201,
     )
+    creates = max(1, len(samples.latencies_ms))
+    cpu: dict[str, float] = {}
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            label = names.get(proc.pid) or proc.name()
+            spent = (_cpu(proc.pid) - cpu_before[proc.pid]) / creates * 1000
+            cpu[label] = cpu.get(label, 0.0) + spent
     return _row(
         "POST /sessions (open loop)",
         samples,
         len(samples.latencies_ms) / samples.elapsed_s,
-        f"{args.create_rate:g}/s for {args.create_seconds:g} s, latency from the scheduled send",
+        f"{args.create_rate:g}/s for {args.create_seconds:g} s, latency from the scheduled send; "
+        f"CPU per create: {sum(cpu.values()):.1f} ms in all, "
+        + ", ".join(
+            f"{name} {ms:.1f}"
+            for name, ms in sorted(cpu.items(), key=lambda i: -i[1])
+            if ms >= 0.05
+        ),
     )
 
 
@@ -357,7 +384,6 @@ async def run(args: argparse.Namespace) -> list[Row]:
         try:
             await stack.start()
             bare = await serve_bare()
-            port = stack.gateway_port
             async with httpx.AsyncClient(timeout=30) as client:
                 gateway = stack.gateway_url
                 for path in CATALOG if args.seconds > 0 else ():
@@ -389,7 +415,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     rows.append(row)
                     print(_format(rows[-1]), flush=True)
                 if args.create_seconds > 0:
-                    rows.append(await open_loop_creates(pool, port, topic, args))
+                    rows.append(await open_loop_creates(pool, stack, topic, args))
                     print(_format(rows[-1]), flush=True)
             if args.watchers > 0:
                 for row in await watchers(stack, created, args):
