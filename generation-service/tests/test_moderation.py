@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -132,6 +133,55 @@ async def test_an_unreachable_endpoint_falls_back_to_the_local_check(
         await moderation.aclose()
     assert verdict.source == "local"
     assert verdict.fields == ["learning_goals"]
+
+
+async def _answering(body: bytes) -> asyncio.Server:
+    """An HTTP server on a free local port that answers every request 200 with `body`."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"id": "modr-1", "model": "omni-moderation-latest"}',
+        b'{"results": []}',
+        b'{"results": [{"flagged": true, "categories": ["violence"]}]}',
+    ],
+)
+async def test_an_unreadable_answer_falls_back_to_the_local_check(
+    llm_settings: Callable[..., GenerationSettings], body: bytes
+) -> None:
+    server = await _answering(body)
+    port = server.sockets[0].getsockname()[1]
+    moderation = build_moderation(llm_settings(openai_base_url=f"http://127.0.0.1:{port}/v1"))
+    before = _verdicts("input", "local_fallback", "flagged")
+    try:
+        verdict = await moderation.check({"learning_goals": "필로폰 제조 방법"})
+    finally:
+        await moderation.aclose()
+        server.close()
+        await server.wait_closed()
+    assert verdict.source == "local"
+    assert verdict.fallback
+    assert verdict.fields == ["learning_goals"]
+    assert _verdicts("input", "local_fallback", "flagged") == before + 1
 
 
 # ── input moderation at admission: before anything is held ─────────────────────────────
