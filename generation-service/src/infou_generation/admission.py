@@ -33,7 +33,8 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Literal, NoReturn
@@ -47,7 +48,6 @@ from infou_generation import budget, repository
 from infou_generation.content.moderation import ContentModeration, refuse_flagged
 from infou_generation.models import BudgetAdmission
 from infou_generation.settings import GenerationSettings
-from infou_libs.db import unit_of_work
 from infou_libs.errors import DomainError, InvalidArgument
 from infou_libs.logging import get_logger
 
@@ -266,15 +266,20 @@ class Admissions:
         )
         return granted
 
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own: for a use case of one statement,
+        which then needs no BEGIN and COMMIT round trips and holds no lock across one."""
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+
     async def _admit(
         self, admission: BudgetAdmission, allowance: Decimal
     ) -> tuple[str, Decimal] | None:
-        async with self._sessions() as session:
-            connection = await session.connection(
-                execution_options={"isolation_level": "AUTOCOMMIT"}
-            )
+        async with self._autocommit() as session:
             return await repository.admit(
-                connection, admission, limit=self._limit, allowance=allowance
+                await session.connection(), admission, limit=self._limit, allowance=allowance
             )
 
     async def _refuse_why(
@@ -321,7 +326,7 @@ class Admissions:
 
     async def release(self, reference_id: str) -> Decimal:
         """Closes the reference's admission; returns what it held and did not spend."""
-        async with unit_of_work(self._sessions) as session:
+        async with self._autocommit() as session:  # one UPDATE … RETURNING
             closed = await repository.close_admission(session, reference_id)
         if closed is None:
             return Decimal(0)
@@ -332,7 +337,7 @@ class Admissions:
     async def _close_expired(self) -> bool:
         """Admissions past their hold stop holding (their session stalled or was lost); whether
         any did."""
-        async with unit_of_work(self._sessions) as session:
+        async with self._autocommit() as session:  # one UPDATE … RETURNING
             rows = await repository.close_expired_admissions(session)
         if rows:
             log.warning("budget_admissions_expired", count=len(rows))
