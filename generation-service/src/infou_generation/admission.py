@@ -258,7 +258,9 @@ class Admissions:
         if fit[0] != granted.admission_id:  # a retried create: its first admission
             return Granted(*fit)
         ADMISSIONS.labels(kind, "admitted").inc()
-        log.info(
+        # Debug: one line per created session cost a stdout write on the request path; admissions
+        # are counted (infou_budget_admissions_total), refusals and expiries stay warnings.
+        log.debug(
             "budget_admitted",
             kind=kind,
             reference_id=reference_id,
@@ -331,7 +333,7 @@ class Admissions:
         if closed is None:
             return Decimal(0)
         freed = outstanding(*closed)
-        log.info("budget_admission_released", reference_id=reference_id, released_usd=str(freed))
+        log.debug("budget_admission_released", reference_id=reference_id, released_usd=str(freed))
         return freed
 
     async def _close_expired(self) -> bool:
