@@ -100,3 +100,11 @@ def test_objects_and_nested_values_are_masked() -> None:
     )
     nested = mask_value("payload", {"a": [{"b": {"referrer_url": "https://x.test/?q=me"}}]})
     assert nested == {"a": [{"b": {"referrer_url": "***(20 chars)"}}]}
+
+
+def test_the_llm_sdks_http_client_logs_no_line_per_request() -> None:
+    """openai/anthropic send through httpx2: its INFO "HTTP Request: POST …" per call is quiet."""
+    configure_logging("test", "INFO", json=True)
+    for name in ("httpx2", "httpcore2", "httpx"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+    assert logging.getLogger("infou").isEnabledFor(logging.INFO)

@@ -130,7 +130,16 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "asyncio", "alembic.runtime.migration", "uvicorn.access"):
+    # The LLM SDKs send through httpx2 (an INFO line per request otherwise).
+    noisy_loggers = (
+        "httpx",
+        "httpcore",
+        "httpx2",
+        "httpcore2",
+        "asyncio",
+        "alembic.runtime.migration",
+    )
+    for noisy in (*noisy_loggers, "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
