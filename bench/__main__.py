@@ -264,7 +264,8 @@ async def watchers(
         split = [_connections(pid, stack.gateway_port) for pid in gateways]
         assert stack.nats_url is not None
         nc = await nats.connect(stack.nats_url)
-        cpu_before = sum(map(_cpu, gateways)), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
+        each_before = [_cpu(pid) for pid in gateways]
+        cpu_before = sum(each_before), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
         try:
             for k in range(args.events):
                 payload = events_pb2.SessionProgress(
@@ -278,13 +279,19 @@ async def watchers(
                     firsts.append((arrival[0] - sent) * 1000)
                 await asyncio.sleep(0.2)
         finally:
-            cpu_after = sum(map(_cpu, gateways)), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
+            each_after = [_cpu(pid) for pid in gateways]
+            cpu_after = sum(each_after), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
             await nc.close()
     finally:
         await fleet.close()
     per_gateway = (after[0] - before[0]) / max(1, n) / 1024
     per_realtime = (after[1] - before[1]) / max(1, n) / 1024
     p50, p95, p99 = percentiles(latencies)
+    # Per gateway process: what one replica spends on its share of the watchers.
+    each = " / ".join(
+        f"{(a - b) / max(1, args.events) * 1000:.0f}"
+        for b, a in zip(each_before, each_after, strict=True)
+    )
     fanout = Row(
         f"WS event → all {n} watchers",
         args.events,
@@ -298,6 +305,7 @@ async def watchers(
             f"first watcher p50 {percentiles(firsts)[0]:.1f} ms; CPU per event: "
             + ", ".join(
                 f"{name} {(after_ - before_) / max(1, args.events) * 1000:.0f} ms"
+                + (f" ({each} each)" if name.startswith("gateway (") else "")
                 for name, before_, after_ in zip(
                     (_gateways(len(gateways)), "realtime", "watcher processes"),
                     cpu_before,
