@@ -84,8 +84,7 @@ async def measure_get(
     args: argparse.Namespace,
 ) -> Row:
     gateway_port = gateway.gateway_port
-    gateway_process = gateway.children["gateway"].process
-    assert gateway_process is not None
+    gateway_pids = gateway.gateway_pids
     probe = await client.get(f"http://{HOST}:{gateway_port}{path}", headers=headers)
     if probe.status_code != 200:
         raise RuntimeError(f"{path} answered {probe.status_code}: {probe.text[:200]}")
@@ -104,9 +103,9 @@ async def measure_get(
     samples, bare_samples = Samples(), Samples()
     elapsed = bare_elapsed = bare_cpu = gateway_cpu = 0.0
     for _ in range(rounds):
-        cpu = _cpu_seconds(gateway_process.pid)
+        cpu = _cpu_sum(gateway_pids)
         got = await pool.closed_loop(HOST, gateway_port, ours, **loop)
-        gateway_cpu += _cpu_seconds(gateway_process.pid) - cpu
+        gateway_cpu += _cpu_sum(gateway_pids) - cpu
         samples.merge(got)
         elapsed += got.elapsed_s
         cpu = bare.cpu_seconds()
@@ -120,7 +119,8 @@ async def measure_get(
         f"GET {path.split('?')[0]}",
         samples,
         rps,
-        f"{size} B, {args.concurrency} conns; bare server at {bare_cpu / bare_elapsed:.0%} CPU; "
+        f"{size} B, {args.concurrency} conns; bare server at {bare_cpu / bare_elapsed:.0%} CPU"
+        f"{_processes(len(gateway_pids))}; "
         f"CPU per request: gateway {_per_request(gateway_cpu, samples)} µs, "
         f"bare {_per_request(bare_cpu, bare_samples)} µs",
     )
@@ -141,7 +141,7 @@ async def open_loop_creates(
         child.process.pid: name
         for name, child in stack.children.items()
         if child.process is not None
-    }
+    } | {pid: "gateway" for pid in stack.gateway_pids}  # its processes summed, as one service
     # Every process under the bench: the services by name, the engines (each Postgres backend,
     # NATS, Valkey) and the load generator's workers by their program's name.
     procs = psutil.Process().children(recursive=True)
@@ -182,9 +182,50 @@ def _cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def _cpu_sum(pids: list[int]) -> float:
+    return sum(map(_cpu_seconds, pids))
+
+
+def _processes(n: int) -> str:
+    """How many processes each side of a GET row had (when more than one)."""
+    return f" ({n} processes each side)" if n > 1 else ""
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether the process has its listening socket on `port` yet."""
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.Process(pid).net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return True
+    return False
+
+
+async def wait_listening(pids: list[int], port: int, timeout: float = 60.0) -> None:
+    """Until every process sharing `port` listens on it (one answering is not all of them)."""
+    deadline = time.monotonic() + timeout
+    while not all(_listening(pid, port) for pid in pids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not every process listens on {port} after {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+def _connections(pid: int, port: int) -> int:
+    """Established connections the process holds on its listening `port` (accepted sockets)."""
+    try:
+        conns = psutil.Process(pid).net_connections("tcp")
+    except psutil.Error:
+        return 0
+    established = psutil.CONN_ESTABLISHED
+    return sum(1 for c in conns if c.status == established and c.laddr and c.laddr.port == port)
+
+
 def _per_request(cpu_seconds: float, samples: Samples) -> str:
     """The process's CPU time per answered request, in µs: what the machine's load moves least."""
     return f"{cpu_seconds / max(1, len(samples.latencies_ms)) * 1e6:.0f}"
+
+
+def _gateways(n: int) -> str:
+    return f"gateway ({n} processes)" if n > 1 else "gateway"
 
 
 def _rss(pid: int) -> int:
@@ -204,12 +245,14 @@ async def watchers(
     stack: Stack, created: dict[str, Any], args: argparse.Namespace
 ) -> tuple[Row, Row]:
     """N WebSockets on one session; events published on its progress subject, timed to all."""
-    gateway = stack.children["gateway"].process
+    gateways = stack.gateway_pids
     realtime = stack.children["realtime"].process
-    assert gateway is not None
     assert realtime is not None
     sid, token = created["session_id"], created["access_token"]
-    before = _rss(gateway.pid), _rss(realtime.pid)
+    # Every gateway process: RSS and CPU are summed over them; each holds the watchers the
+    # kernel gave it and its own Watch stream.
+    baseline = [_rss(pid) for pid in gateways]
+    before = sum(baseline), _rss(realtime.pid)
     fleet = WatcherFleet(args.watcher_processes)
     latencies: list[float] = []
     firsts: list[float] = []  # to the first watcher: NATS, realtime, the gateway's first write
@@ -217,10 +260,12 @@ async def watchers(
         n = await fleet.open(HOST, stack.gateway_port, f"/sessions/{sid}/ws", token, args.watchers)
         FAILURES.update({f"WS {k}": v for k, v in fleet.failures.items()})
         await asyncio.sleep(2)  # every watcher registered, snapshots sent
-        after = _rss(gateway.pid), _rss(realtime.pid)
+        after = sum(map(_rss, gateways)), _rss(realtime.pid)
+        split = [_connections(pid, stack.gateway_port) for pid in gateways]
         assert stack.nats_url is not None
         nc = await nats.connect(stack.nats_url)
-        cpu_before = _cpu(gateway.pid), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
+        each_before = [_cpu(pid) for pid in gateways]
+        cpu_before = sum(each_before), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
         try:
             for k in range(args.events):
                 payload = events_pb2.SessionProgress(
@@ -234,13 +279,19 @@ async def watchers(
                     firsts.append((arrival[0] - sent) * 1000)
                 await asyncio.sleep(0.2)
         finally:
-            cpu_after = _cpu(gateway.pid), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
+            each_after = [_cpu(pid) for pid in gateways]
+            cpu_after = sum(each_after), _cpu(realtime.pid), sum(map(_cpu, fleet.pids()))
             await nc.close()
     finally:
         await fleet.close()
     per_gateway = (after[0] - before[0]) / max(1, n) / 1024
     per_realtime = (after[1] - before[1]) / max(1, n) / 1024
     p50, p95, p99 = percentiles(latencies)
+    # Per gateway process: what one replica spends on its share of the watchers.
+    each = " / ".join(
+        f"{(a - b) / max(1, args.events) * 1000:.0f}"
+        for b, a in zip(each_before, each_after, strict=True)
+    )
     fanout = Row(
         f"WS event → all {n} watchers",
         args.events,
@@ -254,8 +305,9 @@ async def watchers(
             f"first watcher p50 {percentiles(firsts)[0]:.1f} ms; CPU per event: "
             + ", ".join(
                 f"{name} {(after_ - before_) / max(1, args.events) * 1000:.0f} ms"
+                + (f" ({each} each)" if name.startswith("gateway (") else "")
                 for name, before_, after_ in zip(
-                    ("gateway", "realtime", "watcher processes"),
+                    (_gateways(len(gateways)), "realtime", "watcher processes"),
                     cpu_before,
                     cpu_after,
                     strict=True,
@@ -271,7 +323,15 @@ async def watchers(
         float("nan"),
         float("nan"),
         float("nan"),
-        note=f"RSS growth: gateway {per_gateway:.1f} KB, realtime {per_realtime:.1f} KB",
+        note=f"RSS growth: {_gateways(len(gateways))} {per_gateway:.1f} KB, "
+        f"realtime {per_realtime:.1f} KB"
+        + (
+            f"; watchers per gateway process {' / '.join(map(str, split))}; each gateway "
+            f"process starts at {' / '.join(f'{b / 2**20:.0f}' for b in baseline)} MB, "
+            f"not counted above"
+            if len(gateways) > 1
+            else ""
+        ),
     )
     return fanout, memory
 
@@ -291,44 +351,52 @@ async def wait_for_article(
 
 @dataclass
 class Bare:
-    """A process of ours on 127.0.0.1 (the bare endpoint, the fake LLM server)."""
+    """Processes of ours on one port of 127.0.0.1 (the bare endpoint, the fake LLM server)."""
 
     port: int
-    process: asyncio.subprocess.Process
+    processes: list[asyncio.subprocess.Process]
 
     def cpu_seconds(self) -> float:
-        return _cpu_seconds(self.process.pid)
+        return _cpu_sum([process.pid for process in self.processes])
 
     async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.terminate()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.process.wait(), 10)
+        for process in self.processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in self.processes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
 
 
-async def serve(args: list[str], port: int, probe: str) -> Bare:
-    """Starts `python <args>` and waits until GET `probe` answers 200."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        cwd=Path(__file__).parent.parent,
-        start_new_session=True,
-    )
+async def serve(args: list[str], port: int, probe: str, processes: int = 1) -> Bare:
+    """Starts `processes` × `python <args>` and waits until each listens and GET `probe`
+    answers 200."""
+    bare = Bare(port, [])
+    for _ in range(processes):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=Path(__file__).parent.parent,
+            start_new_session=True,
+        )
+        bare.processes.append(process)
     async with httpx.AsyncClient() as client:
         for _ in range(300):
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"http://{HOST}:{port}{probe}")).status_code == 200:
-                    return Bare(port, process)
+                    await wait_listening([process.pid for process in bare.processes], port)
+                    return bare
             await asyncio.sleep(0.1)
-    process.kill()
+    for process in bare.processes:
+        process.kill()
     raise RuntimeError(f"{args} did not start")
 
 
-async def serve_bare() -> Bare:
-    """The bare endpoint, served the way the gateway is (uvicorn, uvloop, httptools)."""
+async def serve_bare(processes: int) -> Bare:
+    """The bare endpoint as `processes` processes sharing a port, served the way the gateway's
+    are (uvicorn, uvloop, httptools; SO_REUSEPORT)."""
     port = engines.free_port()
-    uvicorn = ["-m", "uvicorn", "bench.bare:app", "--host", HOST, "--port", str(port)]
-    return await serve([*uvicorn, "--log-level", "warning", "--no-access-log"], port, "/static/10")
+    return await serve(["-m", "bench.bare", str(port)], port, "/static/10", processes)
 
 
 async def serve_fake_llm() -> Bare:
@@ -359,6 +427,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             echo=False,
             log_file=args.out.parent / "stack.log",  # kept for reading after the run
             generation_job_processes=args.generation_job_processes,
+            gateway_processes=args.gateway_processes,
             extra_env={
                 # Production middleware, limits no run reaches.
                 "INFOU_LOG_JSON": "true",
@@ -383,7 +452,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
         bare: Bare | None = None
         try:
             await stack.start()
-            bare = await serve_bare()
+            await wait_listening(stack.gateway_pids, stack.gateway_port)
+            bare = await serve_bare(args.gateway_processes)
             async with httpx.AsyncClient(timeout=30) as client:
                 gateway = stack.gateway_url
                 for path in CATALOG if args.seconds > 0 else ():
@@ -479,6 +549,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--watcher-processes", type=int, default=1, help="processes holding the WebSockets"
+    )
+    parser.add_argument(
+        "--gateway-processes",
+        type=int,
+        default=2,
+        help="gateway processes sharing its port, as replicas (the bare endpoint gets as many)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()

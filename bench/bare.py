@@ -22,3 +22,24 @@ def _body(size: int) -> bytes:
 @app.get("/static/{size}")
 async def static(size: int) -> Response:
     return Response(_body(min(size, 4 * 1024 * 1024)), media_type="application/json")
+
+
+def main() -> None:
+    """`python -m bench.bare PORT`: one process of the bare endpoint on a port it may share
+    (SO_REUSEPORT, as the gateway's processes share theirs), served as the gateway is (uvicorn,
+    uvloop, httptools)."""
+    import socket
+    import sys
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[1])))
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

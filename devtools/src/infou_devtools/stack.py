@@ -65,11 +65,23 @@ class Stack:
     # With N > 0, generation-service runs as an API-only process (INFOU_PROCESS_ROLE=api, the
     # address the others call) and N job processes (role `jobs`, named generation-jobs-<i>).
     generation_job_processes: int = 0
+    # With N > 1, N gateway processes share the gateway port (INFOU_REUSE_PORT): `gateway`,
+    # `gateway-1`, … each holding the connections the kernel gives it, as replicas would.
+    gateway_processes: int = 1
     embedded: list[engines.EmbeddedServer] = field(default_factory=list)
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
     _supervisor: asyncio.Task[None] | None = None
     _background: set[asyncio.Future[None]] = field(default_factory=set)
+
+    @property
+    def gateway_pids(self) -> list[int]:
+        """The gateway processes running now (one per `gateway_processes`)."""
+        return [
+            child.process.pid
+            for name, child in self.children.items()
+            if (name == "gateway" or name.startswith("gateway-")) and child.process is not None
+        ]
 
     @property
     def gateway_url(self) -> str:
@@ -104,7 +116,11 @@ class Stack:
             "INFOU_HOST": "127.0.0.1",
             "INFOU_SERVICE_NAME": "gateway",
         }
-        self._add(ChildSpec("gateway", [sys.executable, "-m", "infou_gateway"], gateway_env))
+        shared = {"INFOU_REUSE_PORT": "true"} if self.gateway_processes > 1 else {}
+        for i in range(max(1, self.gateway_processes)):
+            name = f"gateway-{i}" if i else "gateway"
+            args = [sys.executable, "-m", "infou_gateway"]
+            self._add(ChildSpec(name, args, gateway_env | shared))
         for spec in self.extra_children:
             self._add(ChildSpec(spec.name, spec.args, gateway_env | spec.env))
         for child in self.children.values():

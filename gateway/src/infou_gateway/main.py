@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from types import FrameType
 
@@ -69,4 +70,16 @@ def run() -> None:
         ws_max_size=settings.ws_max_message_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
     )
-    DrainingServer(config, app).run()
+    DrainingServer(config, app).run(
+        sockets=[shared_socket(settings)] if settings.reuse_port else None
+    )
+
+
+def shared_socket(settings: GatewaySettings) -> socket.socket:
+    """The listening address bound with SO_REUSEPORT (uvicorn listens on it once started)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    return sock

@@ -16,6 +16,10 @@ class GatewaySettings(CommonSettings):
     version: str = "2.0.0"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # Bind the port with SO_REUSEPORT so several gateway processes on one host share it, the
+    # kernel spreading connections over them (as a Service spreads them over replicas); off,
+    # a second process on the port fails to start.
+    reuse_port: bool = False
     catalog_addr: str = "127.0.0.1:50051"
     session_addr: str = "127.0.0.1:50052"
     generation_addr: str = "127.0.0.1:50053"
