@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Collection
 
 import asyncpg
 from google.protobuf.message import Message
@@ -120,6 +121,23 @@ async def claim_event(
         .returning(processed.c.event_id)
     )
     return result.first() is not None
+
+
+async def claim_events(
+    session: AsyncSession, processed: Table, consumer: str, event_ids: Collection[str]
+) -> set[str]:
+    """Records many events as handled by `consumer` in one statement; returns the ids that were
+    not yet (the others are duplicates). Empty ids are not claimable and are left out."""
+    ids = sorted({i for i in event_ids if i})
+    if not ids:
+        return set()
+    result = await session.execute(
+        pg_insert(processed)
+        .values([{"consumer": consumer, "event_id": i} for i in ids])
+        .on_conflict_do_nothing()
+        .returning(processed.c.event_id)
+    )
+    return set(result.scalars())
 
 
 class OutboxRelay:
