@@ -13,9 +13,10 @@ Consumes, each with its own durable consumer and idempotent handler (claimed by 
 
 popularity_score is recomputed after each (service.popularity_score documents the formula).
 
-SessionCreated (one per create, the bulk of this work) is counted a batch at a time: the events
-that arrive within `INFOU_CATALOG_STATS_BATCH_SECONDS` are claimed and counted in one
-transaction of a few statements, whatever their number (libs' `batch_event_consumer`).
+SessionCreated (one per create, the bulk of this work) is counted a batch at a time: the first
+event and those arriving within `INFOU_CATALOG_STATS_BATCH_SECONDS` after it are claimed and
+counted in one transaction of a few statements, whatever their number (libs'
+`batch_event_consumer`).
 
 Statistics are exact per event, but their announcements are coalesced
 (`INFOU_CATALOG_STATS_ANNOUNCE_SECONDS`, 0 = every event): a topic announces at once when it

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Integer,
     any_,
-    column,
+    bindparam,
     func,
     or_,
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,8 +164,16 @@ async def add_usage(session: AsyncSession, uses: Mapping[int, int]) -> dict[int,
     main topic of each sub-topic found."""
     if not uses:
         return {}
-    added = values(column("id", Integer), column("n", Integer), name="added").data(
-        sorted(uses.items())
+    ids, counts = zip(*sorted(uses.items()), strict=True)
+    # Two array parameters (not a VALUES list) keep the statement the same for any batch, so
+    # SQLAlchemy compiles it once.
+    added = (
+        func.unnest(
+            bindparam("ids", list(ids), type_=ARRAY(Integer)),
+            bindparam("counts", list(counts), type_=ARRAY(Integer)),
+        )
+        .table_valued("id", "n")
+        .render_derived(name="added")
     )
     rows = await session.execute(
         update(CuratedSubTopic)

@@ -284,6 +284,8 @@ class DurableConsumer:
 
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
+# How long a batch's second fetch waits: long enough for the server to send what it holds.
+_TAKE_WAITING = 0.05
 
 
 @dataclass(kw_only=True)
@@ -291,9 +293,9 @@ class BatchDurableConsumer(DurableConsumer):
     """A durable pull consumer that takes its messages in batches, for handlers whose cost is
     mostly per transaction (round trips), not per message.
 
-    Each fetch takes up to `batch_size` messages, waiting at most `batch_wait` seconds for them
-    to arrive; `batch_handler` applies them together and they are all acked after it returns.
-    When it fails (a poison message, a transient error), each message of the batch goes
+    A batch is the first message(s) to arrive and what follows within `batch_wait` seconds, at
+    most `batch_size`; `batch_handler` applies them together and they are all acked after it
+    returns. When it fails (a poison message, a transient error), each message of the batch goes
     through `handler` alone, with DurableConsumer's ack / NAK with backoff / TERM, so one bad
     message delays the others once and never fails them. A batch of one goes straight there.
     `batch_handler` must be all or nothing (one transaction): a failed batch changed nothing.
@@ -311,7 +313,17 @@ class BatchDurableConsumer(DurableConsumer):
 
     async def _loop(self, sub: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
-            msgs = await self._fetch_batch(sub)
+            msgs = await self._fetch_batch(sub, self.batch_size, 1.0)
+            if msgs and len(msgs) < self.batch_size:
+                # A fetch returns as soon as anything is there; the rest of the batch is what
+                # arrives in the next batch_wait seconds (held by the server meanwhile).
+                try:
+                    await asyncio.sleep(self.batch_wait)
+                except asyncio.CancelledError:
+                    for msg in msgs:
+                        await self._hand_back(msg)
+                    raise
+                msgs += await self._fetch_batch(sub, self.batch_size - len(msgs), _TAKE_WAITING)
             if self._stopping.is_set():
                 for msg in msgs:  # fetched while stopping: hand back untouched
                     await self._hand_back(msg)
@@ -320,11 +332,13 @@ class BatchDurableConsumer(DurableConsumer):
             elif msgs:
                 await self._handle_batch(msgs)
 
-    async def _fetch_batch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        """What arrives within batch_wait (none: an empty list); a failed fetch is logged and
-        retried after a second."""
+    async def _fetch_batch(
+        self, sub: JetStreamContext.PullSubscription, most: int, wait: float
+    ) -> list[Msg]:
+        """Up to `most` messages, waiting at most `wait` seconds for the first (none: an empty
+        list); a failed fetch is logged and retried after a second."""
         try:
-            msgs: list[Msg] = await sub.fetch(self.batch_size, timeout=self.batch_wait)
+            msgs: list[Msg] = await sub.fetch(most, timeout=wait)
         except (TimeoutError, NatsTimeoutError):
             return []
         except Exception as exc:

@@ -18,6 +18,7 @@ import asyncpg
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -25,9 +26,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -131,9 +134,13 @@ async def claim_events(
     ids = sorted({i for i in event_ids if i})
     if not ids:
         return set()
+    # One array parameter (not a VALUES list): the same statement for any number of ids.
+    rows = select(
+        literal(consumer, String), func.unnest(bindparam("ids", ids, type_=ARRAY(String)))
+    )
     result = await session.execute(
         pg_insert(processed)
-        .values([{"consumer": consumer, "event_id": i} for i in ids])
+        .from_select(["consumer", "event_id"], rows)
         .on_conflict_do_nothing()
         .returning(processed.c.event_id)
     )
