@@ -289,3 +289,39 @@ async def test_batch_consumer_applies_a_batch_once_and_a_poison_message_alone(
         assert batches == [1, 1]  # after the failed batch: one by one
     finally:
         await consumer.stop()
+
+
+async def test_batch_consumer_waits_batch_wait_for_what_follows_the_first_message(
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
+) -> None:
+    _nc, js = nats
+    suffix = uuid.uuid4().hex[:8]
+    sessions, _, processed, _ = await _make_schema(database_url, f"linger_{suffix}")
+    batches: list[list[str]] = []
+
+    async def apply(session: AsyncSession, events: Sequence[events_pb2.SessionCreated]) -> None:  # noqa: ARG001 — effect signature
+        batches.append([e.session_id for e in events])
+
+    subject = f"events.test{suffix}.created"
+    routes = {subject: BatchRoute(events_pb2.SessionCreated, apply)}
+    consumer = batch_event_consumer(
+        js, f"linger-{suffix}", routes, sessions, processed, batch_wait=3.0
+    )
+    await consumer.start()
+    try:
+        await publish(js, subject, events_pb2.SessionCreated(session_id="sess_1"))
+        for _ in range(100):  # the first is in the consumer's hands, not yet applied
+            info = await js.consumer_info(EVENTS_STREAM, consumer.durable)
+            if info.num_ack_pending == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert batches == []
+        await asyncio.sleep(0.5)  # well past the first message, well within batch_wait
+        await publish(js, subject, events_pb2.SessionCreated(session_id="sess_2"))
+        for _ in range(200):
+            if batches:
+                break
+            await asyncio.sleep(0.05)
+        assert batches == [["sess_1", "sess_2"]]
+    finally:
+        await consumer.stop()
