@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_catalog.events import announce_pending, on_session_created
+from infou_catalog.events import announce_pending, on_sessions_created
 from infou_catalog.main import seed_command
 from infou_catalog.models import SCHEMA, MainTopic, outbox
 from infou_catalog.settings import CatalogSettings
@@ -52,8 +52,8 @@ async def _created(
     sessions: async_sessionmaker[AsyncSession], topic_id: int, window: float
 ) -> None:
     async with unit_of_work(sessions) as db:
-        await on_session_created(
-            db, events_pb2.SessionCreated(main_topic_id=topic_id), window_seconds=window
+        await on_sessions_created(
+            db, [events_pb2.SessionCreated(main_topic_id=topic_id)], window_seconds=window
         )
 
 

@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -11,7 +11,13 @@ from nats.js import JetStreamContext
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from infou_libs.consume import Route, consume_handler, event_consumer
+from infou_libs.consume import (
+    BatchRoute,
+    Route,
+    batch_event_consumer,
+    consume_handler,
+    event_consumer,
+)
 from infou_libs.db import create_engine, schema_metadata, session_factory, unit_of_work
 from infou_libs.errors import InvalidArgument
 from infou_libs.messaging import (
@@ -211,3 +217,111 @@ async def test_consume_path_rejects_what_can_never_succeed_and_claims_once(
         claimed = (await s.scalars(select(processed.c.event_id))).all()
     assert claimed == ["e-1"]
     assert prepared == ["sess_invalid", "sess_1"]
+
+
+async def test_batch_consumer_applies_a_batch_once_and_a_poison_message_alone(
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
+) -> None:
+    """Waiting events are applied as one batch (one transaction, a copy of an event counted
+    once); a batch with a message that can never succeed is retried one by one, so that
+    message alone is rejected and the others still count exactly once."""
+    _nc, js = nats
+    suffix = uuid.uuid4().hex[:8]
+    sessions, _, processed, counter = await _make_schema(database_url, f"batch_{suffix}")
+    async with unit_of_work(sessions) as s:
+        await s.execute(counter.insert().values(name="learners", value=0))
+    batches: list[int] = []
+
+    async def apply(session: AsyncSession, events: Sequence[events_pb2.SessionCreated]) -> None:
+        if any(e.session_id == "sess_invalid" for e in events):
+            raise InvalidArgument("no such session", field="session_id")
+        batches.append(len(events))
+        await session.execute(update(counter).values(value=counter.c.value + len(events)))
+
+    subject = f"events.test{suffix}.created"
+    durable = f"batch-{suffix}"
+
+    def batch_consumer() -> DurableConsumer:
+        routes = {subject: BatchRoute(events_pb2.SessionCreated, apply)}
+        return batch_event_consumer(js, durable, routes, sessions, processed, batch_wait=0.3)
+
+    async def send(session_id: str, event_id: str | None = None) -> str:
+        event_id = event_id or uuid.uuid4().hex
+        event = events_pb2.SessionCreated(session_id=session_id)
+        # A fresh Nats-Msg-Id: a copy JetStream's own de-duplication lets through.
+        headers = {EVENT_ID_HEADER: event_id, "Nats-Msg-Id": uuid.uuid4().hex}
+        await js.publish(subject, event.SerializeToString(), headers=headers)
+        return event_id
+
+    async def settled() -> tuple[int, int]:
+        for _ in range(200):
+            info = await js.consumer_info(EVENTS_STREAM, durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with sessions() as s:
+            value = int(await s.scalar(select(counter.c.value)) or 0)
+            claimed = int(await s.scalar(select(func.count()).select_from(processed)) or 0)
+        return value, claimed
+
+    # Waiting before the start, so the first fetch takes them together.
+    first = await send("sess_1")
+    await send("sess_2")
+    await send("sess_1", first)
+    consumer = batch_consumer()
+    await consumer.start()
+    try:
+        assert await settled() == (2, 2)
+        assert batches == [2]  # one batch of the two distinct events
+    finally:
+        await consumer.stop()
+
+    batches.clear()
+    await send("sess_3")
+    await send("sess_invalid")
+    await js.publish(subject, b"\xff garbled", headers={EVENT_ID_HEADER: uuid.uuid4().hex})
+    await send("sess_4")
+    await send("sess_2", first)  # a copy of an event applied in the earlier batch
+    consumer = batch_consumer()
+    await consumer.start()
+    try:
+        assert await settled() == (4, 4)  # sess_3 and sess_4 once; the two bad ones rejected
+        assert batches == [1, 1]  # after the failed batch: one by one
+    finally:
+        await consumer.stop()
+
+
+async def test_batch_consumer_waits_batch_wait_for_what_follows_the_first_message(
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
+) -> None:
+    _nc, js = nats
+    suffix = uuid.uuid4().hex[:8]
+    sessions, _, processed, _ = await _make_schema(database_url, f"linger_{suffix}")
+    batches: list[list[str]] = []
+
+    async def apply(session: AsyncSession, events: Sequence[events_pb2.SessionCreated]) -> None:  # noqa: ARG001 — effect signature
+        batches.append([e.session_id for e in events])
+
+    subject = f"events.test{suffix}.created"
+    routes = {subject: BatchRoute(events_pb2.SessionCreated, apply)}
+    consumer = batch_event_consumer(
+        js, f"linger-{suffix}", routes, sessions, processed, batch_wait=3.0
+    )
+    await consumer.start()
+    try:
+        await publish(js, subject, events_pb2.SessionCreated(session_id="sess_1"))
+        for _ in range(100):  # the first is in the consumer's hands, not yet applied
+            info = await js.consumer_info(EVENTS_STREAM, consumer.durable)
+            if info.num_ack_pending == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert batches == []
+        await asyncio.sleep(0.5)  # well past the first message, well within batch_wait
+        await publish(js, subject, events_pb2.SessionCreated(session_id="sess_2"))
+        for _ in range(200):
+            if batches:
+                break
+            await asyncio.sleep(0.05)
+        assert batches == [["sess_1", "sess_2"]]
+    finally:
+        await consumer.stop()

@@ -13,6 +13,11 @@ Consumes, each with its own durable consumer and idempotent handler (claimed by 
 
 popularity_score is recomputed after each (service.popularity_score documents the formula).
 
+SessionCreated (one per create, the bulk of this work) is counted a batch at a time: the first
+event and those arriving within `INFOU_CATALOG_STATS_BATCH_SECONDS` after it are claimed and
+counted in one transaction of a few statements, whatever their number (libs'
+`batch_event_consumer`).
+
 Statistics are exact per event, but their announcements are coalesced
 (`INFOU_CATALOG_STATS_ANNOUNCE_SECONDS`, 0 = every event): a topic announces at once when it
 has not announced within the window, otherwise it is marked pending, and `announce_pending`
@@ -27,7 +32,6 @@ import asyncio
 import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -38,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from infou_catalog import service
 from infou_catalog.models import MainTopic, outbox, processed_events
 from infou_libs import subjects
-from infou_libs.consume import Route, event_consumer
+from infou_libs.consume import BatchRoute, Route, batch_event_consumer, event_consumer
 from infou_libs.db import unit_of_work
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
@@ -138,17 +142,23 @@ def _occurred_at(ts: Timestamp) -> dt.datetime | None:
     return ts.ToDatetime(tzinfo=dt.UTC)
 
 
-async def on_session_created(
-    session: AsyncSession, event: events_pb2.SessionCreated, *, window_seconds: float = 0
+async def on_sessions_created(
+    session: AsyncSession, events: Sequence[events_pb2.SessionCreated], *, window_seconds: float = 0
 ) -> None:
-    topics = await service.record_session_created(
+    """Counts a batch of SessionCreated events (each a distinct event id) at once."""
+    changed = await service.record_sessions_created(
         session,
-        main_topic_id=event.main_topic_id,
-        curated_sub_topic_ids=event.curated_sub_topic_ids,
+        [service.SessionStarted(e.main_topic_id, e.curated_sub_topic_ids) for e in events],
     )
-    if topics:
+    if window_seconds <= 0:  # every event announces its own change
+        for topics in changed:
+            if topics:
+                await announce_change(session, topics, reason="session_created")
+        return
+    union = {t.id: t for topics in changed for t in topics}
+    if union:
         await announce_statistics(
-            session, topics, reason="session_created", window_seconds=window_seconds
+            session, list(union.values()), reason="session_created", window_seconds=window_seconds
         )
 
 
@@ -195,17 +205,21 @@ async def on_session_analytics_updated(
         )
 
 
-# A statistics handler: (transaction, event, *, window_seconds) → None.
+# A statistics handler: (transaction, event or batch of events, *, window_seconds) → None.
 Handler = Callable[..., Awaitable[None]]
 
 # durable consumer name (also the idempotency key) → its subject, payload and handler.
-_SUBSCRIPTIONS: tuple[tuple[str, str, type[Message], Handler], ...] = (
+# Counted a batch at a time (one per create: the bulk of the work), the handler takes a list.
+_BATCHED: tuple[tuple[str, str, type[Message], Handler], ...] = (
     (
         "catalog-session-created",
         subjects.SESSION_CREATED,
         events_pb2.SessionCreated,
-        on_session_created,
+        on_sessions_created,
     ),
+)
+# One event at a time.
+_ONE_BY_ONE: tuple[tuple[str, str, type[Message], Handler], ...] = (
     (
         "catalog-subtopics-generated",
         subjects.SUBTOPICS_GENERATED,
@@ -231,18 +245,34 @@ def statistics_consumers(
     js: JetStreamContext,
     sessions: async_sessionmaker[AsyncSession],
     announce_seconds: float = 0,
+    batch_seconds: float = 0.5,
 ) -> Sequence[DurableConsumer]:
     """One durable consumer per consumed subject, on libs' consume path (an undecodable or
-    invalid event is rejected, not retried); announcements coalesced per `announce_seconds`."""
-    routes: list[tuple[str, str, Route[Any]]] = [
-        (
+    invalid event is rejected, not retried); announcements coalesced per `announce_seconds`;
+    the batched subjects count the events that arrive within `batch_seconds` together."""
+    batched = [
+        batch_event_consumer(
+            js,
             durable,
-            subject,
-            Route(payload, functools.partial(handle, window_seconds=announce_seconds)),
+            {
+                subject: BatchRoute(
+                    payload, functools.partial(handle, window_seconds=announce_seconds)
+                )
+            },
+            sessions,
+            processed_events,
+            batch_wait=batch_seconds,
         )
-        for durable, subject, payload, handle in _SUBSCRIPTIONS
+        for durable, subject, payload, handle in _BATCHED
     ]
-    return [
-        event_consumer(js, durable, {subject: route}, sessions, processed_events)
-        for durable, subject, route in routes
+    one_by_one = [
+        event_consumer(
+            js,
+            durable,
+            {subject: Route(payload, functools.partial(handle, window_seconds=announce_seconds))},
+            sessions,
+            processed_events,
+        )
+        for durable, subject, payload, handle in _ONE_BY_ONE
     ]
+    return [*batched, *one_by_one]

@@ -25,6 +25,12 @@ def _announce_seconds(settings: CommonSettings) -> float:
     return settings.catalog_stats_announce_seconds if isinstance(settings, CatalogSettings) else 0
 
 
+def _batch_seconds(settings: CommonSettings) -> float:
+    if isinstance(settings, CatalogSettings):
+        return settings.catalog_stats_batch_seconds
+    return float(CatalogSettings.model_fields["catalog_stats_batch_seconds"].default)
+
+
 def _seed_dir(settings: CommonSettings) -> Path:
     seed_dir = settings.catalog_seed_dir if isinstance(settings, CatalogSettings) else None
     return seed_dir or SEED_DIR
@@ -67,7 +73,9 @@ SPEC = ServiceSpec(
     migrations_dir=MIGRATIONS,
     outbox=outbox,
     build=build,
-    consumers=lambda rt: statistics_consumers(rt.js, rt.sessions, _announce_seconds(rt.settings)),
+    consumers=lambda rt: statistics_consumers(
+        rt.js, rt.sessions, _announce_seconds(rt.settings), _batch_seconds(rt.settings)
+    ),
     commands={"seed": seed_command},
 )
 

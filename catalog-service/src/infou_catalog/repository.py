@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import any_, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_catalog.models import (
@@ -118,9 +129,22 @@ async def lock_topics(session: AsyncSession, topic_ids: Iterable[int]) -> list[M
     ids = sorted(set(topic_ids))
     if not ids:
         return []
+    return await _lock(session, MainTopic.id.in_(ids))
+
+
+async def lock_topics_of(
+    session: AsyncSession, topic_ids: Iterable[int], curated_ids: Iterable[int]
+) -> list[MainTopic]:
+    """lock_topics of the topics named and of those the curated sub-topics belong to, in one
+    statement."""
+    owners = select(CuratedSubTopic.main_topic_id).where(CuratedSubTopic.id.in_(list(curated_ids)))
+    return await _lock(session, or_(MainTopic.id.in_(list(topic_ids)), MainTopic.id.in_(owners)))
+
+
+async def _lock(session: AsyncSession, which: ColumnElement[bool]) -> list[MainTopic]:
     rows = await session.scalars(
         select(MainTopic)
-        .where(MainTopic.id.in_(ids))
+        .where(which)
         .order_by(MainTopic.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -135,12 +159,30 @@ async def topic_ids_of_curated(session: AsyncSession, ids: Iterable[int]) -> set
     return set(rows.all())
 
 
-async def add_usage(session: AsyncSession, curated_ids: Iterable[int]) -> None:
-    await session.execute(
-        update(CuratedSubTopic)
-        .where(CuratedSubTopic.id.in_(list(curated_ids)))
-        .values(usage_count=CuratedSubTopic.usage_count + 1)
+async def add_usage(session: AsyncSession, uses: Mapping[int, int]) -> dict[int, int]:
+    """Adds `uses[id]` to each curated sub-topic's usage_count in one statement; returns the
+    main topic of each sub-topic found."""
+    if not uses:
+        return {}
+    ids, counts = zip(*sorted(uses.items()), strict=True)
+    # Two array parameters (not a VALUES list) keep the statement the same for any batch, so
+    # SQLAlchemy compiles it once.
+    added = (
+        func.unnest(
+            bindparam("ids", list(ids), type_=ARRAY(Integer)),
+            bindparam("counts", list(counts), type_=ARRAY(Integer)),
+        )
+        .table_valued("id", "n")
+        .render_derived(name="added")
     )
+    rows = await session.execute(
+        update(CuratedSubTopic)
+        .where(CuratedSubTopic.id == added.c.id)
+        .values(usage_count=CuratedSubTopic.usage_count + added.c.n)
+        .returning(CuratedSubTopic.id, CuratedSubTopic.main_topic_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {int(curated_id): int(topic_id) for curated_id, topic_id in rows}
 
 
 async def get_rating(
@@ -153,17 +195,21 @@ async def curated_by_id(session: AsyncSession, curated_id: int) -> CuratedSubTop
     return await session.get(CuratedSubTopic, curated_id, populate_existing=True)
 
 
-async def topic_rating_sums(session: AsyncSession, topic_id: int) -> tuple[int, int]:
-    """(ratings counted, sum of their scores) over a topic's curated sub-topics."""
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(CuratedSubTopic.rating_count), 0),
-                func.coalesce(func.sum(CuratedSubTopic.rating_total), 0),
-            ).where(CuratedSubTopic.main_topic_id == topic_id)
+async def topic_rating_sums(
+    session: AsyncSession, topic_ids: Iterable[int]
+) -> dict[int, tuple[int, int]]:
+    """(ratings counted, sum of their scores) over each topic's curated sub-topics; a topic
+    without curated sub-topics is left out."""
+    rows = await session.execute(
+        select(
+            CuratedSubTopic.main_topic_id,
+            func.sum(CuratedSubTopic.rating_count),
+            func.sum(CuratedSubTopic.rating_total),
         )
-    ).one()
-    return int(row[0]), int(row[1])
+        .where(CuratedSubTopic.main_topic_id.in_(list(topic_ids)))
+        .group_by(CuratedSubTopic.main_topic_id)
+    )
+    return {int(topic_id): (int(n), int(total)) for topic_id, n, total in rows}
 
 
 async def get_completion(session: AsyncSession, session_id: str) -> SessionCompletion | None:

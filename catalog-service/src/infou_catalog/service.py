@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -210,9 +211,12 @@ def _quantize(value: float | Decimal, quantum: str) -> Decimal:
     return Decimal(str(value)).quantize(Decimal(quantum), rounding=ROUND_HALF_UP)
 
 
-async def _refresh_popularity(session: AsyncSession, topics: Iterable[MainTopic]) -> None:
+async def _refresh_popularity(session: AsyncSession, topics: Sequence[MainTopic]) -> None:
+    # The topics' changes are written with the transaction (one UPDATE per topic, after the
+    # caller's announcement state is set too); the rating sums query flushes the sub-topics'.
+    sums = await repository.topic_rating_sums(session, [t.id for t in topics])
     for topic in topics:
-        rating_count, rating_total = await repository.topic_rating_sums(session, topic.id)
+        rating_count, rating_total = sums.get(topic.id, (0, 0))
         topic.popularity_score = popularity_score(
             total_learners=topic.total_learners,
             avg_completion_rate=float(topic.avg_completion_rate),
@@ -220,25 +224,43 @@ async def _refresh_popularity(session: AsyncSession, topics: Iterable[MainTopic]
             rating_total=rating_total,
             generated_count=topic.generated_subtopic_count,
         )
-    await session.flush()
 
 
-async def record_session_created(
-    session: AsyncSession, *, main_topic_id: int, curated_sub_topic_ids: Iterable[int]
-) -> list[MainTopic]:
-    """A learning session started: one more learner for the topic, one more use per sub-topic."""
-    curated_ids = set(curated_sub_topic_ids)
-    topic_ids = {main_topic_id} | await repository.topic_ids_of_curated(session, curated_ids)
-    topics = await repository.lock_topics(session, topic_ids)
+@dataclass(frozen=True)
+class SessionStarted:
+    """The facts of one SessionCreated event that the catalog counts."""
+
+    main_topic_id: int
+    curated_sub_topic_ids: Sequence[int]
+
+
+async def record_sessions_created(
+    session: AsyncSession, started: Sequence[SessionStarted]
+) -> list[list[MainTopic]]:
+    """Learning sessions started: one more learner per session for its topic, one more use per
+    session for each curated sub-topic it names (once, however often it is listed).
+
+    Any number of sessions take the same few statements, so a batch of events costs about what
+    one does. Returns, per session, the topics its counts changed (locked, in id order).
+    """
+    learners = Counter(s.main_topic_id for s in started)
+    uses: Counter[int] = Counter()
+    for s in started:
+        uses.update(set(s.curated_sub_topic_ids))
+    topics = await repository.lock_topics_of(session, learners, uses)
     by_id = {t.id: t for t in topics}
-    if main_topic_id in by_id:
-        by_id[main_topic_id].total_learners += 1
-    else:
-        log.warning("stats_unknown_main_topic", main_topic_id=main_topic_id, fact="session")
-    if curated_ids:
-        await repository.add_usage(session, curated_ids)
+    for main_topic_id, n in learners.items():
+        if main_topic_id in by_id:
+            by_id[main_topic_id].total_learners += n
+        else:
+            log.warning("stats_unknown_main_topic", main_topic_id=main_topic_id, fact="session")
+    topic_of = await repository.add_usage(session, uses)
     await _refresh_popularity(session, topics)
-    return topics
+    changed = []
+    for s in started:
+        ids = {s.main_topic_id} | {topic_of[c] for c in s.curated_sub_topic_ids if c in topic_of}
+        changed.append([by_id[i] for i in sorted(ids) if i in by_id])
+    return changed
 
 
 async def record_subtopics_generated(

@@ -23,11 +23,17 @@ Slow work that must not hold a transaction open (an LLM call) goes in `route.pre
 after decoding, only when the event id is not claimed yet, and its result replaces the event as
 the effect's argument (the hook still gets the event). A consumer without a database (the
 gateway's cache invalidation) uses `decoding_handler`: decode → effect, nothing to claim.
+
+A consumer whose effect costs mostly round trips (counting statistics) declares `BatchRoute`s
+and takes `batch_event_consumer`: the events that arrive together are decoded, de-duplicated
+by event id, claimed in one statement and applied by one call of the route's effect, all in
+one transaction, then acked together. A batch that fails is retried one message at a time on
+the path above (the effect called with a list of one), so a poison message fails only itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -38,9 +44,16 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs.errors import InvalidArgument
-from infou_libs.messaging import DurableConsumer, Handler, PermanentError, event_id_of
+from infou_libs.messaging import (
+    BatchDurableConsumer,
+    BatchHandler,
+    DurableConsumer,
+    Handler,
+    PermanentError,
+    event_id_of,
+)
 from infou_libs.metrics import EVENTS_CONSUMED
-from infou_libs.outbox import claim_event
+from infou_libs.outbox import claim_event, claim_events
 from infou_libs.subjects import EVENTS_STREAM
 
 E = TypeVar("E", bound=Message)
@@ -144,4 +157,80 @@ def event_consumer(
         subjects=list(routes),
         handler=consume_handler(sessions, processed, durable, routes),
         concurrency=concurrency,
+    )
+
+
+@dataclass(frozen=True)
+class BatchRoute(Generic[E]):
+    """How one subject is consumed in batches: its payload type and an effect that applies
+    many events (each claimed once, in arrival order) in the caller's transaction."""
+
+    payload: type[E]
+    effect: Callable[[AsyncSession, Sequence[E]], Awaitable[None]]
+
+    def one_at_a_time(self) -> Route[E]:
+        """The same effect on the one-message path (a batch of one)."""
+
+        async def effect(db: AsyncSession, event: E) -> None:
+            await self.effect(db, [event])
+
+        return Route(self.payload, effect)
+
+
+def batch_consume_handler(
+    sessions: async_sessionmaker[AsyncSession],
+    processed: Table,
+    consumer: str,
+    routes: Mapping[str, BatchRoute[Any]],
+) -> BatchHandler:
+    """Applies a batch of events in one transaction, each event id once (see the module doc);
+    raises, changing nothing, when any message of the batch cannot be applied."""
+
+    async def handle(msgs: Sequence[Msg]) -> None:
+        batch: list[tuple[str, str, Message]] = []  # (subject, event id, event)
+        for msg in msgs:
+            route = routes.get(msg.subject)
+            if route is None:
+                raise PermanentError(f"unexpected subject {msg.subject}")
+            batch.append((msg.subject, event_id_of(msg), decode(msg, route.payload)))
+        async with sessions() as db, db.begin():
+            fresh = await claim_events(db, processed, consumer, [i for _, i, _ in batch])
+            by_subject: dict[str, list[Message]] = {}
+            for subject, event_id, event in batch:
+                if not event_id or event_id in fresh:
+                    fresh.discard(event_id)  # a second copy in the batch is a duplicate
+                    by_subject.setdefault(subject, []).append(event)
+            for subject, events in by_subject.items():
+                await routes[subject].effect(db, events)
+        applied = sum(len(events) for events in by_subject.values())
+        EVENTS_CONSUMED.labels(consumer, "processed").inc(applied)
+        if applied < len(batch):
+            EVENTS_CONSUMED.labels(consumer, "duplicate").inc(len(batch) - applied)
+
+    return handle
+
+
+def batch_event_consumer(
+    js: JetStreamContext,
+    durable: str,
+    routes: Mapping[str, BatchRoute[Any]],
+    sessions: async_sessionmaker[AsyncSession],
+    processed: Table,
+    *,
+    stream: str = EVENTS_STREAM,
+    batch_size: int = 64,
+    batch_wait: float = 0.5,
+) -> BatchDurableConsumer:
+    """A durable consumer of the routes' subjects that applies the events arriving within
+    `batch_wait` seconds (at most `batch_size`) together; its name is the idempotency key."""
+    single = {subject: route.one_at_a_time() for subject, route in routes.items()}
+    return BatchDurableConsumer(
+        js=js,
+        stream=stream,
+        durable=durable,
+        subjects=list(routes),
+        handler=consume_handler(sessions, processed, durable, single),
+        batch_handler=batch_consume_handler(sessions, processed, durable, routes),
+        batch_size=batch_size,
+        batch_wait=batch_wait,
     )

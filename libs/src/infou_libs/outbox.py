@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Collection
 
 import asyncpg
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -24,9 +26,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -120,6 +124,27 @@ async def claim_event(
         .returning(processed.c.event_id)
     )
     return result.first() is not None
+
+
+async def claim_events(
+    session: AsyncSession, processed: Table, consumer: str, event_ids: Collection[str]
+) -> set[str]:
+    """Records many events as handled by `consumer` in one statement; returns the ids that were
+    not yet (the others are duplicates). Empty ids are not claimable and are left out."""
+    ids = sorted({i for i in event_ids if i})
+    if not ids:
+        return set()
+    # One array parameter (not a VALUES list): the same statement for any number of ids.
+    rows = select(
+        literal(consumer, String), func.unnest(bindparam("ids", ids, type_=ARRAY(String)))
+    )
+    result = await session.execute(
+        pg_insert(processed)
+        .from_select(["consumer", "event_id"], rows)
+        .on_conflict_do_nothing()
+        .returning(processed.c.event_id)
+    )
+    return set(result.scalars())
 
 
 class OutboxRelay:
