@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Column,
     DateTime,
     Index,
     MetaData,
+    Select,
     String,
     Table,
     delete,
@@ -38,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs.crypto import EncryptedBytes
 from infou_libs.logging import get_logger
-from infou_libs.messaging import new_event_id, publish
+from infou_libs.messaging import Outgoing, new_event_id, publish_batch
 from infou_libs.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from infou_libs.telemetry import inject_headers
 
@@ -88,23 +92,38 @@ async def add_event(
 ) -> str:
     """Writes an event in the caller's transaction; it leaves with the commit, never before."""
     event_id = event_id or new_event_id()
-    written = (
-        insert(outbox)
-        .values(
-            event_id=event_id,
-            subject=subject,
-            payload=payload.SerializeToString(),
-            headers=inject_headers(),
-        )
-        .returning(outbox.c.event_id)
-        .cte("written")
-    )
-    # One round trip: the row and the notification (delivered on commit only: it wakes the
-    # relay without polling).
-    await session.execute(
-        select(func.pg_notify(notify_channel(str(outbox.schema)), "")).select_from(written)
-    )
+    await add_events(session, outbox, [(subject, payload, event_id)])
     return event_id
+
+
+async def add_events(
+    session: AsyncSession,
+    outbox: Table,
+    events: Sequence[tuple[str, Message] | tuple[str, Message, str]],
+    *,
+    along: Sequence[CTE] = (),
+) -> list[str]:
+    """Writes (subject, payload[, event id]) events in one statement; returns their event ids.
+
+    `along` are data-modifying CTEs (the state change the events announce) run in the same
+    statement: a use case that is this one statement is atomic even without a transaction.
+    """
+    rows = [_outbox_row(*event) for event in events]
+    written = insert(outbox).values(rows).returning(outbox.c.event_id).cte("written")
+    # One round trip: the rows and the notification (delivered on commit only: it wakes the
+    # relay without polling).
+    statement = select(func.pg_notify(notify_channel(str(outbox.schema)), "")).select_from(written)
+    await session.execute(statement.add_cte(*along) if along else statement)
+    return [row["event_id"] for row in rows]
+
+
+def _outbox_row(subject: str, payload: Message, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event_id or new_event_id(),
+        "subject": subject,
+        "payload": payload.SerializeToString(),
+        "headers": inject_headers(),
+    }
 
 
 async def claim_event(
@@ -147,6 +166,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._schema = str(outbox.schema)
+        self._claim = self._claim_statement()
 
     async def start(self) -> None:
         await self._listen()
@@ -195,37 +215,44 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publishes one batch of pending rows; returns how many were sent."""
-        o = self._outbox
         async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(o.c.id, o.c.event_id, o.c.subject, o.c.payload, o.c.headers)
-                    .where(o.c.published_at.is_(None))
-                    .order_by(o.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            for row in rows:
-                await publish(
-                    self._js,
-                    row.subject,
-                    bytes(row.payload),
-                    event_id=row.event_id,
-                    headers=dict(row.headers or {}),
-                )
-                EVENTS_PUBLISHED.labels(row.subject).inc()
+            # Claimed and marked sent in one statement: the mark commits only once every event
+            # of the batch is acked, and a failure rolls it back (the rows stay pending).
+            rows = (await session.execute(self._claim)).all()
             if rows:
-                await session.execute(
-                    update(o)
-                    .where(o.c.id.in_([r.id for r in rows]))
-                    .values(published_at=func.now())
+                await publish_batch(
+                    self._js,
+                    [
+                        Outgoing(row.subject, bytes(row.payload), row.event_id, row.headers)
+                        for row in rows
+                    ],
                 )
-            pending = await session.scalar(
-                select(func.count()).select_from(o).where(o.c.published_at.is_(None))
-            )
-        OUTBOX_PENDING.labels(self._schema).set(max(0, int(pending or 0) - len(rows)))
+        for row in rows:
+            EVENTS_PUBLISHED.labels(row.subject).inc()
+        # The count ran in the claiming statement's snapshot, before these rows were marked.
+        pending = rows[0].pending - len(rows) if rows else 0
+        OUTBOX_PENDING.labels(self._schema).set(max(0, pending))
         return len(rows)
+
+    def _claim_statement(self) -> Select[Any]:
+        o = self._outbox
+        unsent = o.c.published_at.is_(None)
+        batch = (
+            select(o.c.id)
+            .where(unsent)
+            .order_by(o.c.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = (
+            update(o)
+            .where(o.c.id.in_(batch.scalar_subquery()))
+            .values(published_at=func.now())
+            .returning(o.c.id, o.c.event_id, o.c.subject, o.c.payload, o.c.headers)
+            .cte("claimed")
+        )
+        pending = select(func.count()).select_from(o).where(unsent).scalar_subquery()
+        return select(claimed, pending.label("pending")).order_by(claimed.c.id)
 
     async def _clean(self) -> None:
         o = self._outbox
