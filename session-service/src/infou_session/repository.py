@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CTE, Column, Table, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import (
+    CallableColumnDefault,
+    DefaultGenerator,
+    ScalarElementColumnDefault,
+)
 
 from infou_session.models import (
     ACTIVE_STATUSES,
     ArticleVariant,
+    Base,
     GeneratedArticle,
     LearningSession,
 )
@@ -32,6 +39,34 @@ def active(counts: dict[str, int]) -> int:
 async def add(db: AsyncSession, *rows: object) -> None:
     db.add_all(rows)
     await db.flush()
+
+
+def insert_of(row: Base) -> CTE:
+    """A new row's INSERT as the ORM's flush would write it (the attributes set on it, column
+    defaults for the rest), as a CTE to run in another statement (`add_events(along=...)`)."""
+    state = inspect(row)
+    table = state.mapper.local_table
+    assert isinstance(table, Table)
+    values: dict[Column[Any], Any] = {}
+    for attr in state.mapper.column_attrs:
+        column, value = attr.columns[0], state.dict.get(attr.key)
+        assert isinstance(column, Column)
+        # Unset (or None from merely being read on the new row): the column's default, which
+        # an INSERT inside a CTE does not fill in itself; a server default is left to the server.
+        if value is None and column.default is not None:
+            value = _python_default(column.default)
+        if value is not None or (attr.key in state.dict and column.server_default is None):
+            values[column] = value
+    return insert(table).values(values).returning(*table.primary_key).cte(f"new_{table.name}")
+
+
+def _python_default(default: DefaultGenerator) -> Any:
+    """A column's Python-side default (a value, or a callable of no context); else None."""
+    if isinstance(default, ScalarElementColumnDefault):
+        return default.arg
+    if isinstance(default, CallableColumnDefault):
+        return default.arg(None)  # type: ignore[arg-type]  # ours take no context
+    return None
 
 
 async def session_by_token_hash(db: AsyncSession, token_hash: str) -> LearningSession | None:
