@@ -23,7 +23,7 @@ from infou_libs.messaging import (
     ensure_streams,
     publish,
 )
-from infou_libs.outbox import OutboxRelay, add_event, outbox_tables
+from infou_libs.outbox import OutboxRelay, add_event, add_events, outbox_tables
 from infou_protos.events.v1 import events_pb2
 
 
@@ -216,15 +216,23 @@ async def test_consume_path_rejects_what_can_never_succeed_and_claims_once(
 async def test_relay_publishes_a_batch_in_commit_order_and_marks_it_sent(
     database_url: str, nats: tuple[NatsClient, JetStreamContext]
 ) -> None:
-    """Events of several commits leave in one batch, in the order they were written, each once."""
+    """Events of several commits leave in batches, in the order they were written, each once."""
     nc, js = nats
     suffix = uuid.uuid4().hex[:8]
     subject = f"events.test{suffix}.ordered"
     producer, outbox, _, _ = await _make_schema(database_url, f"order_{suffix}")
-    for first in range(0, 12, 3):
+    for first in range(0, 12, 4):
         async with unit_of_work(producer) as s:
-            for n in range(first, first + 3):
-                await add_event(s, outbox, subject, events_pb2.SessionCreated(session_id=str(n)))
+            # One event alone, then three in one statement: the order they were given in.
+            await add_event(s, outbox, subject, events_pb2.SessionCreated(session_id=str(first)))
+            await add_events(
+                s,
+                outbox,
+                [
+                    (subject, events_pb2.SessionCreated(session_id=str(n)))
+                    for n in range(first + 1, first + 4)
+                ],
+            )
     received: list[str] = []
 
     async def on_message(msg: Msg) -> None:

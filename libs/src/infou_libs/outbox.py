@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -96,25 +98,60 @@ async def add_event(
     return event_id
 
 
+NewRow = tuple[Table, Mapping[str, Any]]  # a row to insert: its table, its values by column key
+
+
 async def add_events(
     session: AsyncSession,
     outbox: Table,
     events: Sequence[tuple[str, Message] | tuple[str, Message, str]],
     *,
-    along: Sequence[CTE] = (),
+    along: Sequence[NewRow] = (),
 ) -> list[str]:
     """Writes (subject, payload[, event id]) events in one statement; returns their event ids.
 
-    `along` are data-modifying CTEs (the state change the events announce) run in the same
-    statement: a use case that is this one statement is atomic even without a transaction.
+    `along` are rows (the state change the events announce) inserted by the same statement: a
+    use case that is this one statement is atomic even without a transaction.
     """
     rows = [_outbox_row(*event) for event in events]
-    written = insert(outbox).values(rows).returning(outbox.c.event_id).cte("written")
+    inserts = [*along, *((outbox, row) for row in rows)]
+    shape = tuple((table, tuple(values)) for table, values in inserts)
+    params = {
+        f"r{i}_{key}": value
+        for i, (_, values) in enumerate(inserts)
+        for key, value in values.items()
+    }
     # One round trip: the rows and the notification (delivered on commit only: it wakes the
     # relay without polling).
-    statement = select(func.pg_notify(notify_channel(str(outbox.schema)), "")).select_from(written)
-    await session.execute(statement.add_cte(*along) if along else statement)
+    await session.execute(_inserts_statement(outbox, shape), params)
     return [row["event_id"] for row in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _inserts_statement(
+    outbox: Table, shape: tuple[tuple[Table, tuple[str, ...]], ...]
+) -> Select[Any]:
+    # One statement object per shape, reused: SQLAlchemy then neither compiles it again nor
+    # recomputes its cache key (a multi-row VALUES would not be cached at all).
+    inserts: list[CTE] = []
+    previous_event: CTE | None = None
+    for i, (table, keys) in enumerate(shape):
+        values = {key: bindparam(f"r{i}_{key}", type_=table.c[key].type) for key in keys}
+        if table is not outbox:
+            inserts.append(insert(table).values(values).cte(f"r{i}"))
+            continue
+        if previous_event is None:
+            row = insert(table).values(values)
+        else:
+            # Each event's row is inserted after the previous one's (it selects from it), so
+            # their ids, the relay's order, follow the order they were given in.
+            row = insert(table).from_select(
+                list(values), select(*values.values()).select_from(previous_event)
+            )
+        previous_event = row.returning(outbox.c.id).cte(f"r{i}")
+        inserts.append(previous_event)
+    channel = notify_channel(str(outbox.schema))
+    return select(func.pg_notify(channel, "")).add_cte(*inserts)
 
 
 def _outbox_row(subject: str, payload: Message, event_id: str | None = None) -> dict[str, Any]:

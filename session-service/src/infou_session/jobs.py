@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_libs import subjects
-from infou_libs.outbox import add_event, add_events
+from infou_libs.outbox import NewRow, add_event, add_events
 from infou_protos.events.v1 import events_pb2
 from infou_session import generation_input, repository
 from infou_session.models import GeneratedArticle, LearningSession, outbox
@@ -59,12 +59,14 @@ async def enqueue_articles(
     session: LearningSession,
     articles: Sequence[GeneratedArticle],
     among: Sequence[GeneratedArticle] | None = None,
+    *,
+    along: Sequence[NewRow] = (),
 ) -> None:
     """One job per article of `articles` (positioned among `among`, all of them by default),
-    written in one statement."""
+    written in one statement (with `along`, as `add_events`)."""
     if articles:
         jobs = [article_job(session, a, among if among is not None else articles) for a in articles]
-        await add_events(db, outbox, jobs)
+        await add_events(db, outbox, jobs, along=along)
 
 
 def position_in_sub_topic(

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CTE, Column, Table, func, inspect, select
+from sqlalchemy import Column, Table, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState
 from sqlalchemy.sql.schema import (
     CallableColumnDefault,
     DefaultGenerator,
     ScalarElementColumnDefault,
 )
 
+from infou_libs.outbox import NewRow
 from infou_session.models import (
     ACTIVE_STATUSES,
     ArticleVariant,
@@ -36,28 +38,30 @@ def active(counts: dict[str, int]) -> int:
     return sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
 
 
-async def add(db: AsyncSession, *rows: object) -> None:
-    db.add_all(rows)
-    await db.flush()
+def new_rows(*rows: Base) -> list[NewRow]:
+    """New rows as the ORM's flush would insert them (the attributes set on each, column
+    defaults for the rest), to insert with the events that announce them (`add_events`)."""
+    rows_values: list[NewRow] = []
+    for row in rows:
+        state = inspect(row)
+        table = state.mapper.local_table
+        assert isinstance(table, Table)
+        rows_values.append((table, {c.key: v for c, v in _column_values(state).items()}))
+    return rows_values
 
 
-def insert_of(row: Base) -> CTE:
-    """A new row's INSERT as the ORM's flush would write it (the attributes set on it, column
-    defaults for the rest), as a CTE to run in another statement (`add_events(along=...)`)."""
-    state = inspect(row)
-    table = state.mapper.local_table
-    assert isinstance(table, Table)
+def _column_values(state: InstanceState[Any]) -> dict[Column[Any], Any]:
     values: dict[Column[Any], Any] = {}
     for attr in state.mapper.column_attrs:
         column, value = attr.columns[0], state.dict.get(attr.key)
         assert isinstance(column, Column)
-        # Unset (or None from merely being read on the new row): the column's default, which
-        # an INSERT inside a CTE does not fill in itself; a server default is left to the server.
+        # Unset (or None from merely being read on the new row): the column's default, which an
+        # INSERT inside a CTE does not fill in itself; a server default is left to the server.
         if value is None and column.default is not None:
             value = _python_default(column.default)
         if value is not None or (attr.key in state.dict and column.server_default is None):
             values[column] = value
-    return insert(table).values(values).returning(*table.primary_key).cte(f"new_{table.name}")
+    return values
 
 
 def _python_default(default: DefaultGenerator) -> Any:

@@ -215,13 +215,13 @@ async def on_curriculum_generated(
                 status=ArticleStatus.GENERATING.value,
             )
         )
-    await repository.add(db, *rows)
     session.curriculum_title = (event.title or "")[:300]
     session.curriculum_generated_at = _now()
     session.total_articles = len(rows)
     session.current_article_id = rows[0].id
     session.failure_reason = None
-    await jobs.enqueue_articles(db, session, rows)
+    # The articles and their jobs in one statement.
+    await jobs.enqueue_articles(db, session, rows, along=repository.new_rows(*rows))
     log.info("curriculum_stored", session_id=session.id, articles=len(rows))
     return progress.stamp(session, _settle(session, rows, before))
 

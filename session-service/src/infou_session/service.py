@@ -254,7 +254,7 @@ async def create_session(
             ),
             jobs.curriculum_job(row),
         ],
-        along=[repository.insert_of(row)],
+        along=repository.new_rows(row),
     )
     log.info("session_created", session_id=session_id, sub_topics=len(selection.sub_topics))
     return Created(
