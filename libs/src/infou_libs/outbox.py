@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from infou_libs.crypto import EncryptedBytes
 from infou_libs.logging import get_logger
@@ -170,12 +171,20 @@ async def claim_event(
     if not event_id:
         return True
     result = await session.execute(
+        _claim_statement(processed), {"consumer": consumer, "event_id": event_id}
+    )
+    return result.first() is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _claim_statement(processed: Table) -> ReturningInsert[tuple[str]]:
+    # Built once per table: SQLAlchemy reuses its cache key and compiled form.
+    return (
         pg_insert(processed)
-        .values(consumer=consumer, event_id=event_id)
+        .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
         .on_conflict_do_nothing()
         .returning(processed.c.event_id)
     )
-    return result.first() is not None
 
 
 class OutboxRelay:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, func, inspect, select
+from sqlalchemy import Column, Table, bindparam, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState
@@ -80,22 +80,26 @@ async def session_by_token_hash(db: AsyncSession, token_hash: str) -> LearningSe
     return result
 
 
+# The queries of every consumed result, built once: SQLAlchemy reuses their cache keys.
+_SESSION_BY_ID = select(LearningSession).where(LearningSession.id == bindparam("session_id"))
+_SESSION_BY_ID_LOCKED = _SESSION_BY_ID.with_for_update()
+_ARTICLES_OF = (
+    select(GeneratedArticle)
+    .where(GeneratedArticle.session_id == bindparam("session_id"))
+    .order_by(GeneratedArticle.order_num)
+)
+
+
 async def session_by_id(
     db: AsyncSession, session_id: str, *, for_update: bool = False
 ) -> LearningSession | None:
-    query = select(LearningSession).where(LearningSession.id == session_id)
-    if for_update:
-        query = query.with_for_update()
-    result: LearningSession | None = await db.scalar(query)
+    query = _SESSION_BY_ID_LOCKED if for_update else _SESSION_BY_ID
+    result: LearningSession | None = await db.scalar(query, {"session_id": session_id})
     return result
 
 
 async def articles_of(db: AsyncSession, session_id: str) -> Sequence[GeneratedArticle]:
-    rows = await db.scalars(
-        select(GeneratedArticle)
-        .where(GeneratedArticle.session_id == session_id)
-        .order_by(GeneratedArticle.order_num)
-    )
+    rows = await db.scalars(_ARTICLES_OF, {"session_id": session_id})
     return rows.all()
 
 
