@@ -29,7 +29,7 @@ from infou_libs.messaging import (
     ensure_streams,
     publish,
 )
-from infou_libs.outbox import OutboxRelay, add_event, outbox_tables
+from infou_libs.outbox import OutboxRelay, add_event, add_events, outbox_tables
 from infou_protos.events.v1 import events_pb2
 
 
@@ -325,3 +325,46 @@ async def test_batch_consumer_waits_batch_wait_for_what_follows_the_first_messag
         assert batches == [["sess_1", "sess_2"]]
     finally:
         await consumer.stop()
+
+
+async def test_relay_publishes_a_batch_in_commit_order_and_marks_it_sent(
+    database_url: str, nats: tuple[NatsClient, JetStreamContext]
+) -> None:
+    """Events of several commits leave in batches, in the order they were written, each once."""
+    nc, js = nats
+    suffix = uuid.uuid4().hex[:8]
+    subject = f"events.test{suffix}.ordered"
+    producer, outbox, _, _ = await _make_schema(database_url, f"order_{suffix}")
+    for first in range(0, 12, 4):
+        async with unit_of_work(producer) as s:
+            # One event alone, then three in one statement: the order they were given in.
+            await add_event(s, outbox, subject, events_pb2.SessionCreated(session_id=str(first)))
+            await add_events(
+                s,
+                outbox,
+                [
+                    (subject, events_pb2.SessionCreated(session_id=str(n)))
+                    for n in range(first + 1, first + 4)
+                ],
+            )
+    received: list[str] = []
+
+    async def on_message(msg: Msg) -> None:
+        received.append(events_pb2.SessionCreated.FromString(msg.data).session_id)
+
+    sub = await nc.subscribe(subject, cb=on_message)
+    relay = OutboxRelay(producer, outbox, js, database_url, batch_size=5)
+    try:
+        assert [await relay.relay_once() for _ in range(4)] == [5, 5, 2, 0]
+        for _ in range(100):
+            if len(received) == 12:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
+    assert received == [str(n) for n in range(12)]
+    async with producer() as s:
+        pending = await s.scalar(
+            select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+    assert pending == 0

@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Collection
+import functools
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from sqlalchemy import (
     ARRAY,
+    CTE,
     BigInteger,
     Column,
     DateTime,
     Index,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -39,10 +43,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from infou_libs.crypto import EncryptedBytes
 from infou_libs.logging import get_logger
-from infou_libs.messaging import new_event_id, publish
+from infou_libs.messaging import Outgoing, new_event_id, publish_batch
 from infou_libs.metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from infou_libs.telemetry import inject_headers
 
@@ -92,23 +97,73 @@ async def add_event(
 ) -> str:
     """Writes an event in the caller's transaction; it leaves with the commit, never before."""
     event_id = event_id or new_event_id()
-    written = (
-        insert(outbox)
-        .values(
-            event_id=event_id,
-            subject=subject,
-            payload=payload.SerializeToString(),
-            headers=inject_headers(),
-        )
-        .returning(outbox.c.event_id)
-        .cte("written")
-    )
-    # One round trip: the row and the notification (delivered on commit only: it wakes the
-    # relay without polling).
-    await session.execute(
-        select(func.pg_notify(notify_channel(str(outbox.schema)), "")).select_from(written)
-    )
+    await add_events(session, outbox, [(subject, payload, event_id)])
     return event_id
+
+
+NewRow = tuple[Table, Mapping[str, Any]]  # a row to insert: its table, its values by column key
+
+
+async def add_events(
+    session: AsyncSession,
+    outbox: Table,
+    events: Sequence[tuple[str, Message] | tuple[str, Message, str]],
+    *,
+    along: Sequence[NewRow] = (),
+) -> list[str]:
+    """Writes (subject, payload[, event id]) events in one statement; returns their event ids.
+
+    `along` are rows (the state change the events announce) inserted by the same statement: a
+    use case that is this one statement is atomic even without a transaction.
+    """
+    rows = [_outbox_row(*event) for event in events]
+    inserts = [*along, *((outbox, row) for row in rows)]
+    shape = tuple((table, tuple(values)) for table, values in inserts)
+    params = {
+        f"r{i}_{key}": value
+        for i, (_, values) in enumerate(inserts)
+        for key, value in values.items()
+    }
+    # One round trip: the rows and the notification (delivered on commit only: it wakes the
+    # relay without polling).
+    await session.execute(_inserts_statement(outbox, shape), params)
+    return [row["event_id"] for row in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _inserts_statement(
+    outbox: Table, shape: tuple[tuple[Table, tuple[str, ...]], ...]
+) -> Select[Any]:
+    # One statement object per shape, reused: SQLAlchemy then neither compiles it again nor
+    # recomputes its cache key (a multi-row VALUES would not be cached at all).
+    inserts: list[CTE] = []
+    previous_event: CTE | None = None
+    for i, (table, keys) in enumerate(shape):
+        values = {key: bindparam(f"r{i}_{key}", type_=table.c[key].type) for key in keys}
+        if table is not outbox:
+            inserts.append(insert(table).values(values).cte(f"r{i}"))
+            continue
+        if previous_event is None:
+            row = insert(table).values(values)
+        else:
+            # Each event's row is inserted after the previous one's (it selects from it), so
+            # their ids, the relay's order, follow the order they were given in.
+            row = insert(table).from_select(
+                list(values), select(*values.values()).select_from(previous_event)
+            )
+        previous_event = row.returning(outbox.c.id).cte(f"r{i}")
+        inserts.append(previous_event)
+    channel = notify_channel(str(outbox.schema))
+    return select(func.pg_notify(channel, "")).add_cte(*inserts)
+
+
+def _outbox_row(subject: str, payload: Message, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event_id or new_event_id(),
+        "subject": subject,
+        "payload": payload.SerializeToString(),
+        "headers": inject_headers(),
+    }
 
 
 async def claim_event(
@@ -118,12 +173,20 @@ async def claim_event(
     if not event_id:
         return True
     result = await session.execute(
+        _claim_statement(processed), {"consumer": consumer, "event_id": event_id}
+    )
+    return result.first() is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _claim_statement(processed: Table) -> ReturningInsert[tuple[str]]:
+    # Built once per table: SQLAlchemy reuses its cache key and compiled form.
+    return (
         pg_insert(processed)
-        .values(consumer=consumer, event_id=event_id)
+        .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
         .on_conflict_do_nothing()
         .returning(processed.c.event_id)
     )
-    return result.first() is not None
 
 
 async def claim_events(
@@ -172,6 +235,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._schema = str(outbox.schema)
+        self._claim = self._claim_statement()
 
     async def start(self) -> None:
         await self._listen()
@@ -220,37 +284,44 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publishes one batch of pending rows; returns how many were sent."""
-        o = self._outbox
         async with self._sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(o.c.id, o.c.event_id, o.c.subject, o.c.payload, o.c.headers)
-                    .where(o.c.published_at.is_(None))
-                    .order_by(o.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            for row in rows:
-                await publish(
-                    self._js,
-                    row.subject,
-                    bytes(row.payload),
-                    event_id=row.event_id,
-                    headers=dict(row.headers or {}),
-                )
-                EVENTS_PUBLISHED.labels(row.subject).inc()
+            # Claimed and marked sent in one statement: the mark commits only once every event
+            # of the batch is acked, and a failure rolls it back (the rows stay pending).
+            rows = (await session.execute(self._claim)).all()
             if rows:
-                await session.execute(
-                    update(o)
-                    .where(o.c.id.in_([r.id for r in rows]))
-                    .values(published_at=func.now())
+                await publish_batch(
+                    self._js,
+                    [
+                        Outgoing(row.subject, bytes(row.payload), row.event_id, row.headers)
+                        for row in rows
+                    ],
                 )
-            pending = await session.scalar(
-                select(func.count()).select_from(o).where(o.c.published_at.is_(None))
-            )
-        OUTBOX_PENDING.labels(self._schema).set(max(0, int(pending or 0) - len(rows)))
+        for row in rows:
+            EVENTS_PUBLISHED.labels(row.subject).inc()
+        # The count ran in the claiming statement's snapshot, before these rows were marked.
+        pending = rows[0].pending - len(rows) if rows else 0
+        OUTBOX_PENDING.labels(self._schema).set(max(0, pending))
         return len(rows)
+
+    def _claim_statement(self) -> Select[Any]:
+        o = self._outbox
+        unsent = o.c.published_at.is_(None)
+        batch = (
+            select(o.c.id)
+            .where(unsent)
+            .order_by(o.c.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = (
+            update(o)
+            .where(o.c.id.in_(batch.scalar_subquery()))
+            .values(published_at=func.now())
+            .returning(o.c.id, o.c.event_id, o.c.subject, o.c.payload, o.c.headers)
+            .cte("claimed")
+        )
+        pending = select(func.count()).select_from(o).where(unsent).scalar_subquery()
+        return select(claimed, pending.label("pending")).order_by(claimed.c.id)
 
     async def _clean(self) -> None:
         o = self._outbox

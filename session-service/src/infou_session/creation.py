@@ -10,6 +10,8 @@ the same key never both create: the second waits, finds the key taken and replay
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -81,7 +83,8 @@ async def create(
         learner_text=service.learner_text(request.personalization),
     )
     try:
-        async with unit_of_work(sessions) as db:
+        # Without a key the create is one statement, atomic on its own: no BEGIN and COMMIT.
+        async with unit_of_work(sessions) if key else _autocommit(sessions) as db:
             if key:
                 await idempotency.remember(db, idempotency_keys, key, request_hash, session_id)
             created = await service.create_session(
@@ -101,6 +104,14 @@ async def create(
                 return earlier, True
         raise
     return created, False
+
+
+@asynccontextmanager
+async def _autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement commits on its own (for a use case of one statement)."""
+    async with sessions() as db:
+        await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield db
 
 
 async def _replay(

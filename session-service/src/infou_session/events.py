@@ -39,7 +39,7 @@ from infou_libs.consume import Route, Routes, event_consumer
 from infou_libs.logging import get_logger
 from infou_libs.messaging import DurableConsumer
 from infou_protos.events.v1 import events_pb2
-from infou_session import results
+from infou_session import repository, results
 from infou_session.models import processed_events
 from infou_session.progress import ProgressMessage, ProgressPublisher
 from infou_session.topics import TopicDirectory
@@ -61,9 +61,20 @@ def progress_routes(
         await publisher.publish(str(event.session_id), messages)
 
     return {
-        subject: Route(payload, apply, after_commit)
+        subject: Route(payload, _writing_changes_at_once(apply), after_commit)
         for subject, (payload, apply) in handlers.items()
     }
+
+
+def _writing_changes_at_once(apply: Apply) -> Apply:
+    """The result's changes (its session row, its article) leave in one statement."""
+
+    async def effect(db: AsyncSession, event: Any) -> list[ProgressMessage]:
+        messages = await apply(db, event)
+        await repository.write_changes(db)
+        return messages
+
+    return effect
 
 
 HANDLERS: dict[str, tuple[type[Any], Apply]] = {

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from infou_libs import subjects
-from infou_libs.outbox import add_event
+from infou_libs.outbox import NewRow, add_event, add_events
 from infou_protos.events.v1 import events_pb2
 from infou_session import generation_input, repository
 from infou_session.models import GeneratedArticle, LearningSession, outbox
 
+Job = tuple[str, Message]
 
-async def enqueue_curriculum(db: AsyncSession, session: LearningSession) -> None:
+
+def curriculum_job(session: LearningSession) -> Job:
+    """The curriculum job of a session, for its outbox (`add_events`)."""
     context = generation_input.curriculum_context(session)
-    await add_event(
-        db,
-        outbox,
+    return (
         subjects.CURRICULUM_JOB,
         events_pb2.GenerateCurriculumJob(
             session_id=session.id,
@@ -32,17 +34,16 @@ async def enqueue_curriculum(db: AsyncSession, session: LearningSession) -> None
     )
 
 
-async def enqueue_article(
-    db: AsyncSession,
-    session: LearningSession,
-    article: GeneratedArticle,
-    articles: Sequence[GeneratedArticle],
-) -> None:
+async def enqueue_curriculum(db: AsyncSession, session: LearningSession) -> None:
+    await add_events(db, outbox, [curriculum_job(session)])
+
+
+def article_job(
+    session: LearningSession, article: GeneratedArticle, articles: Sequence[GeneratedArticle]
+) -> Job:
     order, total = position_in_sub_topic(article, articles)
     context = generation_input.article_context(session, article, order, total)
-    await add_event(
-        db,
-        outbox,
+    return (
         subjects.ARTICLE_JOB,
         events_pb2.GenerateArticleJob(
             session_id=session.id,
@@ -51,6 +52,21 @@ async def enqueue_article(
             attempt=session.generation_attempt or 0,
         ),
     )
+
+
+async def enqueue_articles(
+    db: AsyncSession,
+    session: LearningSession,
+    articles: Sequence[GeneratedArticle],
+    among: Sequence[GeneratedArticle] | None = None,
+    *,
+    along: Sequence[NewRow] = (),
+) -> None:
+    """One job per article of `articles` (positioned among `among`, all of them by default),
+    written in one statement (with `along`, as `add_events`)."""
+    if articles:
+        jobs = [article_job(session, a, among if among is not None else articles) for a in articles]
+        await add_events(db, outbox, jobs, along=along)
 
 
 def position_in_sub_topic(

@@ -215,14 +215,13 @@ async def on_curriculum_generated(
                 status=ArticleStatus.GENERATING.value,
             )
         )
-    await repository.add(db, *rows)
     session.curriculum_title = (event.title or "")[:300]
     session.curriculum_generated_at = _now()
     session.total_articles = len(rows)
     session.current_article_id = rows[0].id
     session.failure_reason = None
-    for row in rows:
-        await jobs.enqueue_article(db, session, row, rows)
+    # The articles and their jobs in one statement.
+    await jobs.enqueue_articles(db, session, rows, along=repository.new_rows(*rows))
     log.info("curriculum_stored", session_id=session.id, articles=len(rows))
     return progress.stamp(session, _settle(session, rows, before))
 
@@ -418,22 +417,19 @@ async def retry_session(db: AsyncSession, secret: str, session_id: str, token: s
     session.generation_attempt = (session.generation_attempt or 0) + 1
     if not facts.curriculum_ready:
         await jobs.enqueue_curriculum(db, session)
-    enqueued = 0
-    for article in articles:
-        if article.status == ArticleStatus.READY:
-            continue
+    again = [a for a in articles if a.status != ArticleStatus.READY]
+    for article in again:
         if article.status == ArticleStatus.FAILED:
             article.status = article_after(ArticleStatus.FAILED, Event.RETRY).value
             article.failure_reason = None
-        await jobs.enqueue_article(db, session, article, articles)
-        enqueued += 1
+    await jobs.enqueue_articles(db, session, again, among=articles)
     session.status = derive_status(_facts(session, articles, curriculum_failed=False)).value
     log.info(
         "session_retried",
         session_id=session.id,
         status=session.status,
         attempt=session.generation_attempt,
-        articles=enqueued,
+        articles=len(again),
     )
     messages = progress.stamp(session, [progress.generation_progress(session, articles)])
     return Retried(SessionView(session, articles), messages)

@@ -18,7 +18,7 @@ from infou_libs import limits, subjects
 from infou_libs.errors import Gone, InvalidArgument, NotFound, Unauthenticated
 from infou_libs.levels import LEVELS
 from infou_libs.logging import get_logger
-from infou_libs.outbox import add_event
+from infou_libs.outbox import add_events
 from infou_libs.protobuf import timestamp as _timestamp
 from infou_protos.events.v1 import events_pb2
 from infou_session import jobs, progress, repository, tokens
@@ -191,7 +191,8 @@ async def create_session(
     """Stores the session `initializing` with SessionCreated and its curriculum job.
 
     `estimated_cost_usd` is what admission held for it (else the settings' per-call figures).
-    The row is written once, complete (its first progress message numbered), in one INSERT.
+    The row is written once, complete (its first progress message numbered), in the one
+    statement that also writes both events: atomic without a transaction (creation.py).
     """
     now = _now()
     session_id = session_id or new_session_id()
@@ -231,23 +232,30 @@ async def create_session(
         created_at=now,
     )
     messages = progress.stamp(row, [progress.generation_progress(row, [])])
-    await repository.add(db, row)
-    await add_event(
+    # One statement: the row, SessionCreated and the curriculum job (atomic on its own).
+    await add_events(
         db,
         outbox,
-        subjects.SESSION_CREATED,
-        events_pb2.SessionCreated(
-            session_id=session_id,
-            main_topic_id=request.main_topic_id,
-            curated_sub_topic_ids=[s["id"] for s in selection.sub_topics if s["type"] == "curated"],
-            generated_sub_topic_ids=[
-                s["id"] for s in selection.sub_topics if s["type"] == "generated"
-            ],
-            level=request.level,
-            occurred_at=_timestamp(now),
-        ),
+        [
+            (
+                subjects.SESSION_CREATED,
+                events_pb2.SessionCreated(
+                    session_id=session_id,
+                    main_topic_id=request.main_topic_id,
+                    curated_sub_topic_ids=[
+                        s["id"] for s in selection.sub_topics if s["type"] == "curated"
+                    ],
+                    generated_sub_topic_ids=[
+                        s["id"] for s in selection.sub_topics if s["type"] == "generated"
+                    ],
+                    level=request.level,
+                    occurred_at=_timestamp(now),
+                ),
+            ),
+            jobs.curriculum_job(row),
+        ],
+        along=repository.new_rows(row),
     )
-    await jobs.enqueue_curriculum(db, row)
     log.info("session_created", session_id=session_id, sub_topics=len(selection.sub_topics))
     return Created(
         session=row,
