@@ -64,6 +64,11 @@ class AdmissionClient:
         except DomainError as exc:
             if exc.status in _DECIDED:
                 raise
+            # The answer was lost (a deadline, a reset), not necessarily the hold: give back
+            # whatever generation-service may have admitted, or it holds budget until it expires
+            # and, under overload, refuses later creates (releasing an unknown reference is a
+            # no-op).
+            await self.release(session_id)
             raise Unavailable("the LLM budget could not be checked just now; try again") from exc
         return float(granted.estimated_cost_usd)
 
