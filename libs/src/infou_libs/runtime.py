@@ -93,7 +93,10 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     """Runs the service until `stop` is set, then shuts down in reverse order."""
     await migrate(spec, settings)
     engine = create_engine(
-        settings.database_url, spec.schema, pool_size=settings.database_pool_size
+        settings.database_url,
+        spec.schema,
+        pool_size=settings.database_pool_size,
+        ping_idle_seconds=settings.database_ping_idle_seconds,
     )
     nc = await connect(settings.nats_url, f"infou-{spec.name}")
     js = nc.jetstream()

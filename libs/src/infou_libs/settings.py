@@ -20,6 +20,9 @@ class CommonSettings(BaseSettings):
     service_name: str = "infou"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/infou"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # A pooled connection idle this long is pinged (one round trip) before a use case gets it;
+    # 0 pings every reuse. Connections the server closed are caught at every checkout for free.
+    database_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
     # A direct (session) connection for what transaction pooling (PgBouncer) cannot carry:
     # migrations' advisory lock and the outbox relay's LISTEN. Empty: database_url.
     database_session_url: str = ""
