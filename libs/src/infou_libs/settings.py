@@ -34,6 +34,8 @@ class CommonSettings(BaseSettings):
     # Share of new traces recorded (parent-based: a sampled caller's trace is always continued).
     trace_sample_ratio: float = Field(default=0.05, ge=0, le=1)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    # The asyncio event loop of the gRPC services: uvloop (libuv), or the standard library's.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
     # On SIGTERM, jobs in hand get this long to finish (keep below terminationGracePeriodSeconds).
