@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from sqlalchemy import Table
@@ -93,7 +94,10 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
     """Runs the service until `stop` is set, then shuts down in reverse order."""
     await migrate(spec, settings)
     engine = create_engine(
-        settings.database_url, spec.schema, pool_size=settings.database_pool_size
+        settings.database_url,
+        spec.schema,
+        pool_size=settings.database_pool_size,
+        ping_idle_seconds=settings.database_ping_idle_seconds,
     )
     nc = await connect(settings.nats_url, f"infou-{spec.name}")
     js = nc.jetstream()
@@ -121,7 +125,12 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, stop: asyncio.Event
         )
         rt.tasks.append(asyncio.create_task(sweeping, name="retention"))
     metrics_port = start_metrics_server(settings.metrics_port)
-    log.info("service_ready", grpc_port=server.port, metrics_port=metrics_port)
+    log.info(
+        "service_ready",
+        grpc_port=server.port,
+        metrics_port=metrics_port,
+        event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+    )
     try:
         await stop.wait()
     finally:
@@ -184,14 +193,15 @@ def main(
     configure_logging(settings.service_name or spec.name, settings.log_level, settings.log_json)
     crypto.configure(settings.data_keys.get_secret_value())
     configure_tracing(spec.name, settings.otel_exporter_otlp_endpoint, settings.trace_sample_ratio)
+    run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
     if command == "migrate":
-        asyncio.run(migrate(spec, settings))
+        run(migrate(spec, settings))
     elif command == "serve":
-        asyncio.run(_serve_until_signal(spec, settings))
+        run(_serve_until_signal(spec, settings))
     elif command == "rotate-keys":
-        asyncio.run(rotate_keys(spec, settings))
+        run(rotate_keys(spec, settings))
     elif command in spec.commands:
-        asyncio.run(spec.commands[command](settings))
+        run(spec.commands[command](settings))
     else:
         known = ", ".join(["serve", "migrate", "rotate-keys", *spec.commands])
         print(f"unknown command {command!r}; known: {known}", file=sys.stderr)

@@ -20,6 +20,9 @@ class CommonSettings(BaseSettings):
     service_name: str = "infou"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/infou"
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # A pooled connection idle this long is pinged (one round trip) before a use case gets it;
+    # 0 pings every reuse. Connections the server closed are caught at every checkout for free.
+    database_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
     # A direct (session) connection for what transaction pooling (PgBouncer) cannot carry:
     # migrations' advisory lock and the outbox relay's LISTEN. Empty: database_url.
     database_session_url: str = ""
@@ -31,6 +34,8 @@ class CommonSettings(BaseSettings):
     # Share of new traces recorded (parent-based: a sampled caller's trace is always continued).
     trace_sample_ratio: float = Field(default=0.05, ge=0, le=1)
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    # The asyncio event loop of the gRPC services: uvloop (libuv), or the standard library's.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120)
     # On SIGTERM, jobs in hand get this long to finish (keep below terminationGracePeriodSeconds).
