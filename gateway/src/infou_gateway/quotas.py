@@ -87,25 +87,26 @@ class Quotas:
         QUOTA_DEGRADED_CHECKS.inc()
         return await check(self._memory)
 
-    async def hit(self, item: RateLimitItem, *ids: str) -> RateVerdict:
-        """Counts one use; refused when the window is full (the refused use is not counted)."""
-        return await self._verdict(item, ids, count=True)
+    async def hit(self, item: RateLimitItem, *ids: str) -> bool:
+        """Counts one use; False when the window is full (the refused use is not counted)."""
+        allowed: bool = await self._use(lambda limiter: limiter.hit(item, *ids))
+        return allowed
 
-    async def room(self, item: RateLimitItem, *ids: str) -> RateVerdict:
-        """Whether one more use would fit, without counting it."""
-        return await self._verdict(item, ids, count=False)
+    async def refusal_if_full(self, item: RateLimitItem, *ids: str) -> RateVerdict | None:
+        """None while one more use would fit (nothing counted); else the refusal's verdict.
 
-    async def _verdict(
-        self, item: RateLimitItem, ids: tuple[str, ...], *, count: bool
-    ) -> RateVerdict:
-        async def check(limiter: MovingWindowRateLimiter) -> RateVerdict:
-            use = limiter.hit if count else limiter.test
-            allowed = await use(item, *ids)
+        The window's statistics (for Retry-After) are read only for a refusal: one Redis round
+        trip per allowed check instead of two.
+        """
+
+        async def check(limiter: MovingWindowRateLimiter) -> RateVerdict | None:
+            if await limiter.test(item, *ids):
+                return None
             stats = await limiter.get_window_stats(item, *ids)
             reset = max(1, math.ceil(stats.reset_time - time.time()))
-            return RateVerdict(allowed, item.amount, max(0, stats.remaining), reset)
+            return RateVerdict(False, item.amount, max(0, stats.remaining), reset)
 
-        verdict: RateVerdict = await self._use(check)
+        verdict: RateVerdict | None = await self._use(check)
         return verdict
 
 
@@ -258,8 +259,8 @@ async def check_creation_room(state: Any, client: Client, kind: str) -> None:
     amount = client.quota(default, f"{kind}_per_day")
     if amount <= 0:
         return
-    verdict = await state.quotas.room(per_day(amount), kind, client.id)
-    if verdict.allowed:
+    verdict = await state.quotas.refusal_if_full(per_day(amount), kind, client.id)
+    if verdict is None:
         return
     RATE_LIMITED.labels(f"{kind}_per_day").inc()
     log.warning("daily_quota_reached", kind=kind, client=client.hashed_id)
