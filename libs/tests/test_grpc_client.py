@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog.testing
 
 from infou_libs.errors import DomainError, NotFound, Unavailable
 from infou_libs.grpc_client import ServiceClient
@@ -67,3 +68,18 @@ async def test_a_service_that_does_not_answer_is_unavailable() -> None:
         assert caught.value.status == grpc.StatusCode.UNAVAILABLE
     finally:
         await client.close()
+
+
+async def test_a_successful_call_logs_at_debug_and_a_failed_one_at_info(target: str) -> None:
+    """Every call is in the latency histogram; only a failed (or slow) one is an INFO line."""
+    client = ServiceClient(target, deadline=5.0)
+    get = client.channel.unary_unary("/test.Echo/Get", None, None)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await client.call(get, b"hello")
+            with pytest.raises(NotFound):
+                await client.call(get, b"missing")
+    finally:
+        await client.close()
+    calls = [(entry["log_level"], entry["code"]) for entry in logs if entry["event"] == "grpc_call"]
+    assert calls == [("debug", "OK"), ("info", "NOT_FOUND")]
