@@ -33,8 +33,7 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Literal, NoReturn
@@ -48,6 +47,7 @@ from infou_generation import budget, repository
 from infou_generation.content.moderation import ContentModeration, refuse_flagged
 from infou_generation.models import BudgetAdmission
 from infou_generation.settings import GenerationSettings
+from infou_libs.db import autocommit
 from infou_libs.errors import DomainError, InvalidArgument
 from infou_libs.logging import get_logger
 
@@ -268,18 +268,10 @@ class Admissions:
         )
         return granted
 
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncSession]:
-        """A session whose statements each commit on their own: for a use case of one statement,
-        which then needs no BEGIN and COMMIT round trips and holds no lock across one."""
-        async with self._sessions() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            yield session
-
     async def _admit(
         self, admission: BudgetAdmission, allowance: Decimal
     ) -> tuple[str, Decimal] | None:
-        async with self._autocommit() as session:
+        async with autocommit(self._sessions) as session:
             return await repository.admit(
                 await session.connection(), admission, limit=self._limit, allowance=allowance
             )
@@ -328,7 +320,7 @@ class Admissions:
 
     async def release(self, reference_id: str) -> Decimal:
         """Closes the reference's admission; returns what it held and did not spend."""
-        async with self._autocommit() as session:  # one UPDATE … RETURNING
+        async with autocommit(self._sessions) as session:  # one UPDATE … RETURNING
             closed = await repository.close_admission(session, reference_id)
         if closed is None:
             return Decimal(0)
@@ -339,7 +331,7 @@ class Admissions:
     async def _close_expired(self) -> bool:
         """Admissions past their hold stop holding (their session stalled or was lost); whether
         any did."""
-        async with self._autocommit() as session:  # one UPDATE … RETURNING
+        async with autocommit(self._sessions) as session:  # one UPDATE … RETURNING
             rows = await repository.close_expired_admissions(session)
         if rows:
             log.warning("budget_admissions_expired", count=len(rows))

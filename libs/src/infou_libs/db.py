@@ -118,6 +118,15 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
+@asynccontextmanager
+async def autocommit(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit on their own: for a use case of one statement,
+    which then needs no BEGIN and COMMIT round trips and holds no lock across one."""
+    async with factory() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 async def ping(engine: AsyncEngine) -> bool:
     """True when the database answers a trivial query."""
     try:

@@ -10,15 +10,13 @@ the same key never both create: the second waits, finds the key taken and replay
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infou_libs import idempotency
-from infou_libs.db import unit_of_work
+from infou_libs.db import autocommit, unit_of_work
 from infou_libs.errors import NotFound
 from infou_session import repository, service, tokens
 from infou_session.admission import AdmissionClient
@@ -84,7 +82,7 @@ async def create(
     )
     try:
         # Without a key the create is one statement, atomic on its own: no BEGIN and COMMIT.
-        async with unit_of_work(sessions) if key else _autocommit(sessions) as db:
+        async with unit_of_work(sessions) if key else autocommit(sessions) as db:
             if key:
                 await idempotency.remember(db, idempotency_keys, key, request_hash, session_id)
             created = await service.create_session(
@@ -104,14 +102,6 @@ async def create(
                 return earlier, True
         raise
     return created, False
-
-
-@asynccontextmanager
-async def _autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session whose every statement commits on its own (for a use case of one statement)."""
-    async with sessions() as db:
-        await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield db
 
 
 async def _replay(
