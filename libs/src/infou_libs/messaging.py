@@ -239,26 +239,31 @@ class DurableConsumer:
 
     async def _loop(self, sub: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer_fetch_failed", consumer=self.durable, error=str(exc))
-                await asyncio.sleep(1.0)
-                continue
-            for msg in msgs:
+            for msg in await self._fetch(sub, 1, 1.0):
                 if self._stopping.is_set():
                     # Fetched while stopping: hand it back untouched for another worker.
                     await self._hand_back(msg)
                     continue
                 await self._handle(msg)
 
+    async def _fetch(
+        self, sub: JetStreamContext.PullSubscription, most: int, wait: float
+    ) -> list[Msg]:
+        """Up to `most` messages, waiting at most `wait` seconds for the first (none: an empty
+        list); a failed fetch is logged and retried after a second."""
+        try:
+            msgs: list[Msg] = await sub.fetch(most, timeout=wait)
+        except (TimeoutError, NatsTimeoutError):
+            return []
+        except Exception as exc:
+            log.warning("consumer_fetch_failed", consumer=self.durable, error=str(exc))
+            await asyncio.sleep(1.0)
+            return []
+        return msgs
+
     async def _handle(self, msg: Msg) -> None:
         delivered = msg.metadata.num_delivered if msg.metadata else 1
-        keepalive = asyncio.create_task(self._keep_in_progress(msg))
+        keepalive = asyncio.create_task(self._keep_in_progress((msg,)))
         span_ctx = extract_context(msg.headers)
         try:
             with tracer(__name__).start_as_current_span(f"consume {msg.subject}", context=span_ctx):
@@ -309,12 +314,13 @@ class DurableConsumer:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(msg.nak(), 2.0)
 
-    async def _keep_in_progress(self, msg: Msg) -> None:
+    async def _keep_in_progress(self, msgs: Sequence[Msg]) -> None:
         # Long LLM calls outlive ack_wait; tell JetStream the job is alive.
         while True:
             await asyncio.sleep(self.ack_wait / 3)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
@@ -347,7 +353,7 @@ class BatchDurableConsumer(DurableConsumer):
 
     async def _loop(self, sub: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set():
-            msgs = await self._fetch_batch(sub, self.batch_size, 1.0)
+            msgs = await self._fetch(sub, self.batch_size, 1.0)
             if msgs and len(msgs) < self.batch_size:
                 # A fetch returns as soon as anything is there; the rest of the batch is what
                 # arrives in the next batch_wait seconds (held by the server meanwhile).
@@ -357,7 +363,7 @@ class BatchDurableConsumer(DurableConsumer):
                     for msg in msgs:
                         await self._hand_back(msg)
                     raise
-                msgs += await self._fetch_batch(sub, self.batch_size - len(msgs), _TAKE_WAITING)
+                msgs += await self._fetch(sub, self.batch_size - len(msgs), _TAKE_WAITING)
             if self._stopping.is_set():
                 for msg in msgs:  # fetched while stopping: hand back untouched
                     await self._hand_back(msg)
@@ -366,23 +372,8 @@ class BatchDurableConsumer(DurableConsumer):
             elif msgs:
                 await self._handle_batch(msgs)
 
-    async def _fetch_batch(
-        self, sub: JetStreamContext.PullSubscription, most: int, wait: float
-    ) -> list[Msg]:
-        """Up to `most` messages, waiting at most `wait` seconds for the first (none: an empty
-        list); a failed fetch is logged and retried after a second."""
-        try:
-            msgs: list[Msg] = await sub.fetch(most, timeout=wait)
-        except (TimeoutError, NatsTimeoutError):
-            return []
-        except Exception as exc:
-            log.warning("consumer_fetch_failed", consumer=self.durable, error=str(exc))
-            await asyncio.sleep(1.0)
-            return []
-        return msgs
-
     async def _handle_batch(self, msgs: Sequence[Msg]) -> None:
-        keepalive = asyncio.create_task(self._keep_batch_in_progress(msgs))
+        keepalive = asyncio.create_task(self._keep_in_progress(msgs))
         try:
             with tracer(__name__).start_as_current_span(
                 f"consume batch {self.durable}",
@@ -410,13 +401,6 @@ class BatchDurableConsumer(DurableConsumer):
                 await msg.ack()
         finally:
             keepalive.cancel()
-
-    async def _keep_batch_in_progress(self, msgs: Sequence[Msg]) -> None:
-        while True:
-            await asyncio.sleep(self.ack_wait / 3)
-            for msg in msgs:
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
 
 
 def _link(msg: Msg) -> trace.Link:
